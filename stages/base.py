@@ -1,0 +1,199 @@
+"""The stage contract: what the daemon runs, and what a stage may rely on.
+
+A stage is a plain object with a ``name``, a ``version``, a ``fingerprint`` of its inputs and a
+synchronous ``run``. The daemon calls ``run`` in a worker thread with a progress callback
+``(current, total, message)``; a test, a notebook or the CLI can call it just the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+Progress = Callable[[int, int, str], None]
+"""``progress(current, total, message)``: ``current`` of ``total`` units done."""
+
+Note = Callable[..., None]
+"""``note(message, **data)``: something worth an event (a truncated slide, a dropped phrase)."""
+
+
+class StageError(Exception):
+    """Base of the errors a stage raises on purpose."""
+
+
+class InputError(StageError):
+    """The user's input is wrong: fail now, and say what to fix."""
+
+
+class TransientError(StageError):
+    """A passing failure (network, 429, 5xx, engine down): retry with backoff.
+
+    ``retry_after`` (seconds), when the server said so, is honoured by the runner.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Cancelled(StageError):
+    """The job's cancellation token was set; the stage stopped cleanly."""
+
+
+def no_progress(current: int, total: int, message: str) -> None:
+    """A progress callback that ignores everything."""
+
+
+def no_note(message: str, **data: Any) -> None:
+    """A note callback that ignores everything."""
+
+
+@dataclass
+class JobContext:
+    """Everything a stage may know about the job it works on.
+
+    Attributes:
+        job_id: the job's id (also the name of its directory).
+        job_dir: ``<state>/jobs/<job_id>``; inputs and outputs live here.
+        settings: the resolved settings tree.
+        cache_dir: the cache shared by all jobs (clips, slides, bundles).
+        source: the claimed input file (``job_dir/source.<ext>``).
+        kind: the input kind: ``url``, ``article`` or ``script``.
+        cancel: set when the job is cancelled or timed out; long loops must check it.
+        note: records a ``stage.note`` event with a message and data.
+    """
+
+    job_id: str
+    job_dir: Path
+    settings: "Settings"
+    cache_dir: Path
+    source: Path
+    kind: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    note: Note = no_note
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`Cancelled` if the job's token is set."""
+        if self.cancel.is_set():
+            raise Cancelled(f"job {self.job_id} was cancelled")
+
+
+@dataclass
+class StageResult:
+    """What a run wrote. ``outputs`` may be job-relative or absolute (shared cache files)."""
+
+    outputs: list[Path]
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """The contract the daemon runs; see DESIGN.md, "The stage contract"."""
+
+    name: str
+    version: str
+    resource: str  # the slot it takes: "network", "tts", "render" or "cpu"
+
+    def fingerprint(self, job: JobContext) -> str: ...
+
+    def run(self, job: JobContext, progress: Progress) -> StageResult: ...
+
+
+# --- fingerprints -----------------------------------------------------------------------------
+
+
+def fingerprint_of(*parts: Any) -> str:
+    """The sha256 of the canonical JSON of ``parts`` (dicts sorted, paths as strings)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hash_or_none(path: Path) -> str | None:
+    """The sha256 of a file, or None when it does not exist (a missing upstream artifact)."""
+    try:
+        return file_sha256(path)
+    except FileNotFoundError:
+        return None
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: temp name in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 text atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> Path:
+    """Write JSON (UTF-8, indented, non-ASCII kept) atomically."""
+    return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def atomic_temp_path(path: Path) -> Path:
+    """A temporary sibling of ``path`` for tools that write files themselves (ffmpeg).
+
+    Pair with :func:`commit_temp`: ``os.replace`` of the finished temp onto ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def commit_temp(tmp: Path, path: Path) -> Path:
+    """fsync ``tmp`` and rename it onto ``path``."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(Path(path).parent)
+    return Path(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,334 @@
+"""The one settings tree: ``moviegen.toml`` plus ``MOVIEGEN_<SECTION>__<KEY>`` variables.
+
+No other module reads ``os.environ`` for configuration. Each stage reads its own section.
+Precedence: explicit arguments > environment > TOML file > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+Hex = str  # "#rrggbb" or "#rrggbbaa"
+
+
+class DaemonSettings(BaseModel):
+    max_jobs: int = Field(2, ge=1, description="jobs running at once")
+    slots: dict[str, int] = Field(
+        default_factory=lambda: {"render": 1, "tts": 1, "network": 4, "cpu": 2},
+        description="per-resource slots: a stage holds its resource's slot while it runs",
+    )
+    settle_seconds: float = Field(1.0, ge=0, description="size and mtime unchanged this long = file complete")
+    rescan_seconds: float = Field(5.0, gt=0, description="periodic inbox rescan (watchdog events can be missed)")
+    max_input_bytes: int = Field(20 * 1024 * 1024, gt=0, description="inbox files larger than this go to failed/")
+    retry_attempts: int = Field(3, ge=1, description="attempts per stage for TransientError")
+    retry_base_seconds: float = Field(2.0, ge=0, description="first backoff; doubles per attempt, with jitter")
+    retry_max_seconds: float = Field(60.0, ge=0)
+    stage_timeout_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"fetch": 120, "script": 600, "audio": 1800, "slides": 600, "video": 3600}
+    )
+    progress_interval_seconds: float = Field(1.0, ge=0, description="at most one stage.progress event this often")
+    shutdown_grace_seconds: float = Field(8.0, ge=0)
+
+
+class FetchSettings(BaseModel):
+    allow_private: bool = Field(False, description="allow private, loopback and link-local addresses")
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 60.0
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    user_agent: str = "Mozilla/5.0 (compatible; moviegen/0.1; +https://github.com/moviegen/moviegen)"
+
+
+class ScriptSettings(BaseModel):
+    writer: Literal["extractive", "llm"] = "extractive"
+    language: str = Field("ja", description="default language when the input does not say")
+    max_minutes: float = Field(5.0, gt=0, description="trim the script to about this long")
+    style: Literal["narration", "dialogue"] = "narration"
+
+
+class LLMSettings(BaseModel):
+    base_url: str = "https://openrouter.ai/api/v1"
+    model: str = ""
+    api_key: SecretStr | None = None
+    api_key_env: str | None = Field(None, description="name of an environment variable holding the key")
+    timeout: float = 120.0
+    max_input_tokens: int = 12000
+    temperature: float = 0.4
+
+
+class CharacterSettings(BaseModel):
+    base: Path
+    mouth_open: Path | None = None
+    eyes_closed: Path | None = None
+    position: Literal["left", "right", "center"] = "right"
+    height: float = Field(0.45, gt=0, le=1, description="character height as a fraction of the video height")
+
+
+class Persona(BaseModel):
+    id: str
+    name: str = ""
+    engine: Literal["openjtalk", "espeak", "voicevox"] | None = Field(
+        None, description="None: audio.engine"
+    )
+    speaker: int | str | None = Field(None, description="VOICEVOX style id, espeak voice, ...")
+    speed: float = 1.0
+    pitch: float = 0.0
+    intonation: float = 1.0
+    volume: float = 1.0
+    subtitle_color: Hex = "#ffffff"
+    character: CharacterSettings | None = None
+
+
+class PronunciationEntry(BaseModel):
+    surface: str
+    reading: str = Field(description="katakana")
+    accent: int | None = None
+    priority: int = Field(5, ge=0, le=10)
+
+
+class AudioSettings(BaseModel):
+    engine: Literal["openjtalk", "espeak", "voicevox"] = "openjtalk"
+    espeak_voice: str = "en"
+    sample_rate: int = 48000
+    loudness_target_db: float = Field(-20.0, description="RMS level of speech, dBFS")
+
+
+class VoicevoxSettings(BaseModel):
+    url: str = "http://127.0.0.1:50021"
+    speaker: int = 3
+    concurrency: int = Field(2, ge=1)
+    timeout: float = 60.0
+
+
+class ThemeSettings(BaseModel):
+    background: Hex = "#10233f"
+    accent: Hex = "#3fb68b"
+    text: Hex = "#f5f7fa"
+    font: str = Field("Noto Sans CJK JP", description="a fontconfig family or a path")
+    logo: Path | None = None
+
+
+class SafeAreaSettings(BaseModel):
+    subtitle_band: float = Field(0.22, ge=0, lt=1, description="lower band kept free, fraction of height")
+    corner_width: float = Field(0.22, ge=0, lt=0.5, description="lower corners kept free for characters")
+    corner_height: float = Field(0.5, ge=0, lt=1)
+    margin: float = Field(0.05, ge=0, lt=0.5)
+
+
+class ImageApiSettings(BaseModel):
+    base_url: str = "https://openrouter.ai/api/v1"
+    model: str = ""
+    api_key: SecretStr | None = None
+    api_key_env: str | None = None
+    form: Literal["chat", "images"] = "chat"
+    timeout: float = 120.0
+    attempts: int = 3
+
+
+class SlidesSettings(BaseModel):
+    backend: Literal["typeset", "image-api"] = "typeset"
+    safe_area: SafeAreaSettings = Field(default_factory=SafeAreaSettings)
+    image_api: ImageApiSettings = Field(default_factory=ImageApiSettings)
+    max_image_bytes: int = 20 * 1024 * 1024
+    min_image_size: int = 64
+    image_fit: Literal["cover", "contain"] = "contain"
+
+
+class BackgroundSettings(BaseModel):
+    type: Literal["color", "image", "video"] = "color"
+    value: Hex = "#000000"
+    path: Path | None = None
+    fit: Literal["cover", "contain"] = "cover"
+
+
+class BgmSettings(BaseModel):
+    path: Path | None = None
+    volume: float = Field(0.15, ge=0, le=2)
+    fade_in: float = 1.0
+    fade_out: float = 2.0
+    loop: bool = True
+    duck: bool = True
+    duck_volume: float = Field(0.4, ge=0, le=1, description="BGM gain under narration when ducking")
+
+
+class TimingSettings(BaseModel):
+    initial_pause: float = 1.0
+    section_pause: float = 1.0
+    speaker_change_pause: float = 0.5
+    ending_pause: float = 1.0
+    phrase_gap: float = Field(0.0, ge=0, description="pause between phrases of one speaker")
+
+
+class TransitionSettings(BaseModel):
+    type: Literal["fade", "slide", "wipe", "none"] = "fade"
+    duration: float = Field(0.5, ge=0)
+
+
+class SubtitleSettings(BaseModel):
+    font: str | None = Field(None, description="None: theme.font")
+    size: float = Field(0.055, gt=0, description="font size as a fraction of the video height")
+    max_lines: int = 2
+    outline: float = 0.004
+
+
+class VideoSettings(BaseModel):
+    renderer: Literal["ffmpeg", "remotion"] = "ffmpeg"
+    width: int = 1920
+    height: int = 1080
+    fps: int = 30
+    crf: int = 23
+    preset: str = "veryfast"
+    timing: TimingSettings = Field(default_factory=TimingSettings)
+    transition: TransitionSettings = Field(default_factory=TransitionSettings)
+    subtitles: SubtitleSettings = Field(default_factory=SubtitleSettings)
+    background: BackgroundSettings = Field(default_factory=BackgroundSettings)
+    bgm: BgmSettings = Field(default_factory=BgmSettings)
+
+
+class RemotionSettings(BaseModel):
+    node: str = "node"
+    browser_executable: Path = Path("/usr/bin/chromium")
+    concurrency: int = Field(1, ge=1, le=2)
+    timeout_seconds: float = 3600.0
+
+
+def _default_personas() -> list[Persona]:
+    return [Persona(id="narrator", name="ナレーター", subtitle_color="#ffffff")]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Load with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOVIEGEN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    home: Path = Field(default_factory=lambda: default_home())
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    script: ScriptSettings = Field(default_factory=ScriptSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    voicevox: VoicevoxSettings = Field(default_factory=VoicevoxSettings)
+    personas: list[Persona] = Field(default_factory=_default_personas)
+    default_persona: str = "narrator"
+    pronunciation: list[PronunciationEntry] = Field(default_factory=list)
+    slides: SlidesSettings = Field(default_factory=SlidesSettings)
+    theme: ThemeSettings = Field(default_factory=ThemeSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    remotion: RemotionSettings = Field(default_factory=RemotionSettings)
+
+    @field_validator("personas")
+    @classmethod
+    def _unique_personas(cls, personas: list[Persona]) -> list[Persona]:
+        ids = [p.id for p in personas]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate persona ids: {', '.join(dupes)}")
+        if not personas:
+            raise ValueError("at least one persona is needed")
+        return personas
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _TOML_PATH.get("path")
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    # --- derived paths --------------------------------------------------------------------
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def outbox(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def failed(self) -> Path:
+        return self.home / "failed"
+
+    @property
+    def done(self) -> Path:
+        return self.home / "done"
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state / "jobs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state / "cache"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state / "moviegen.db"
+
+    def persona(self, persona_id: str | None) -> Persona:
+        """The persona with this id; None means the default persona."""
+        wanted = persona_id or self.default_persona
+        for persona in self.personas:
+            if persona.id == wanted:
+                return persona
+        if persona_id is None:
+            return self.personas[0]
+        raise KeyError(persona_id)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The settings as plain data with secrets masked (for `doctor` and logs)."""
+        return self.model_dump(mode="json")
+
+
+_TOML_PATH: dict[str, Path | None] = {"path": None}
+
+
+def default_home() -> Path:
+    """``$MOVIEGEN_HOME``, else ``~/.local/share/moviegen``."""
+    env = os.environ.get("MOVIEGEN_HOME")
+    if env:
+        return Path(env)
+    return Path.home() / ".local" / "share" / "moviegen"
+
+
+def load_settings(config: Path | None = None, home: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings: explicit overrides > ``MOVIEGEN_*`` environment > TOML > defaults.
+
+    Args:
+        config: a TOML file; default ``<home>/moviegen.toml`` when it exists.
+        home: the daemon's home folder; default ``$MOVIEGEN_HOME`` or ``~/.local/share/moviegen``.
+        overrides: top-level fields, e.g. ``video={"width": 320, "height": 180}``.
+    """
+    resolved_home = Path(home) if home is not None else None
+    if config is None:
+        candidate = (resolved_home or default_home()) / "moviegen.toml"
+        config = candidate if candidate.is_file() else None
+    if resolved_home is not None:
+        overrides.setdefault("home", resolved_home)
+    _TOML_PATH["path"] = Path(config) if config is not None else None
+    try:
+        return Settings(**overrides)
+    finally:
+        _TOML_PATH["path"] = None

@@ -33,6 +33,10 @@ class DaemonSettings(BaseModel):
     )
     progress_interval_seconds: float = Field(1.0, ge=0, description="at most one stage.progress event this often")
     shutdown_grace_seconds: float = Field(8.0, ge=0)
+    stage_factory: str = Field(
+        "stages.pipeline:default_stages",
+        description="module:function returning the stages by name (tests plug in their own)",
+    )
 
 
 class FetchSettings(BaseModel):

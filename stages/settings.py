@@ -10,13 +10,19 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 Hex = str  # "#rrggbb" or "#rrggbbaa"
 
 
-class DaemonSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DaemonSettings(_Section):
     max_jobs: int = Field(2, ge=1, description="jobs running at once")
     slots: dict[str, int] = Field(
         default_factory=lambda: {"render": 1, "tts": 1, "network": 4, "cpu": 2},
@@ -39,7 +45,7 @@ class DaemonSettings(BaseModel):
     )
 
 
-class FetchSettings(BaseModel):
+class FetchSettings(_Section):
     allow_private: bool = Field(False, description="allow private, loopback and link-local addresses")
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
@@ -49,14 +55,14 @@ class FetchSettings(BaseModel):
     user_agent: str = "Mozilla/5.0 (compatible; moviegen/0.1; +https://github.com/moviegen/moviegen)"
 
 
-class ScriptSettings(BaseModel):
+class ScriptSettings(_Section):
     writer: Literal["extractive", "llm"] = "extractive"
     language: str = Field("ja", description="default language when the input does not say")
     max_minutes: float = Field(5.0, gt=0, description="trim the script to about this long")
     style: Literal["narration", "dialogue"] = "narration"
 
 
-class LLMSettings(BaseModel):
+class LLMSettings(_Section):
     base_url: str = "https://openrouter.ai/api/v1"
     model: str = ""
     api_key: SecretStr | None = None
@@ -66,7 +72,7 @@ class LLMSettings(BaseModel):
     temperature: float = 0.4
 
 
-class CharacterSettings(BaseModel):
+class CharacterSettings(_Section):
     base: Path
     mouth_open: Path | None = None
     eyes_closed: Path | None = None
@@ -74,7 +80,7 @@ class CharacterSettings(BaseModel):
     height: float = Field(0.45, gt=0, le=1, description="character height as a fraction of the video height")
 
 
-class Persona(BaseModel):
+class Persona(_Section):
     id: str
     name: str = ""
     engine: Literal["openjtalk", "espeak", "voicevox"] | None = Field(
@@ -89,28 +95,28 @@ class Persona(BaseModel):
     character: CharacterSettings | None = None
 
 
-class PronunciationEntry(BaseModel):
+class PronunciationEntry(_Section):
     surface: str
     reading: str = Field(description="katakana")
     accent: int | None = None
     priority: int = Field(5, ge=0, le=10)
 
 
-class AudioSettings(BaseModel):
+class AudioSettings(_Section):
     engine: Literal["openjtalk", "espeak", "voicevox"] = "openjtalk"
     espeak_voice: str = "en"
     sample_rate: int = 48000
     loudness_target_db: float = Field(-20.0, description="RMS level of speech, dBFS")
 
 
-class VoicevoxSettings(BaseModel):
+class VoicevoxSettings(_Section):
     url: str = "http://127.0.0.1:50021"
     speaker: int = 3
     concurrency: int = Field(2, ge=1)
     timeout: float = 60.0
 
 
-class ThemeSettings(BaseModel):
+class ThemeSettings(_Section):
     background: Hex = "#10233f"
     accent: Hex = "#3fb68b"
     text: Hex = "#f5f7fa"
@@ -118,14 +124,14 @@ class ThemeSettings(BaseModel):
     logo: Path | None = None
 
 
-class SafeAreaSettings(BaseModel):
+class SafeAreaSettings(_Section):
     subtitle_band: float = Field(0.22, ge=0, lt=1, description="lower band kept free, fraction of height")
     corner_width: float = Field(0.22, ge=0, lt=0.5, description="lower corners kept free for characters")
     corner_height: float = Field(0.5, ge=0, lt=1)
     margin: float = Field(0.05, ge=0, lt=0.5)
 
 
-class ImageApiSettings(BaseModel):
+class ImageApiSettings(_Section):
     base_url: str = "https://openrouter.ai/api/v1"
     model: str = ""
     api_key: SecretStr | None = None
@@ -135,7 +141,7 @@ class ImageApiSettings(BaseModel):
     attempts: int = 3
 
 
-class SlidesSettings(BaseModel):
+class SlidesSettings(_Section):
     backend: Literal["typeset", "image-api"] = "typeset"
     safe_area: SafeAreaSettings = Field(default_factory=SafeAreaSettings)
     image_api: ImageApiSettings = Field(default_factory=ImageApiSettings)
@@ -144,14 +150,14 @@ class SlidesSettings(BaseModel):
     image_fit: Literal["cover", "contain"] = "contain"
 
 
-class BackgroundSettings(BaseModel):
+class BackgroundSettings(_Section):
     type: Literal["color", "image", "video"] = "color"
     value: Hex = "#000000"
     path: Path | None = None
     fit: Literal["cover", "contain"] = "cover"
 
 
-class BgmSettings(BaseModel):
+class BgmSettings(_Section):
     path: Path | None = None
     volume: float = Field(0.15, ge=0, le=2)
     fade_in: float = 1.0
@@ -161,7 +167,7 @@ class BgmSettings(BaseModel):
     duck_volume: float = Field(0.4, ge=0, le=1, description="BGM gain under narration when ducking")
 
 
-class TimingSettings(BaseModel):
+class TimingSettings(_Section):
     initial_pause: float = 1.0
     section_pause: float = 1.0
     speaker_change_pause: float = 0.5
@@ -169,19 +175,19 @@ class TimingSettings(BaseModel):
     phrase_gap: float = Field(0.0, ge=0, description="pause between phrases of one speaker")
 
 
-class TransitionSettings(BaseModel):
+class TransitionSettings(_Section):
     type: Literal["fade", "slide", "wipe", "none"] = "fade"
     duration: float = Field(0.5, ge=0)
 
 
-class SubtitleSettings(BaseModel):
+class SubtitleSettings(_Section):
     font: str | None = Field(None, description="None: theme.font")
     size: float = Field(0.055, gt=0, description="font size as a fraction of the video height")
     max_lines: int = 2
     outline: float = 0.004
 
 
-class VideoSettings(BaseModel):
+class VideoSettings(_Section):
     renderer: Literal["ffmpeg", "remotion"] = "ffmpeg"
     width: int = 1920
     height: int = 1080
@@ -195,7 +201,7 @@ class VideoSettings(BaseModel):
     bgm: BgmSettings = Field(default_factory=BgmSettings)
 
 
-class RemotionSettings(BaseModel):
+class RemotionSettings(_Section):
     node: str = "node"
     browser_executable: Path = Path("/usr/bin/chromium")
     concurrency: int = Field(1, ge=1, le=2)

@@ -1,0 +1,41 @@
+"""Settings: the annotated example parses, and the environment overrides the file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from stages.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_annotated_example_is_valid(tmp_path: Path):
+    """samples/moviegen.toml, shown in the README, loads without error."""
+    settings = load_settings(config=ROOT / "samples" / "moviegen.toml", home=tmp_path)
+    assert [p.id for p in settings.personas] == ["zundamon", "metan"]
+    assert settings.persona(None).id == "zundamon"
+    assert settings.pronunciation[0].reading == "ムービージェン"
+
+
+def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """MOVIEGEN_<SECTION>__<KEY> wins over the TOML file in the home."""
+    shutil.copy(ROOT / "samples" / "moviegen.toml", tmp_path / "moviegen.toml")
+    monkeypatch.setenv("MOVIEGEN_VOICEVOX__SPEAKER", "8")
+    monkeypatch.setenv("MOVIEGEN_VIDEO__RENDERER", "remotion")
+    settings = load_settings(home=tmp_path)
+    assert settings.voicevox.speaker == 8
+    assert settings.video.renderer == "remotion"
+    assert settings.video.width == 1920
+    assert settings.db_path == tmp_path / "state" / "moviegen.db"
+
+
+def test_unknown_keys_are_refused(tmp_path: Path):
+    """A typo in the file is an error, not a silently ignored key."""
+    config = tmp_path / "moviegen.toml"
+    config.write_text("[video]\nwidht = 10\n", encoding="utf-8")
+    with pytest.raises(ValidationError):
+        load_settings(config=config, home=tmp_path)

@@ -1,0 +1,155 @@
+"""Line breaking for slides and subtitles: Japanese kinsoku rules, Latin words kept whole.
+
+A line never starts with a closing bracket, a full stop/comma, a prolonged sound mark or a small
+kana, and never ends with an opening bracket (JIS X 4051, the common "kinsoku shori" subset).
+Latin words (any run of non-space, non-CJK characters, with their punctuation) are never broken,
+unless a single word is wider than the line: then, and only then, it is split by characters.
+
+The width of a candidate line always comes from the caller's ``measure`` (e.g. Pillow's
+``ImageFont.getlength``), so kerning and proportional glyphs are counted as drawn.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Callable
+
+FORBIDDEN_START: str = (
+    "。、，．・：；？！゛゜ヽヾゝゞ々ー〜～」』）］｝〕〉》】〙〗’”"
+    "ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"
+    "‐゠–…‥"
+    ",.)]}!?:;%"
+)
+"""Characters that must not begin a line."""
+
+FORBIDDEN_END: str = "「『（［｛〔〈《【〘〖‘“([{"
+"""Characters that must not end a line."""
+
+Measure = Callable[[str], float]
+
+
+def wrap(text: str, max_width: float, measure: Measure) -> list[str]:
+    """Break ``text`` into lines no wider than ``max_width`` (as measured), following kinsoku.
+
+    Newlines in ``text`` are hard breaks. Spaces at the start or end of a line are dropped.
+    A unit (see :func:`tokens`) wider than a whole line is split by characters as a last resort,
+    still keeping forbidden characters off the start of a piece where possible.
+
+    Args:
+        text: the text to wrap.
+        max_width: the widest a line may be, in the units of ``measure``.
+        measure: the drawn width of a string.
+
+    Returns:
+        The lines, without trailing spaces. An empty text gives ``[]``.
+    """
+    lines: list[str] = []
+    for paragraph in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if paragraph.strip():
+            lines.extend(_wrap_paragraph(paragraph, max_width, measure))
+    return lines
+
+
+def tokens(text: str) -> list[str]:
+    """Split ``text`` into the units a line may not break inside.
+
+    A Latin word with its punctuation is one unit; each CJK character is one unit; each run of
+    spaces is one unit. A forbidden-start character is glued to the unit before it, and a
+    forbidden-end character to the unit after it, so breaking only between units obeys kinsoku.
+    """
+    merged: list[str] = []
+    carry = ""
+    for unit in _raw_units(text):
+        if not carry and merged and unit[0] in FORBIDDEN_START and not merged[-1].isspace():
+            merged[-1] += unit
+            continue
+        unit = carry + unit
+        carry = ""
+        if unit[-1] in FORBIDDEN_END:
+            carry = unit
+        else:
+            merged.append(unit)
+    if carry:
+        merged.append(carry)
+    return merged
+
+
+def is_cjk(char: str) -> bool:
+    """True for wide/full-width characters (kana, kanji, full-width punctuation) and half-width kana."""
+    return unicodedata.east_asian_width(char) in ("W", "F", "H")
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def _raw_units(text: str) -> list[str]:
+    units: list[str] = []
+    word = ""
+    for char in text:
+        if char.isspace():
+            if word:
+                units.append(word)
+                word = ""
+            if units and units[-1].isspace():
+                units[-1] += char
+            else:
+                units.append(char)
+        elif is_cjk(char):
+            if word:
+                units.append(word)
+                word = ""
+            units.append(char)
+        else:
+            word += char
+    if word:
+        units.append(word)
+    return units
+
+
+def _wrap_paragraph(paragraph: str, max_width: float, measure: Measure) -> list[str]:
+    lines: list[str] = []
+    line = ""
+    for unit in tokens(paragraph):
+        if unit.isspace():
+            if line:
+                line += unit
+            continue
+        candidate = line + unit
+        if measure(candidate.rstrip()) <= max_width:
+            line = candidate
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+        line = ""
+        if measure(unit) <= max_width:
+            line = unit
+        else:
+            pieces = _split_oversized(unit, max_width, measure)
+            lines.extend(pieces[:-1])
+            line = pieces[-1]
+    if line.strip():
+        lines.append(line.rstrip())
+    return lines
+
+
+def _split_oversized(unit: str, max_width: float, measure: Measure) -> list[str]:
+    """Split one unbreakable unit by characters: the last resort for a word wider than a line.
+
+    Kinsoku still binds the characters (a small kana stays with the one before it), so a piece may
+    exceed the width only when the line cannot even hold such a cluster; callers shrink the type.
+    """
+    clusters: list[str] = []
+    for char in unit:
+        if clusters and (char in FORBIDDEN_START or clusters[-1][-1] in FORBIDDEN_END):
+            clusters[-1] += char
+        else:
+            clusters.append(char)
+    pieces: list[str] = []
+    piece = ""
+    for cluster in clusters:
+        if piece and measure(piece + cluster) > max_width:
+            pieces.append(piece)
+            piece = ""
+        piece += cluster
+    pieces.append(piece)
+    return pieces

@@ -1,0 +1,139 @@
+"""Kinsoku line breaking and the fontconfig font finder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+from PIL import ImageFont
+
+from stages.fonts import FontNotFound, find_font, find_font_face, font_family_name
+from stages.linebreak import FORBIDDEN_END, FORBIDDEN_START, tokens, wrap
+
+
+def chars(text: str) -> float:
+    """A monospace measure: every character is one unit wide."""
+    return float(len(text))
+
+
+def test_forbidden_sets_cover_the_issue_list():
+    """The characters named in the issue are in the forbidden sets."""
+    for char in "。、」）ーぁぃぅぇぉっゃゅょァィゥェォッャュョ":
+        assert char in FORBIDDEN_START
+    for char in "「（":
+        assert char in FORBIDDEN_END
+
+
+def test_no_line_starts_with_closing_punctuation():
+    """A full stop that would start a line takes the character before it along (oidashi)."""
+    lines = wrap("あいうえお。かきくけこ」", 5, chars)
+    assert lines[:2] == ["あいうえ", "お。かきく"]
+    assert all(line[0] not in FORBIDDEN_START for line in lines)
+
+
+def test_no_line_ends_with_opening_bracket():
+    """An opening bracket moves to the next line with the word it opens."""
+    lines = wrap("あいうえ「かきくけこ」", 5, chars)
+    assert lines[0] == "あいうえ"
+    assert lines[1].startswith("「")
+
+
+def test_small_kana_and_long_vowel_stay_with_previous_character():
+    """Small kana and ー never start a line."""
+    for text in ["コーヒーコーヒーコーヒー", "きゃっきゃっきゃっきゃっ", "チョコレートケーキ"]:
+        for width in range(2, 8):
+            for line in wrap(text, width, chars):
+                assert line[0] not in FORBIDDEN_START, (text, width, line)
+
+
+def test_latin_words_are_never_broken():
+    """English text breaks between words only."""
+    text = "The quick brown fox jumps over the lazy dog, again and again."
+    lines = wrap(text, 16, chars)
+    assert " ".join(lines) == text
+    assert all(len(line) <= 16 for line in lines)
+
+
+def test_mixed_japanese_and_latin_keep_words_whole():
+    """A Latin word inside Japanese text is one unit."""
+    lines = wrap("今日はPythonとJavaScriptの話です。", 12, chars)
+    assert "".join(lines) == "今日はPythonとJavaScriptの話です。"
+    assert any("JavaScript" in line for line in lines)
+
+
+def test_a_word_wider_than_the_line_is_split_as_last_resort():
+    """Only a single over-long word is split by characters, every piece fitting."""
+    lines = wrap("Supercalifragilisticexpialidocious", 10, chars)
+    assert "".join(lines) == "Supercalifragilisticexpialidocious"
+    assert all(len(line) <= 10 for line in lines)
+
+
+def test_newlines_are_hard_breaks_and_spaces_are_trimmed():
+    """Newlines force breaks; lines carry no leading or trailing spaces."""
+    assert wrap("  one two  \nthree", 100, chars) == ["one two", "three"]
+    assert wrap("", 10, chars) == []
+
+
+def test_tokens_glue_kinsoku_characters():
+    """Forbidden-start characters join the unit before, forbidden-end the unit after."""
+    assert tokens("「はい」。") == ["「は", "い」。"]
+    assert tokens("Hello, world!") == ["Hello,", " ", "world!"]
+
+
+JA = st.text(alphabet="あいうえおかきくけこ漢字仮名。、」）ー「（っゃァヵabc XYZ", min_size=1, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=JA, width=st.integers(min_value=3, max_value=20))
+def test_property_kinsoku_holds_and_nothing_is_lost(text, width):
+    """For any text: no content is lost, lines fit, and kinsoku holds wherever it can."""
+    lines = wrap(text, width, chars)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    for i, line in enumerate(lines):
+        assert len(line) <= width or " " not in line and len(tokens(line)) == 1
+        if i > 0:
+            assert line[0] not in FORBIDDEN_START or not text.lstrip().startswith(line)
+        if i < len(lines) - 1:
+            assert line[-1] not in FORBIDDEN_END
+
+
+def test_wrap_with_a_real_font_measure():
+    """Measured with Noto Sans CJK, each line fits the width in pixels."""
+    font = ImageFont.truetype(str(find_font()), 40)
+    text = "保存ボタンを押すと、一瞬固まるのだ！原因はメインスレッドでの同期I/Oなのだ。"
+    lines = wrap(text, 400, font.getlength)
+    assert len(lines) >= 3
+    assert all(font.getlength(line) <= 400 for line in lines)
+    assert all(line[0] not in FORBIDDEN_START for line in lines)
+
+
+def test_find_font_default_covers_japanese():
+    """The default family resolves to a Noto Sans CJK file, regular and bold."""
+    regular = find_font()
+    bold = find_font(bold=True)
+    assert regular.is_file() and bold.is_file()
+    assert "CJK" in regular.name
+    assert regular != bold
+    assert font_family_name(regular) == "Noto Sans CJK JP"
+
+
+def test_find_font_accepts_a_file_path():
+    """A font file that covers Japanese is accepted as is, with its face index."""
+    face = find_font_face(str(find_font()))
+    assert face.path == find_font()
+    assert face.index == 0
+
+
+def test_font_without_japanese_is_refused_with_install_hint(tmp_path: Path):
+    """A Latin-only font, a missing file, or no fontconfig at all gives FontNotFound naming the package."""
+    for family in ["DejaVu Sans", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", str(tmp_path / "none.ttf")]:
+        with pytest.raises(FontNotFound, match="fonts-noto-cjk"):
+            find_font(family)
+
+
+def test_missing_fontconfig_gives_install_hint(monkeypatch):
+    """Without fc-match on PATH the error says what to install."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(FontNotFound, match="apt-get install fonts-noto-cjk"):
+        find_font("Some Family That Is Not Cached")

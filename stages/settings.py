@@ -53,6 +53,13 @@ class FetchSettings(_Section):
     max_bytes: int = 10 * 1024 * 1024
     max_redirects: int = 5
     user_agent: str = "Mozilla/5.0 (compatible; moviegen/0.1; +https://github.com/moviegen/moviegen)"
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names or IP networks (CIDR) reachable even when private, e.g. an intranet wiki",
+    )
+    min_text_chars: int = Field(
+        100, ge=0, description="trafilatura's MIN_EXTRACTED_SIZE; below this readability-lxml is tried too"
+    )
 
 
 class ScriptSettings(_Section):

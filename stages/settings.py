@@ -94,10 +94,14 @@ class Persona(_Section):
         None, description="None: audio.engine"
     )
     speaker: int | str | None = Field(None, description="VOICEVOX style id, espeak voice, ...")
-    speed: float = 1.0
-    pitch: float = 0.0
-    intonation: float = 1.0
-    volume: float = 1.0
+    speed: float = Field(1.0, gt=0, description="speaking rate; 1 = the voice's own (VOICEVOX speedScale)")
+    pitch: float = Field(
+        0.0, description="VOICEVOX pitchScale units (±0.15 typical); about 0.0145 per semitone elsewhere"
+    )
+    intonation: float = Field(1.0, ge=0, description="VOICEVOX intonationScale (other engines ignore it)")
+    volume: float = Field(1.0, gt=0, description="gain relative to audio.loudness_target_db (2 = +6 dB)")
+    pre_phoneme_length: float = Field(0.1, ge=0, description="silence before a phrase, seconds (VOICEVOX)")
+    post_phoneme_length: float = Field(0.1, ge=0, description="silence after a phrase, seconds (VOICEVOX)")
     subtitle_color: Hex = "#ffffff"
     character: CharacterSettings | None = None
 
@@ -114,6 +118,12 @@ class AudioSettings(_Section):
     espeak_voice: str = "en"
     sample_rate: int = 48000
     loudness_target_db: float = Field(-20.0, description="RMS level of speech, dBFS")
+    peak_ceiling_db: float = Field(-1.0, le=0, description="peak limiter ceiling, dBFS")
+    max_chunk_chars: int = Field(
+        150, ge=20, description="longer phrases are split at a natural break and synthesized in pieces"
+    )
+    max_phrase_chars: int = Field(3000, ge=20, description="a longer phrase is an InputError")
+    espeak_timeout: float = Field(60.0, gt=0, description="seconds per espeak-ng call")
 
 
 class VoicevoxSettings(_Section):

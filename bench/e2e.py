@@ -1,0 +1,171 @@
+"""End-to-end benchmark: the sample article through a real daemon, inbox to outbox.
+
+Usage: bench/e2e.py [ARTICLE] [--size WxH] [--renderer ffmpeg|remotion]
+
+Starts `moviegen run` as a subprocess in a fresh home, drops the article into the inbox, and waits
+for the MP4 in the outbox; then drops it again (the rerun: every stage cached or skipped but the
+render). Prints `name=value` lines: wall time, peak RSS of the daemon and its children (sampled from
+/proc), the video's duration, and per-stage seconds from the event log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("article", nargs="?", default=str(ROOT / "samples" / "ja-article.md"))
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--renderer", default="ffmpeg")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    home = Path(tempfile.mkdtemp(prefix="moviegen-bench-e2e-"))
+    (home / "moviegen.toml").write_text(
+        f'[daemon]\nsettle_seconds = 0.2\nrescan_seconds = 1.0\n'
+        f'[video]\nwidth = {width}\nheight = {height}\nrenderer = "{args.renderer}"\n',
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGEN_")}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "daemon", "run", "--home", str(home)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(home, daemon)
+        article = Path(args.article)
+        first = _drop_and_wait(home, daemon, article, "first")
+        second = _drop_and_wait(home, daemon, article, "rerun")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+    for label, result in (("first", first), ("rerun", second)):
+        for key, value in result.items():
+            print(f"{label}_{key}={value}")
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _wait_ready(home: Path, daemon: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    db = home / "state" / "moviegen.db"
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"the daemon exited with {daemon.returncode}")
+        if db.exists() and _query(db, "SELECT count(*) FROM events WHERE kind = 'daemon.started'")[0][0]:
+            return
+        time.sleep(0.1)
+    raise SystemExit("the daemon did not start")
+
+
+def _drop_and_wait(home: Path, daemon: subprocess.Popen, article: Path, tag: str) -> dict[str, object]:
+    db = home / "state" / "moviegen.db"
+    before = {row[0] for row in _query(db, "SELECT job_id FROM jobs")}
+    tmp = home / "inbox" / f".{tag}{article.suffix}.part"
+    shutil.copy(article, tmp)
+    started = time.monotonic()
+    os.rename(tmp, home / "inbox" / f"{tag}{article.suffix}")
+    peak_kb = 0
+    job_id = None
+    while True:
+        peak_kb = max(peak_kb, _tree_rss_kb(daemon.pid))
+        rows = _query(db, "SELECT job_id, state, error FROM jobs")
+        new = [row for row in rows if row[0] not in before]
+        if new:
+            job_id, state, error = new[0]
+            if state == "done":
+                break
+            if state in ("failed", "cancelled"):
+                raise SystemExit(f"job {job_id} {state}: {error}")
+        if daemon.poll() is not None:
+            raise SystemExit("the daemon died")
+        time.sleep(0.05)
+    wall = time.monotonic() - started
+    output = _query(db, "SELECT output FROM jobs WHERE job_id = ?", job_id)[0][0]
+    timeline = json.loads((home / "state" / "jobs" / job_id / "timeline.json").read_text(encoding="utf-8"))
+    result: dict[str, object] = {
+        "wall_seconds": round(wall, 2),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "video_seconds": round(float(timeline["duration"]), 2),
+        "output": output,
+    }
+    for stage, seconds, skipped in _stage_seconds(db, job_id):
+        result[f"stage_{stage}_seconds"] = round(seconds, 3)
+        if skipped:
+            result[f"stage_{stage}_skipped"] = 1
+    notes = _query(db, "SELECT data FROM events WHERE job_id = ? AND kind = 'stage.note' AND stage = 'audio'", job_id)
+    for (data,) in notes:
+        payload = json.loads(data or "{}")
+        if "synthesized" in payload:
+            result["audio_clips_synthesized"] = payload["synthesized"]
+            result["audio_clips_cached"] = payload.get("cached", 0)
+    return result
+
+
+def _stage_seconds(db: Path, job_id: str) -> list[tuple[str, float, bool]]:
+    rows = _query(db, "SELECT kind, stage, at FROM events WHERE job_id = ? AND stage IS NOT NULL ORDER BY seq", job_id)
+    started: dict[str, float] = {}
+    out = []
+    for kind, stage, at in rows:
+        moment = _epoch(at)
+        if kind == "stage.started":
+            started[stage] = moment
+        elif kind in ("stage.finished", "stage.skipped"):
+            out.append((stage, moment - started.get(stage, moment), kind == "stage.skipped"))
+    return out
+
+
+def _epoch(at: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
+
+
+def _query(db: Path, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """RSS of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        ppid = int(fields.get("PPid", "0").strip() or 0)
+        children.setdefault(ppid, []).append(int(entry.name))
+        rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0] or 0)
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += rss.get(current, 0)
+        stack.extend(children.get(current, []))
+    return total
+
+
+if __name__ == "__main__":
+    main()

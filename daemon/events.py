@@ -1,0 +1,458 @@
+"""The event log: an append-only SQLite table of what happened, and the ``jobs`` projection.
+
+Every change to a job is an event. The ``jobs`` table is the fold of the events, updated in the
+same transaction as the event that changes it, so the two can never disagree; ``rebuild_jobs``
+recomputes it from scratch with the same :func:`fold`. One file, WAL mode: the daemon writes, CLI
+processes read (and write ``requests``) at the same time.
+
+Job fields the fold reads from event data (so a rebuild never depends on code that may change):
+
+- ``job.submitted``  ``source``, ``kind`` (plus anything else, e.g. ``sha256``, ``name``)
+- ``job.started``    ``stage``: the state it starts in (the first stage, or the one it resumes at)
+- ``stage.finished`` / ``stage.skipped``  ``next``: the state the job moves to (None: stays)
+- ``job.retry_scheduled``  ``stage``: the state it resumes at (None: queued)
+- ``stage.progress`` and others: ``percent``, ``message`` when present
+- ``job.failed`` / ``stage.failed``  ``error``; ``job.finished``  ``output``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import sqlite_utils
+
+EVENT_KINDS = {
+    "job.submitted",
+    "job.started",
+    "stage.started",
+    "stage.progress",
+    "stage.skipped",
+    "stage.finished",
+    "stage.failed",
+    "stage.note",
+    "job.retry_scheduled",
+    "job.finished",
+    "job.failed",
+    "job.cancelled",
+    "daemon.started",
+    "daemon.stopped",
+}
+TERMINAL_STATES = {"done", "failed", "cancelled"}
+RUNNING_STATES = ("fetch", "script", "audio", "slides", "video")
+JOB_COLUMNS = (
+    "job_id",
+    "source",
+    "kind",
+    "state",
+    "stage",
+    "percent",
+    "message",
+    "error",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "output",
+)
+REQUEST_COMMANDS = {"cancel", "retry"}
+
+
+class UnknownEventKind(ValueError):
+    """An event kind outside :data:`EVENT_KINDS`."""
+
+
+class AmbiguousJobId(LookupError):
+    """A job id prefix that matches more than one job."""
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 UTC with microseconds (the ``at`` of events)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+# --- the fold ---------------------------------------------------------------------------------
+
+
+def fold(events: Iterable[dict]) -> dict[str, dict]:
+    """The ``jobs`` rows, by job id, that a sequence of events (in ``seq`` order) produces.
+
+    Pure: the same events always give the same rows. Events of unknown jobs (no
+    ``job.submitted`` yet) and daemon events change nothing.
+    """
+    rows: dict[str, dict] = {}
+    for event in events:
+        job_id = event.get("job_id")
+        if job_id is None:
+            continue
+        row = apply_event(rows.get(job_id), event)
+        if row is not None:
+            rows[job_id] = row
+    return rows
+
+
+def apply_event(row: dict | None, event: dict) -> dict | None:
+    """One step of the fold: the job's row after ``event`` (a new dict; ``row`` is not changed)."""
+    kind = event["kind"]
+    data = event.get("data") or {}
+    if kind == "job.submitted":
+        return {
+            "job_id": event["job_id"],
+            "source": data.get("source"),
+            "kind": data.get("kind"),
+            "state": "queued",
+            "stage": None,
+            "percent": 0.0,
+            "message": data.get("message", "queued"),
+            "error": None,
+            "attempts": 0,
+            "created_at": event["at"],
+            "updated_at": event["at"],
+            "output": None,
+        }
+    if row is None:
+        return None
+    row = dict(row, updated_at=event["at"])
+    stage = event.get("stage")
+    _STEPS.get(kind, _no_change)(row, stage, data)
+    if "percent" in data and data["percent"] is not None:
+        row["percent"] = float(data["percent"])
+    if "message" in data and kind != "stage.note":
+        row["message"] = data["message"]
+    return row
+
+
+def _no_change(row: dict, stage: str | None, data: dict) -> None:
+    pass
+
+
+def _started(row: dict, stage: str | None, data: dict) -> None:
+    row["attempts"] = (row["attempts"] or 0) + 1
+    row["error"] = None
+    row["output"] = None
+    if data.get("stage"):
+        row["state"] = row["stage"] = data["stage"]
+    row["message"] = "started"
+
+
+def _stage_started(row: dict, stage: str | None, data: dict) -> None:
+    row["state"] = row["stage"] = stage
+    row["message"] = f"{stage} running"
+
+
+def _stage_done(row: dict, stage: str | None, data: dict) -> None:
+    nxt = data.get("next")
+    row["state"] = row["stage"] = nxt or stage
+    row["message"] = f"{stage} {'skipped' if data.get('skipped') else 'finished'}"
+
+
+def _stage_skipped(row: dict, stage: str | None, data: dict) -> None:
+    _stage_done(row, stage, dict(data, skipped=True))
+
+
+def _stage_failed(row: dict, stage: str | None, data: dict) -> None:
+    row["stage"] = stage
+    row["error"] = data.get("error")
+    row["message"] = f"{stage} failed" + (", will retry" if data.get("retry_in") is not None else "")
+
+
+def _retry_scheduled(row: dict, stage: str | None, data: dict) -> None:
+    row["state"] = data.get("stage") or "queued"
+    row["stage"] = data.get("stage")
+    row["error"] = None
+    row["output"] = None
+    row["message"] = "retry scheduled"
+
+
+def _finished(row: dict, stage: str | None, data: dict) -> None:
+    row["state"] = "done"
+    row["percent"] = 100.0
+    row["output"] = data.get("output")
+    row["message"] = "done"
+
+
+def _failed(row: dict, stage: str | None, data: dict) -> None:
+    row["state"] = "failed"
+    row["stage"] = data.get("stage", stage)
+    row["error"] = data.get("error")
+    row["message"] = f"failed in {row['stage']}" if row["stage"] else "failed"
+
+
+def _cancelled(row: dict, stage: str | None, data: dict) -> None:
+    row["state"] = "cancelled"
+    row["message"] = "cancelled"
+
+
+_STEPS: dict[str, Callable[[dict, str | None, dict], None]] = {
+    "job.started": _started,
+    "stage.started": _stage_started,
+    "stage.finished": _stage_done,
+    "stage.skipped": _stage_skipped,
+    "stage.failed": _stage_failed,
+    "job.retry_scheduled": _retry_scheduled,
+    "job.finished": _finished,
+    "job.failed": _failed,
+    "job.cancelled": _cancelled,
+}
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, job_id TEXT,"
+        " kind TEXT NOT NULL, stage TEXT, data TEXT NOT NULL DEFAULT '{}')"
+    )
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, source TEXT, kind TEXT, state TEXT,"
+        " stage TEXT, percent REAL, message TEXT, error TEXT, attempts INTEGER, created_at TEXT,"
+        " updated_at TEXT, output TEXT)"
+    )
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    # CLI processes ask the daemon for cancel/retry through this table; it is not part of the log.
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
+        " job_id TEXT NOT NULL, command TEXT NOT NULL, taken_at TEXT)"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq)")
+    db.execute("CREATE INDEX IF NOT EXISTS events_kind ON events (kind)")
+    db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)")
+    db.execute("CREATE INDEX IF NOT EXISTS requests_open ON requests (taken_at)")
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    # Inbox dedupe looks submitted jobs up by content hash.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS events_submitted_sha256 ON events (json_extract(data, '$.sha256'))"
+        " WHERE kind = 'job.submitted'"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+"""Schema versions in order; ``PRAGMA user_version`` is the number applied. Only ever append."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# --- the store --------------------------------------------------------------------------------
+
+
+class EventStore:
+    """The event log and its ``jobs`` projection in one SQLite file.
+
+    Safe to share between threads (one connection behind a lock) and between processes
+    (WAL, ``busy_timeout``, ``BEGIN IMMEDIATE`` for every write).
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=busy_timeout, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        with self.db.ensure_autocommit_on():
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def append(self, job_id: str | None, kind: str, stage: str | None = None, /, **data: Any) -> int:
+        """Record an event and update the job's row in one transaction; return its ``seq``.
+
+        ``job_id``, ``kind`` and ``stage`` are positional, so ``data`` may hold keys of those names
+        (``job.submitted`` has an input ``kind``; ``job.failed`` names its ``stage``). A ``stage``
+        given only as a keyword also fills the ``stage`` column.
+
+        Raises:
+            UnknownEventKind: ``kind`` is not one of :data:`EVENT_KINDS`.
+        """
+        if kind not in EVENT_KINDS:
+            raise UnknownEventKind(kind)
+        if stage is None and isinstance(data.get("stage"), str):
+            stage = data["stage"]
+        blob = json.dumps(data, ensure_ascii=False, default=str, sort_keys=True)
+        with self._write():
+            at = now_iso()
+            seq = self.db["events"].insert(
+                {"at": at, "job_id": job_id, "kind": kind, "stage": stage, "data": blob}
+            ).last_pk
+            if job_id is not None:
+                current = self._row(job_id) if kind != "job.submitted" else None
+                event = {"seq": seq, "at": at, "job_id": job_id, "kind": kind, "stage": stage,
+                         "data": json.loads(blob)}
+                row = apply_event(current, event)
+                if row is not None:
+                    self.db["jobs"].upsert(row, pk="job_id")
+        return int(seq)
+
+    def submit(self, job_id: str, source: str, kind: str, **data: Any) -> int:
+        """Record ``job.submitted``: a new job in state ``queued``."""
+        return self.append(job_id, "job.submitted", source=source, kind=kind, **data)
+
+    def request(self, job_id: str, command: str) -> None:
+        """Ask the daemon to ``cancel`` or ``retry`` a job (written by CLI processes)."""
+        if command not in REQUEST_COMMANDS:
+            raise ValueError(f"unknown command {command!r}; expected one of {sorted(REQUEST_COMMANDS)}")
+        with self._write():
+            self.db["requests"].insert({"at": now_iso(), "job_id": job_id, "command": command})
+
+    def take_requests(self) -> list[tuple[str, str]]:
+        """The requests not yet taken, oldest first, marked taken in the same transaction."""
+        with self._write():
+            rows = self.db.execute(
+                "SELECT id, job_id, command FROM requests WHERE taken_at IS NULL ORDER BY id"
+            ).fetchall()
+            if rows:
+                self.db.execute(
+                    f"UPDATE requests SET taken_at = ? WHERE id IN ({','.join('?' * len(rows))})",
+                    [now_iso(), *[r[0] for r in rows]],
+                )
+        return [(job_id, command) for _, job_id, command in rows]
+
+    def rebuild_jobs(self) -> int:
+        """Recompute the whole ``jobs`` table from the events; return the number of rows."""
+        with self._write():
+            rows = fold(self._iter_events("SELECT * FROM events ORDER BY seq", []))
+            self.db.execute("DELETE FROM jobs")
+            if rows:
+                self.db["jobs"].insert_all(rows.values(), pk="job_id")
+        return len(rows)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> dict | None:
+        """The job's row; a unique prefix of the id is enough.
+
+        Raises:
+            AmbiguousJobId: the prefix matches several jobs.
+        """
+        with self._lock:
+            row = self._row(job_id)
+            if row is not None:
+                return row
+            escaped = job_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._rows("SELECT * FROM jobs WHERE job_id LIKE ? ESCAPE '\\' LIMIT 2", [escaped + "%"])
+        if len(rows) > 1:
+            raise AmbiguousJobId(f"{job_id!r} matches several jobs; give more of the id")
+        return rows[0] if rows else None
+
+    def jobs(self, state: str | None = None) -> list[dict]:
+        """All job rows (or those in ``state``), oldest first."""
+        if state is None:
+            return self._rows("SELECT * FROM jobs ORDER BY created_at, job_id", [])
+        return self._rows("SELECT * FROM jobs WHERE state = ? ORDER BY created_at, job_id", [state])
+
+    def events(
+        self, job_id: str | None = None, after: int = 0, kinds: Iterable[str] | None = None
+    ) -> list[dict]:
+        """Events with ``seq > after`` (of one job, of some kinds), in order; ``data`` decoded."""
+        where, params = ["seq > ?"], [after]
+        if job_id is not None:
+            where.append("job_id = ?")
+            params.append(job_id)
+        if kinds is not None:
+            kinds = list(kinds)
+            where.append(f"kind IN ({','.join('?' * len(kinds))})")
+            params.extend(kinds)
+        sql = f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY seq"
+        with self._lock:
+            return list(self._iter_events(sql, params))
+
+    def find_active_by_hash(self, sha256: str) -> str | None:
+        """The id of a job still in flight whose submitted input had this content hash."""
+        rows = self._rows(
+            "SELECT e.job_id FROM events e JOIN jobs j ON j.job_id = e.job_id"
+            " WHERE e.kind = 'job.submitted' AND json_extract(e.data, '$.sha256') = ?"
+            f" AND j.state NOT IN ({','.join('?' * len(TERMINAL_STATES))}) ORDER BY e.seq LIMIT 1",
+            [sha256, *sorted(TERMINAL_STATES)],
+        )
+        return rows[0]["job_id"] if rows else None
+
+    def stage_durations(self) -> list[dict]:
+        """Per stage: runs finished, mean / max / total seconds (from ``stage.finished``)."""
+        return self._rows(STAGE_DURATIONS_SQL, [])
+
+    def failures_by_error(self) -> list[dict]:
+        """Failed jobs grouped by stage and error message, most frequent first."""
+        return self._rows(FAILURES_BY_ERROR_SQL, [])
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this file is at."""
+        with self._lock:
+            return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self.db.close()
+
+    # --- private ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[None]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` under the lock; ``with conn`` rolls back on an exception.
+
+        IMMEDIATE takes the write lock up front, so a reader turned writer never hits
+        SQLITE_BUSY_SNAPSHOT when another process wrote in between; ``busy_timeout`` waits instead.
+        """
+        with self._lock, self.db.conn:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            yield
+
+    def _row(self, job_id: str) -> dict | None:
+        rows = self._rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])
+        return rows[0] if rows else None
+
+    def _rows(self, sql: str, params: list) -> list[dict]:
+        with self._lock:
+            cursor = self.db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, values)) for values in cursor.fetchall()]
+
+    def _iter_events(self, sql: str, params: list) -> Iterable[dict]:
+        for row in self._rows(sql, params):
+            row["data"] = json.loads(row["data"]) if row["data"] else {}
+            yield row
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this moviegen ({SCHEMA_VERSION})"
+                )
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+
+# Ready-to-paste queries (the README shows them too).
+
+STAGE_DURATIONS_SQL = """
+SELECT stage,
+       COUNT(*) AS runs,
+       ROUND(AVG(json_extract(data, '$.seconds')), 3) AS mean_seconds,
+       ROUND(MAX(json_extract(data, '$.seconds')), 3) AS max_seconds,
+       ROUND(SUM(json_extract(data, '$.seconds')), 3) AS total_seconds
+FROM events WHERE kind = 'stage.finished'
+GROUP BY stage ORDER BY total_seconds DESC
+""".strip()
+
+FAILURES_BY_ERROR_SQL = """
+SELECT json_extract(data, '$.stage') AS stage,
+       json_extract(data, '$.error') AS error,
+       COUNT(*) AS jobs,
+       MAX(at) AS last_at
+FROM events WHERE kind = 'job.failed'
+GROUP BY stage, error ORDER BY jobs DESC, last_at DESC
+""".strip()

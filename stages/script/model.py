@@ -1,14 +1,27 @@
 """The script format (DESIGN.md, "Script format"): the contract between script, audio, slides, video.
 
-A superset of the original movie-generator ``script.yaml``: narrations may be plain strings or
-``{text, reading, persona_id}``.
+A superset of the original movie-generator ``script.yaml``. Besides the canonical form, a section
+may say what is spoken in any of these ways (they are normalised to ``narrations`` on load):
+
+``narrations:`` a list whose items are strings or ``{text, reading?, persona_id?}``; ``speaker``
+    or ``persona`` are accepted as other names for ``persona_id``.
+``narration: "<string>"`` the original single-narrator form: one string, split into phrases by
+    :func:`stages.script.text.phrases_of` (sentence ends, then about 40 characters or 15 words).
+    A list under ``narration:`` is read as ``narrations:``.
+``dialogues:`` the original multi-speaker form: a list of ``{speaker|persona_id|persona, text,
+    reading?}``, one narration each, in order.
+
+Only one of the three may appear in a section. The script may also carry the original's
+``role_assignments`` (kept, not used for rendering).
 """
 
 from __future__ import annotations
 
 from typing import Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_PERSONA_ALIASES = ("speaker", "persona")
 
 
 class Narration(BaseModel):
@@ -19,6 +32,15 @@ class Narration(BaseModel):
     text: str
     reading: str | None = None
     persona_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _persona_aliases(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for alias in _PERSONA_ALIASES:
+                if alias in value and "persona_id" not in value:
+                    value = {("persona_id" if k == alias else k): v for k, v in value.items()}
+        return value
 
     @property
     def spoken(self) -> str:
@@ -59,12 +81,46 @@ class Section(BaseModel):
     source_image_url: str | None = None
     background: SectionBackground | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_forms(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        present = [key for key in LEGACY_NARRATION_KEYS if key in value]
+        if len(present) > 1:
+            raise ValueError(f"use only one of {', '.join(present)} in a section")
+        if not present or present[0] == "narrations":
+            return value
+        key = present[0]
+        rest = {k: v for k, v in value.items() if k != key}
+        legacy = value[key]
+        if key == "narration" and isinstance(legacy, str):
+            from stages.script.text import guess_language, phrases_of
+
+            legacy = phrases_of(legacy, guess_language(legacy))
+        rest["narrations"] = legacy
+        return rest
+
     @field_validator("narrations", mode="before")
     @classmethod
     def _strings_are_narrations(cls, value: object) -> object:
         if isinstance(value, list):
             return [{"text": item} if isinstance(item, str) else item for item in value]
         return value
+
+
+LEGACY_NARRATION_KEYS = ("narrations", "narration", "dialogues")
+"""The keys a section may use for what is spoken; the last two are normalised to the first."""
+
+
+class RoleAssignment(BaseModel):
+    """The original's note of which persona plays which role in a dialogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    persona_id: str
+    role: str
+    description: str | None = None
 
 
 class Script(BaseModel):
@@ -74,6 +130,7 @@ class Script(BaseModel):
     description: str | None = None
     language: str | None = None
     sections: list[Section] = Field(min_length=1)
+    role_assignments: list[RoleAssignment] | None = None
 
     def phrases(self) -> Iterator[tuple[str, int, Narration]]:
         """Every phrase in order as ``(phrase_id, section_index, narration)``.

@@ -1,0 +1,254 @@
+"""Reading and writing script files, with every problem reported at its line and column.
+
+YAML is composed with PyYAML (the node tree keeps each value's position) and JSON is parsed with
+the standard library (its syntax errors carry a line and column); either way every pydantic error
+location is mapped back to the position of the value, or of the nearest enclosing value that
+exists in the file (a missing field is reported at its parent mapping).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import ValidationError
+
+from stages.base import InputError
+from stages.script.model import Script
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+Position = tuple[int, int]
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "narrations": ("dialogues", "narration"),
+    "persona_id": ("speaker", "persona"),
+}
+
+
+@dataclass(frozen=True)
+class ScriptIssue:
+    """One problem in a script file; ``line`` and ``column`` count from 1."""
+
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.column}: {self.message}"
+
+
+class ScriptInvalid(InputError):
+    """A script file failed validation; ``issues`` lists every problem found."""
+
+    def __init__(self, path: Path, issues: list[ScriptIssue]):
+        self.path = Path(path)
+        self.issues = issues
+        lines = "\n".join(f"  {self.path.name}:{issue}" for issue in issues)
+        super().__init__(f"{self.path.name} is not a valid script ({len(issues)} problem(s)):\n{lines}")
+
+
+def load_script(path: Path, settings: "Settings | None" = None) -> Script:
+    """Parse and validate a script file (YAML or JSON).
+
+    Args:
+        path: a ``.yaml``, ``.yml`` or ``.json`` script.
+        settings: when given, persona ids are checked against ``settings.personas``.
+
+    Raises:
+        ScriptInvalid: (an :class:`InputError`) listing every issue with its line and column.
+    """
+    script, issues = _parse_and_validate(Path(path), settings)
+    if issues:
+        raise ScriptInvalid(Path(path), issues)
+    assert script is not None
+    return script
+
+
+def validate_script_file(path: Path, settings: "Settings | None") -> list[ScriptIssue]:
+    """Every problem in a script file, in file order; ``[]`` when it is valid."""
+    return _parse_and_validate(Path(path), settings)[1]
+
+
+def parse_script_text(text: str, *, json_syntax: bool = False, settings: "Settings | None" = None) -> tuple[Script | None, list[ScriptIssue]]:
+    """Validate script text; returns the script (None when invalid) and the issues."""
+    data, positions, issues = _parse(text, json_syntax)
+    if issues:
+        return None, issues
+    return _validate(data, positions, settings)
+
+
+def dump_script(script: Script) -> str:
+    """The YAML text of a script: fields in model order, unset fields left out, Unicode kept."""
+    data = script.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=4096, default_flow_style=False)
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def _parse_and_validate(path: Path, settings: "Settings | None") -> tuple[Script | None, list[ScriptIssue]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read script {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [ScriptIssue(line, column, "the file is not UTF-8 text (is it a script at all?)")]
+    return parse_script_text(text, json_syntax=path.suffix.lower() == ".json", settings=settings)
+
+
+def _parse(text: str, json_syntax: bool) -> tuple[Any, dict[tuple, Position], list[ScriptIssue]]:
+    """The data, the position of every value by path, and any syntax problem."""
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        return None, {}, [ScriptIssue(line, 1, "the file holds binary data, not a script")]
+    if json_syntax:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, {}, [ScriptIssue(exc.lineno, exc.colno, f"JSON syntax error: {exc.msg}")]
+        try:
+            positions = _positions(yaml.compose(text, Loader=yaml.SafeLoader))
+        except yaml.YAMLError:
+            positions = {}  # valid JSON that YAML 1.1 cannot read: positions fall back to 1:1
+        return _check_mapping(data, positions)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(part for part in (exc.context, exc.problem) if part)
+        return None, {}, [ScriptIssue(line, column, f"YAML syntax error: {problem}")]
+    except yaml.YAMLError as exc:
+        return None, {}, [ScriptIssue(1, 1, f"YAML error: {exc}")]
+    finally:
+        loader.dispose()
+    positions = _positions(node) if node is not None else {}
+    issues = _duplicate_keys(node) if node is not None else []
+    data, positions, shape = _check_mapping(data, positions)
+    return data, positions, issues + shape
+
+
+def _check_mapping(data: Any, positions: dict[tuple, Position]) -> tuple[Any, dict[tuple, Position], list[ScriptIssue]]:
+    if isinstance(data, dict):
+        return data, positions, []
+    got = "nothing" if data is None else type(data).__name__
+    line, column = positions.get((), (1, 1))
+    return data, positions, [ScriptIssue(line, column, f"a script is a mapping with title and sections; this file holds {got}")]
+
+
+def _positions(node: yaml.Node, path: tuple = ()) -> dict[tuple, Position]:
+    marks: dict[tuple, Position] = {path: (node.start_mark.line + 1, node.start_mark.column + 1)}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                marks.update(_positions(value_node, path + (key_node.value,)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            marks.update(_positions(item, path + (index,)))
+    return marks
+
+
+def _duplicate_keys(node: yaml.Node) -> list[ScriptIssue]:
+    issues: list[ScriptIssue] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    mark = key_node.start_mark
+                    issues.append(ScriptIssue(mark.line + 1, mark.column + 1, f"duplicate key {key_node.value!r}"))
+                seen.add(key_node.value)
+            issues.extend(_duplicate_keys(value_node))
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            issues.extend(_duplicate_keys(item))
+    return issues
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def _validate(data: dict, positions: dict[tuple, Position], settings: "Settings | None") -> tuple[Script | None, list[ScriptIssue]]:
+    issues = _persona_issues(data, positions, settings) if settings is not None else []
+    try:
+        script: Script | None = Script.model_validate(data)
+    except ValidationError as exc:
+        script = None
+        issues += [_issue_for(error, positions) for error in exc.errors(include_url=False)]
+    issues = sorted(set(issues), key=lambda i: (i.line, i.column, i.message))
+    return (None if issues else script), issues
+
+
+def _issue_for(error: dict, positions: dict[tuple, Position]) -> ScriptIssue:
+    loc = tuple(error["loc"])
+    line, column = _position(loc, positions)
+    where = _dotted(loc)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = f"unknown field {loc[-1]!r}"
+    elif error["type"] == "missing":
+        message = f"missing required field {loc[-1]!r}"
+    return ScriptIssue(line, column, f"{where}: {message}" if where else message)
+
+
+def _position(loc: tuple, positions: dict[tuple, Position]) -> Position:
+    """The position of ``loc``, trying legacy key names, else of its nearest existing parent."""
+    candidates: list[tuple] = [()]
+    for part in loc:
+        extended: list[tuple] = []
+        for prefix in candidates:
+            for name in (part, *_ALIASES.get(part, ())) if isinstance(part, str) else (part,):
+                if prefix + (name,) in positions:
+                    extended.append(prefix + (name,))
+        if not extended:
+            break
+        candidates = extended
+    return positions.get(candidates[0], positions.get((), (1, 1)))
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _persona_issues(data: dict, positions: dict[tuple, Position], settings: "Settings") -> list[ScriptIssue]:
+    """Unknown persona ids, read from the raw data so they are reported beside schema errors."""
+    known = [p.id for p in settings.personas]
+    issues: list[ScriptIssue] = []
+
+    def check(value: object, loc: tuple) -> None:
+        if isinstance(value, str) and value not in known:
+            line, column = _position(loc, positions)
+            issues.append(ScriptIssue(
+                line, column, f"{_dotted(loc)}: unknown persona {value!r} (configured: {', '.join(known)})"
+            ))
+
+    sections = data.get("sections")
+    for si, section in enumerate(sections if isinstance(sections, list) else []):
+        if not isinstance(section, dict):
+            continue
+        for key in ("narrations", "dialogues", "narration"):
+            items = section.get(key)
+            for ni, item in enumerate(items if isinstance(items, list) else []):
+                if isinstance(item, dict):
+                    for name in ("persona_id", "speaker", "persona"):
+                        if name in item:
+                            check(item[name], ("sections", si, key, ni, name))
+                            break
+    roles = data.get("role_assignments")
+    for ri, role in enumerate(roles if isinstance(roles, list) else []):
+        if isinstance(role, dict):
+            check(role.get("persona_id"), ("role_assignments", ri, "persona_id"))
+    return issues

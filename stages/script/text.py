@@ -1,0 +1,399 @@
+"""Sentences, phrases, readings and spoken-length estimates for narration text.
+
+Sentences:
+    Japanese (and Chinese) text is split after 。！？ (and ! ?), never inside 「」『』（） quotes; a
+    newline also ends a sentence. Other languages use pysbd, which knows abbreviations ("Dr.",
+    "e.g.") and decimals ("3.50").
+
+Phrases (one subtitle and one audio clip each):
+    Japanese: a sentence of at most :data:`JA_PHRASE_CHARS` (40) characters is one phrase. A
+    longer one is cut into ``ceil(len / 40)`` pieces of about equal length; each cut is made at
+    the best natural break no further than 40 characters from the piece's start, ranked:
+    after 、，；： (4) > after a conjunctive or binding particle (ので, て, は, も...) at an accent
+    phrase boundary (3) > after any other particle at an accent phrase boundary (2) > any other
+    accent phrase boundary (1) > any other morpheme boundary (0). Morphemes and accent phrases
+    come from pyopenjtalk's front end, so a cut never falls inside a word; a cut never leaves
+    closing punctuation (」、。) at the start of a phrase. Among breaks, a higher rank wins unless
+    it makes the piece much shorter than the ideal length (score = 10 x rank - 20 x relative
+    distance from the ideal). So every phrase is at most 40 characters, except a single word
+    longer than that, which stays whole.
+    Other languages: the same rule over words, with at most :data:`WORD_PHRASE_WORDS` (15) words;
+    breaks rank after , ; : (3) > before a conjunction or relative word (2) > before a
+    preposition (1) > between any two words (0).
+
+Readings:
+    :func:`reading_for` is pyopenjtalk's ``g2p(text, kana=True)`` after the pronunciation
+    dictionary's surfaces are replaced by their readings, reduced to katakana, the long-vowel
+    mark and the pauses 、。！？ (hiragana is converted; symbols the voice cannot speak are dropped).
+
+Spoken length:
+    Japanese: 7.5 morae per second plus 0.3 s per pause mark; other languages: 150 words per
+    minute. Used only to keep a script within ``script.max_minutes``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+JA_PHRASE_CHARS = 40
+WORD_PHRASE_WORDS = 15
+JA_MORAE_PER_SECOND = 7.5
+WORDS_PER_MINUTE = 150.0
+PAUSE_SECONDS = 0.3
+
+_CJK_LANGUAGES = {"ja", "zh"}
+_SENTENCE_END = set("。！？!?")
+_OPEN_QUOTES = {"「": "」", "『": "』", "（": "）", "(": ")", "【": "】"}
+_CLOSE_QUOTES = set(_OPEN_QUOTES.values())
+_TRAILING = set("」』）)】、。，．！？!?,.…ー〜：；:;・")
+_BREAK_PUNCT = set("、，,；;：:")
+_KANJI_NUMERALS = set("〇零一二三四五六七八九十百千万億兆．点")
+_SMALL_KANA = set("ァィゥェォャュョヮ")
+_PAUSES = "、。！？"
+_KATAKANA_READING = re.compile(r"^[\u30A1-\u30FA\u30FC\u30FB、。！？]+$")
+
+_EN_CONJUNCTIONS = {
+    "and", "but", "or", "so", "because", "which", "that", "while", "when", "where", "although",
+    "though", "whereas", "if", "unless", "since", "until", "who", "whose", "yet", "then",
+}
+_EN_PREPOSITIONS = {
+    "of", "in", "on", "for", "with", "to", "from", "by", "at", "into", "about", "over", "under",
+    "after", "before", "between", "through", "during", "without", "within", "across", "against",
+}
+
+
+def is_cjk_language(language: str | None) -> bool:
+    """True for languages written without spaces between words (ja, zh)."""
+    return (language or "").split("-")[0].lower() in _CJK_LANGUAGES
+
+
+def is_japanese(language: str | None) -> bool:
+    """True when ``language`` is Japanese (``ja``, ``ja-JP``)."""
+    return (language or "").split("-")[0].lower() == "ja"
+
+
+def guess_language(text: str, default: str = "en") -> str:
+    """``ja`` when the text has kana, ``zh`` for Han without kana, else ``default``."""
+    if re.search(r"[\u3040-\u30ff]", text):
+        return "ja"
+    if re.search(r"[\u4e00-\u9fff]", text):
+        return "zh"
+    return default
+
+
+# --- sentences --------------------------------------------------------------------------------
+
+
+def split_sentences(text: str, language: str | None) -> list[str]:
+    """Split a paragraph into sentences (see the module docstring for the rule)."""
+    text = text.strip()
+    if not text:
+        return []
+    if is_cjk_language(language):
+        return _split_cjk_sentences(text)
+    return _split_word_sentences(text, language or "en")
+
+
+def _split_cjk_sentences(text: str, respect_quotes: bool = True) -> list[str]:
+    sentences: list[str] = []
+    start = 0
+    stack: list[str] = []
+    opened_at = -1
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\n" and not stack:
+            _append_sentence(sentences, text[start:i])
+            start = i + 1
+        elif respect_quotes and ch in _OPEN_QUOTES:
+            if not stack:
+                opened_at = i
+            stack.append(_OPEN_QUOTES[ch])
+        elif respect_quotes and stack and ch == stack[-1]:
+            stack.pop()
+        elif ch in _SENTENCE_END and not stack:
+            end = i + 1
+            while end < len(text) and (text[end] in _SENTENCE_END or text[end] in _CLOSE_QUOTES):
+                end += 1
+            _append_sentence(sentences, text[start:end])
+            start = i = end
+            continue
+        i += 1
+    if stack and respect_quotes:
+        # An unbalanced quote would swallow the rest: split the tail as if there were no quotes.
+        _append_sentence(sentences, text[start:opened_at])
+        sentences.extend(_split_cjk_sentences(text[opened_at:], respect_quotes=False))
+    else:
+        _append_sentence(sentences, text[start:])
+    return sentences
+
+
+def _append_sentence(sentences: list[str], piece: str) -> None:
+    piece = " ".join(piece.split())
+    if piece:
+        sentences.append(piece)
+
+
+@lru_cache(maxsize=32)
+def _segmenter(language: str):
+    import pysbd
+    from pysbd.languages import LANGUAGE_CODES
+
+    code = language.split("-")[0].lower()
+    return pysbd.Segmenter(language=code if code in LANGUAGE_CODES else "en", clean=False)
+
+
+def _split_word_sentences(text: str, language: str) -> list[str]:
+    sentences: list[str] = []
+    for line in text.splitlines():
+        if line.strip():
+            for piece in _segmenter(language).segment(line):
+                _append_sentence(sentences, piece)
+    return sentences
+
+
+# --- phrases ----------------------------------------------------------------------------------
+
+
+def split_phrases(sentence: str, language: str | None) -> list[str]:
+    """Split one sentence into phrases at natural breaks (see the module docstring)."""
+    sentence = " ".join(sentence.split())
+    if not sentence:
+        return []
+    if is_cjk_language(language):
+        if len(sentence) <= JA_PHRASE_CHARS:
+            return [sentence]
+        breaks = _japanese_breaks(sentence) if is_japanese(language) else None
+        if breaks is None:
+            breaks = _character_breaks(sentence)
+        return _cut(sentence, breaks, JA_PHRASE_CHARS, lambda a, b: sentence[a:b].strip())
+    words = sentence.split(" ")
+    if len(words) <= WORD_PHRASE_WORDS:
+        return [sentence]
+    return _cut(words, _word_breaks(words), WORD_PHRASE_WORDS, lambda a, b: " ".join(words[a:b]))
+
+
+def phrases_of(text: str, language: str | None) -> list[str]:
+    """All phrases of a paragraph: its sentences, each split into phrases."""
+    return [p for s in split_sentences(text, language) for p in split_phrases(s, language)]
+
+
+def phrase_length(phrase: str, language: str | None) -> int:
+    """The measure the phrase bound applies to: characters (ja, zh) or words."""
+    return len(phrase) if is_cjk_language(language) else len(phrase.split())
+
+
+def phrase_limit(language: str | None) -> int:
+    """The phrase bound: :data:`JA_PHRASE_CHARS` characters or :data:`WORD_PHRASE_WORDS` words."""
+    return JA_PHRASE_CHARS if is_cjk_language(language) else WORD_PHRASE_WORDS
+
+
+def _cut(units: Sequence, breaks: dict[int, int], limit: int, join) -> list[str]:
+    """Cut ``units`` (characters or words) into pieces of at most ``limit`` at ranked breaks.
+
+    ``breaks`` maps a position (cut before ``units[pos]``) to its rank.
+    """
+    pieces: list[str] = []
+    start = 0
+    total = len(units)
+    while total - start > limit:
+        remaining = total - start
+        ideal = remaining / math.ceil(remaining / limit)
+        lowest = start + max(1, int(ideal * 0.4))
+        window = [p for p in breaks if lowest <= p <= start + limit and total - p >= 2]
+        if not window:
+            window = [p for p in breaks if start < p <= start + limit]
+        if not window:
+            later = [p for p in breaks if p > start]
+            if not later:
+                break
+            window = [min(later)]
+        cut = max(window, key=lambda p: (breaks[p] * 10 - 20 * abs((p - start) - ideal) / ideal, -p))
+        piece = join(start, cut)
+        if piece:
+            pieces.append(piece)
+        start = cut
+    piece = join(start, total)
+    if piece:
+        pieces.append(piece)
+    return pieces
+
+
+def _word_breaks(words: list[str]) -> dict[int, int]:
+    breaks: dict[int, int] = {}
+    for i in range(1, len(words)):
+        before = words[i - 1]
+        after = words[i].lower().strip("\"'“‘(")
+        if before and before[-1] in ",;:—–":
+            rank = 3
+        elif after in _EN_CONJUNCTIONS:
+            rank = 2
+        elif after in _EN_PREPOSITIONS:
+            rank = 1
+        else:
+            rank = 0
+        breaks[i] = rank
+    return breaks
+
+
+def _character_breaks(text: str) -> dict[int, int]:
+    """Breaks for CJK text without a morphological analysis: punctuation and script changes."""
+    breaks: dict[int, int] = {}
+    for i in range(1, len(text)):
+        before, after = text[i - 1], text[i]
+        if after in _TRAILING or before in _OPEN_QUOTES:
+            continue
+        if before.isascii() and after.isascii() and before.isalnum() and after.isalnum():
+            continue
+        if before in _BREAK_PUNCT:
+            breaks[i] = 4
+        elif _is_hiragana(before) and not _is_hiragana(after):
+            breaks[i] = 1
+        elif before == " " or after == " ":
+            breaks[i] = 1
+        else:
+            breaks[i] = 0
+    return breaks
+
+
+def _is_hiragana(ch: str) -> bool:
+    return "\u3040" <= ch <= "\u309f"
+
+
+def _japanese_breaks(text: str) -> dict[int, int] | None:
+    """Breaks at morpheme boundaries ranked by pyopenjtalk's analysis; None if it can't align."""
+    import pyopenjtalk
+
+    morphemes = pyopenjtalk.run_frontend(text)
+    spans = _align(text, [m["string"] for m in morphemes])
+    if spans is None:
+        return None
+    breaks: dict[int, int] = {}
+    for k in range(1, len(spans)):
+        pos = spans[k][0]
+        if pos in breaks or pos <= 0 or pos >= len(text):
+            continue
+        if text[pos] in _TRAILING or text[pos - 1] in _OPEN_QUOTES:
+            continue
+        prev, cur = morphemes[spans[k - 1][2]], morphemes[spans[k][2]]
+        accent_start = cur.get("chain_flag", 0) != 1
+        if text[pos - 1] in _BREAK_PUNCT:
+            rank = 4
+        elif prev["pos"] == "助詞" and prev["pos_group1"] in ("接続助詞", "係助詞") and accent_start:
+            rank = 3
+        elif prev["pos"] == "助詞" and accent_start:
+            rank = 2
+        elif accent_start:
+            rank = 1
+        else:
+            rank = 0
+        if text[pos - 1].isascii() and text[pos].isascii() and text[pos - 1].isalnum() and text[pos].isalnum():
+            continue
+        breaks[pos] = rank
+    return breaks
+
+
+def _align(text: str, strings: list[str]) -> list[tuple[int, int, int]] | None:
+    """Map morpheme strings back onto ``text``: ``(start, end, morpheme_index)`` per span.
+
+    pyopenjtalk normalises its input (full-width letters, digits read as kanji numerals), so
+    characters are compared after NFKC and a run of digits absorbs the numeral morphemes.
+    """
+    spans: list[tuple[int, int, int]] = []
+    i = 0
+    k = 0
+    while k < len(strings):
+        target = unicodedata.normalize("NFKC", strings[k]).strip()
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if not target:
+            k += 1
+            continue
+        if i < len(text) and text[i].isdigit() and all(c in _KANJI_NUMERALS for c in target):
+            j = i
+            while j < len(text) and (text[j].isdigit() or (text[j] in ".," and j + 1 < len(text) and text[j + 1].isdigit())):
+                j += 1
+            spans.append((i, j, k))
+            k += 1
+            while k < len(strings) and all(c in _KANJI_NUMERALS for c in unicodedata.normalize("NFKC", strings[k])):
+                k += 1
+            i = j
+            continue
+        acc = ""
+        j = i
+        while j < len(text) and len(acc) < len(target):
+            acc += unicodedata.normalize("NFKC", text[j])
+            j += 1
+        if acc != target:
+            return None
+        spans.append((i, j, k))
+        i = j
+        k += 1
+    return spans
+
+
+# --- readings ---------------------------------------------------------------------------------
+
+
+def reading_for(text: str, pronunciation: Iterable[tuple[str, str]] = ()) -> str:
+    """The katakana reading of Japanese ``text`` (see the module docstring).
+
+    Args:
+        text: what the subtitles show.
+        pronunciation: ``(surface, reading)`` pairs, applied longest surface first.
+    """
+    import pyopenjtalk
+
+    for surface, reading in sorted(pronunciation, key=lambda pair: -len(pair[0])):
+        if surface:
+            text = text.replace(surface, reading)
+    return to_katakana_reading(pyopenjtalk.g2p(text, kana=True))
+
+
+def to_katakana_reading(kana: str) -> str:
+    """Reduce a reading to katakana, ー, ・ and the pauses 、。！？ (hiragana converted)."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKC", kana):
+        if "\u3041" <= ch <= "\u3096":
+            ch = chr(ord(ch) + 0x60)
+        ch = {"!": "！", "?": "？", ",": "、", "，": "、", "．": "。"}.get(ch, ch)
+        if ("\u30a1" <= ch <= "\u30fa") or ch in "ー・" or ch in _PAUSES:
+            if ch in _PAUSES and (not out or out[-1] in _PAUSES):
+                continue
+            out.append(ch)
+    return "".join(out)
+
+
+def is_katakana_reading(reading: str) -> bool:
+    """True when ``reading`` holds only katakana, ー, ・ and the pauses 、。！？."""
+    return bool(_KATAKANA_READING.match(reading))
+
+
+def normalise_reading(reading: str, pronunciation: Iterable[tuple[str, str]] = ()) -> str:
+    """A given reading made speakable: kept when already katakana, else run through g2p."""
+    if is_katakana_reading(reading):
+        return reading
+    return reading_for(reading, pronunciation)
+
+
+# --- lengths ----------------------------------------------------------------------------------
+
+
+def estimate_seconds(text: str, reading: str | None, language: str | None) -> float:
+    """About how long the voice takes to say a phrase (see the module docstring)."""
+    if is_cjk_language(language):
+        spoken = reading or text
+        morae = sum(1 for ch in spoken if ch not in _SMALL_KANA and ch not in _PAUSES and not ch.isspace())
+        pauses = sum(1 for ch in spoken if ch in _PAUSES)
+        return morae / JA_MORAE_PER_SECOND + pauses * PAUSE_SECONDS
+    return len(text.split()) * 60.0 / WORDS_PER_MINUTE
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count for LLM budgets: one per CJK character, one per 4 other characters."""
+    cjk = sum(1 for ch in text if ord(ch) >= 0x2E80)
+    return cjk + math.ceil((len(text) - cjk) / 4)

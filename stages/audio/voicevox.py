@@ -1,0 +1,224 @@
+"""The VOICEVOX engine's HTTP API (default ``http://127.0.0.1:50021``) over httpx.
+
+Synthesis is two calls: ``POST /audio_query?text=&speaker=`` gives a query, which gets the
+persona's scales and silences and goes back as the body of ``POST /synthesis?speaker=``; the
+answer is 24 kHz 16-bit WAV. Errors: the engine unreachable or timing out, 429 and 5xx are
+:class:`TransientError` naming the URL; 422 and other 4xx are :class:`InputError` carrying the
+engine's own message (``{"detail": [...]}``, ``{"detail": "..."}`` or ``{"message": "..."}``).
+
+The pronunciation dictionary is kept in step with the engine's user dictionary. Words this
+program added are remembered in a small state file (uuid -> what we sent), so words a person
+added by hand are never touched, and ours are updated or removed when the settings change.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+
+from stages.audio.engine import Voice
+from stages.audio.text import to_fullwidth, to_katakana
+from stages.audio.wav import decode_wav
+from stages.base import InputError, TransientError, atomic_write_json, fingerprint_of
+
+if TYPE_CHECKING:
+    from stages.settings import PronunciationEntry, VoicevoxSettings
+
+
+class VoicevoxEngine:
+    """A client of one VOICEVOX engine. ``speaker`` is a style id (as a string)."""
+
+    name = "voicevox"
+
+    def __init__(self, settings: "VoicevoxSettings", state_dir: Path):
+        self.url = settings.url.rstrip("/")
+        self.parallel = settings.concurrency
+        self.state_dir = Path(state_dir)
+        self._client = httpx.Client(base_url=self.url, timeout=settings.timeout)
+        self._version: str | None = None
+        self._names: dict[int, str] = {}
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    def version(self) -> str:
+        if self._version is None:
+            self._version = str(self._call("GET", "/version", what="the version").json())
+        return self._version
+
+    def prepare(self, voices: list[Voice], dictionary: list["PronunciationEntry"]) -> None:
+        self.version()
+        styles = self._styles()
+        missing = sorted({v for v in voices if int(v.speaker) not in styles}, key=lambda v: v.speaker)
+        if missing:
+            named = ", ".join(f"{v.speaker} (persona {v.persona_id or '-'})" for v in missing)
+            offered = ", ".join(f"{sid} {name}" for sid, name in sorted(styles.items())[:40])
+            raise InputError(f"VOICEVOX engine at {self.url} has no style id {named}; it offers: {offered}")
+        self._names = styles
+        self.sync_dictionary(dictionary)
+
+    def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
+        speaker = {"speaker": voice.speaker}
+        query = self._call("POST", "/audio_query", params={"text": text, **speaker}, what="the audio query").json()
+        query.update(
+            speedScale=voice.speed,
+            pitchScale=voice.pitch,
+            intonationScale=voice.intonation,
+            volumeScale=voice.volume,
+            prePhonemeLength=voice.pre_phoneme_length,
+            postPhonemeLength=voice.post_phoneme_length,
+        )
+        response = self._call("POST", "/synthesis", params=speaker, json=query, what="synthesis")
+        try:
+            return decode_wav(response.content)
+        except ValueError as exc:
+            raise TransientError(f"VOICEVOX engine at {self.url} sent a broken WAV: {exc}") from exc
+
+    def credits(self, voices: list[Voice]) -> list[str]:
+        names = sorted({self._names.get(int(v.speaker), f"style {v.speaker}") for v in voices})
+        return [f"VOICEVOX:{name}" for name in names]
+
+    # --- the user dictionary ------------------------------------------------------------------
+
+    def sync_dictionary(self, dictionary: list["PronunciationEntry"]) -> dict[str, int]:
+        """Make the engine's words match ``dictionary``: add missing, update changed, remove ours
+        that are gone. Returns counts by action."""
+        engine_words: dict[str, Any] = self._call("GET", "/user_dict", what="the user dictionary").json()
+        ours = self._load_ours()
+        ours = {uuid: sent for uuid, sent in ours.items() if uuid in engine_words}
+        wanted = {entry.surface: _word_params(entry) for entry in dictionary}
+        counts = {"added": 0, "updated": 0, "removed": 0}
+        by_surface = {sent["surface"]: uuid for uuid, sent in ours.items()}
+        try:
+            for uuid, sent in list(ours.items()):
+                if sent["surface"] not in wanted:
+                    self._call("DELETE", f"/user_dict_word/{uuid}", what="removing a dictionary word")
+                    del ours[uuid]
+                    counts["removed"] += 1
+            for surface, params in wanted.items():
+                uuid = by_surface.get(surface) or _adoptable(engine_words, surface, set(ours))
+                if uuid is not None and uuid not in ours:
+                    ours[uuid] = {}  # ours again: a lost state file must not mean duplicate words
+                if uuid is None:
+                    created = self._call("POST", "/user_dict_word", params=params, what=f"adding {surface!r}")
+                    ours[_uuid_of(created)] = params
+                    counts["added"] += 1
+                elif params != ours[uuid] or _drifted(engine_words[uuid], params):
+                    self._call("PUT", f"/user_dict_word/{uuid}", params=params, what=f"updating {surface!r}")
+                    ours[uuid] = params
+                    counts["updated"] += 1
+        finally:
+            self._save_ours(ours)
+        return counts
+
+    def _state_path(self) -> Path:
+        return self.state_dir / f"voicevox-user-dict-{fingerprint_of(self.url)[:16]}.json"
+
+    def _load_ours(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self._state_path().read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data.get("words", {}) if isinstance(data, dict) else {}
+
+    def _save_ours(self, ours: dict[str, dict[str, Any]]) -> None:
+        atomic_write_json(self._state_path(), {"url": self.url, "words": ours})
+
+    # --- HTTP -----------------------------------------------------------------------------------
+
+    def _styles(self) -> dict[int, str]:
+        speakers = self._call("GET", "/speakers", what="the speaker list").json()
+        styles: dict[int, str] = {}
+        for speaker in speakers:
+            for style in speaker.get("styles", []):
+                if style.get("type", "talk") == "talk":
+                    styles[int(style["id"])] = speaker.get("name", "")
+        return styles
+
+    def _call(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"VOICEVOX engine at {self.url} timed out on {what}") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"VOICEVOX engine at {self.url} is unreachable ({what}): {exc}") from exc
+        if response.status_code < 400:
+            return response
+        message = _error_message(response)
+        status = response.status_code
+        if status == 429 or status >= 500:
+            retry_after = _retry_after(response)
+            raise TransientError(
+                f"VOICEVOX engine at {self.url} answered {status} to {what}: {message}", retry_after=retry_after
+            )
+        raise InputError(f"VOICEVOX engine at {self.url} refused {what} ({status}): {message}")
+
+
+def _word_params(entry: "PronunciationEntry") -> dict[str, Any]:
+    return {
+        "surface": entry.surface,
+        "pronunciation": to_katakana(entry.reading),
+        "accent_type": entry.accent if entry.accent is not None else 0,
+        "priority": entry.priority,
+    }
+
+
+def _adoptable(engine_words: dict[str, Any], surface: str, taken: set[str]) -> str | None:
+    """An engine word with our surface (as given, or as the engine normalises it) not yet ours."""
+    forms = {surface, to_fullwidth(surface)}
+    for uuid, word in engine_words.items():
+        if uuid not in taken and word.get("surface") in forms:
+            return uuid
+    return None
+
+
+def _drifted(engine_word: dict[str, Any], params: dict[str, Any]) -> bool:
+    """True when someone changed our word in the engine (the surface is normalised there)."""
+    return any(
+        key in engine_word and engine_word[key] != params[key] for key in ("pronunciation", "accent_type", "priority")
+    )
+
+
+def _uuid_of(response: httpx.Response) -> str:
+    """The new word's UUID: a JSON string, or bare text from engines that send it raw."""
+    try:
+        value = response.json()
+    except ValueError:
+        value = response.text
+    return str(value).strip().strip('"')
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason_phrase
+    if isinstance(body, dict):
+        if "message" in body:
+            return str(body["message"])
+        detail = body.get("detail")
+        if isinstance(detail, list):
+            return "; ".join(_detail_item(item) for item in detail)
+        if detail is not None:
+            return str(detail)
+    return json.dumps(body, ensure_ascii=False)[:500]
+
+
+def _detail_item(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc", []))
+    return f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", item))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None

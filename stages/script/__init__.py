@@ -1,1 +1,171 @@
-"""The script stage: an article becomes a validated script.yaml (or a dropped script is adopted)."""
+"""The script stage: an article becomes a validated script.yaml (or a dropped script is adopted).
+
+Direct API::
+
+    generate_script(article_json, out_dir, settings, progress)   # -> out_dir / "script.yaml"
+    load_script(path, settings)                                  # parse + validate, or InputError
+    validate_script_file(path, settings)                         # [ScriptIssue(line, column, message)]
+    dump_script(script)                                          # the YAML text of script.yaml
+
+Writers: ``script.writer = extractive`` (offline, deterministic; :mod:`stages.script.extractive`)
+or ``llm`` (any OpenAI-compatible chat API; :mod:`stages.script.llm`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stages.base import (
+    InputError,
+    JobContext,
+    Note,
+    Progress,
+    StageResult,
+    atomic_write_text,
+    file_hash_or_none,
+    fingerprint_of,
+    no_note,
+    no_progress,
+)
+from stages.script.loader import ScriptInvalid, ScriptIssue, dump_script, load_script, validate_script_file
+from stages.script.model import Narration, Script, Section, SlideContent, phrase_id
+from stages.script.text import estimate_seconds
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+__all__ = [
+    "Narration",
+    "Script",
+    "ScriptInvalid",
+    "ScriptIssue",
+    "ScriptStage",
+    "Section",
+    "SlideContent",
+    "adopt_script",
+    "dump_script",
+    "estimate_script_seconds",
+    "generate_script",
+    "load_script",
+    "phrase_id",
+    "validate_script_file",
+]
+
+SCRIPT_FILE = "script.yaml"
+
+
+class ScriptStage:
+    """Writes ``script.yaml`` from ``article.json``, or validates and adopts a dropped script."""
+
+    name = "script"
+    version = "1"
+    resource = "cpu"
+
+    def fingerprint(self, job: JobContext) -> str:
+        """Version, the input's sha256 and the settings the output depends on (never the API key)."""
+        settings = job.settings
+        personas = [p.id for p in settings.personas]
+        if job.kind == "script":
+            return fingerprint_of(self.version, "adopt", file_hash_or_none(job.source), personas, settings.script.language)
+        llm = None
+        if settings.script.writer == "llm":
+            llm = settings.llm.model_dump(mode="json", exclude={"api_key", "api_key_env"})
+        return fingerprint_of(
+            self.version,
+            "write",
+            file_hash_or_none(job.job_dir / "article.json"),
+            settings.script.model_dump(mode="json"),
+            llm,
+            personas,
+            settings.default_persona,
+            [entry.model_dump(mode="json") for entry in settings.pronunciation],
+        )
+
+    def run(self, job: JobContext, progress: Progress) -> StageResult:
+        """Write or adopt the script; an invalid script raises :class:`InputError` here."""
+        out = job.job_dir / SCRIPT_FILE
+        if job.kind == "script":
+            progress(0, 1, f"validating {job.source.name}")
+            script = adopt_script(job.source, out, job.settings)
+            progress(1, 1, "script adopted")
+        else:
+            article = job.job_dir / "article.json"
+            if not article.is_file():
+                raise InputError(f"{article.name} is missing: the fetch stage has not produced it")
+            generate_script(article, job.job_dir, job.settings, progress, cancel=job.cancel, note=job.note)
+            script = load_script(out, job.settings)
+        return StageResult(
+            outputs=[out],
+            data={
+                "sections": len(script.sections),
+                "phrases": sum(len(s.narrations) for s in script.sections),
+                "estimated_seconds": round(estimate_script_seconds(script), 1),
+                "writer": "adopted" if job.kind == "script" else job.settings.script.writer,
+            },
+        )
+
+
+def generate_script(
+    article: Path,
+    out_dir: Path,
+    settings: "Settings",
+    progress: Progress = no_progress,
+    *,
+    cancel: threading.Event | None = None,
+    note: Note = no_note,
+) -> Path:
+    """Write ``out_dir/script.yaml`` from an ``article.json`` with the configured writer.
+
+    Args:
+        article: the fetch stage's ``article.json``.
+        out_dir: where ``script.yaml`` goes (written atomically).
+        settings: ``script.*``, ``llm.*``, personas and pronunciation are read.
+        progress: ``(current, total, message)`` per section or step.
+        cancel: checked between sections; when set, :class:`stages.base.Cancelled` is raised.
+        note: receives remarks worth an event (the article was truncated for the LLM...).
+
+    Raises:
+        InputError: the article is unusable, or the LLM refused or kept answering invalidly.
+        TransientError: the LLM API was rate-limited, down or unreachable.
+    """
+    data = _read_article(Path(article))
+    if settings.script.writer == "llm":
+        from stages.script.llm import write_with_llm
+
+        script = write_with_llm(data, settings, progress, cancel=cancel, note=note)
+    else:
+        from stages.script.extractive import write_extractive
+
+        script = write_extractive(data, settings, progress, cancel=cancel)
+    path = Path(out_dir) / SCRIPT_FILE
+    atomic_write_text(path, dump_script(script))
+    return path
+
+
+def adopt_script(source: Path, out: Path, settings: "Settings") -> Script:
+    """Validate a dropped script and write it, normalised (legacy forms, language), to ``out``."""
+    script = load_script(source, settings)
+    if script.language is None:
+        script = script.model_copy(update={"language": settings.script.language})
+    atomic_write_text(out, dump_script(script))
+    return script
+
+
+def estimate_script_seconds(script: Script) -> float:
+    """The estimated spoken length of a script's phrases (no pauses)."""
+    return sum(estimate_seconds(n.text, n.reading, script.language) for _, _, n in script.phrases())
+
+
+def _read_article(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} does not exist") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path.name} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path.name} must hold a JSON object (url, title, language, blocks)")
+    return data

@@ -192,6 +192,27 @@ def phrase_limit(language: str | None) -> int:
     return JA_PHRASE_CHARS if is_cjk_language(language) else WORD_PHRASE_WORDS
 
 
+def shorten(text: str, language: str | None, limit: int) -> str:
+    """The start of ``text`` up to its best natural break within ``limit`` chars (CJK) or words.
+
+    The text is kept whole when it fits; otherwise the cut is the highest-ranked break in the
+    second half of the limit (the latest one among equals). Trailing 、。,. are dropped; used for
+    slide bullets and titles.
+    """
+    text = " ".join(text.split())
+    cjk = is_cjk_language(language)
+    units: Sequence = text if cjk else text.split(" ")
+    if len(units) > limit:
+        if cjk:
+            breaks = (_japanese_breaks(text) if is_japanese(language) else None) or _character_breaks(text)
+        else:
+            breaks = _word_breaks(list(units))
+        window = [p for p in breaks if limit // 2 <= p <= limit] or [p for p in breaks if p <= limit] or [limit]
+        cut = max(window, key=lambda p: (breaks.get(p, 0), p))
+        text = text[:cut] if cjk else " ".join(units[:cut])
+    return text.strip().rstrip("、。，．,.;；:：")
+
+
 def _cut(units: Sequence, breaks: dict[int, int], limit: int, join) -> list[str]:
     """Cut ``units`` (characters or words) into pieces of at most ``limit`` at ranked breaks.
 

@@ -1,0 +1,402 @@
+"""The extractive writer: a script made from the article's own sentences, offline and deterministic.
+
+Sections:
+    The article's headings at the shallowest level used (a heading repeating the title is
+    ignored) each start a section; deeper headings stay inside it and become bullet candidates.
+    Text before the first such heading becomes an introduction section. An article without
+    headings is cut into groups of paragraphs of about :data:`GROUP_CHARS` characters (CJK) or
+    :data:`GROUP_WORDS` words, each titled by the start of its first sentence. A section with
+    nothing to say (only code, say) is left out.
+
+Narration:
+    Paragraphs, quotes and list items (each item one sentence) are narrated; code is not.
+    Sentences and phrases follow :mod:`stages.script.text`. An opening section names the title
+    and what the video covers; a closing summary recalls the sections. Japanese phrases get a
+    katakana ``reading`` from pyopenjtalk's g2p (with the pronunciation dictionary applied).
+
+Slides:
+    Each section's slide has its heading, 2–4 bullets (subheadings, list items, then the start of
+    each sentence, shortened at a natural break to :data:`BULLET_CHARS` characters or
+    :data:`BULLET_WORDS` words) and the section's first article image, which is also its
+    ``source_image_url``.
+
+Length (``script.max_minutes``):
+    Spoken time is estimated by :func:`stages.script.text.estimate_seconds` plus one second per
+    section pause. When over budget, the opening and closing are kept whole, every body section is
+    cut to the same fraction of its length by dropping trailing sentences (its first sentence is
+    always kept), and if that is still too long, body sections are dropped from the end (the first
+    is always kept).
+
+Personas:
+    ``script.style = narration``: every phrase is the default persona's. ``dialogue``: sentences
+    alternate between the first two personas (one persona when only one is configured).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stages.base import Cancelled, InputError, Progress, no_progress
+from stages.script.model import Narration, Script, Section, SlideContent
+from stages.script.text import (
+    estimate_seconds,
+    is_cjk_language,
+    is_japanese,
+    reading_for,
+    shorten,
+    split_phrases,
+    split_sentences,
+)
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+GROUP_CHARS = 400
+GROUP_WORDS = 120
+BULLET_CHARS = 28
+BULLET_WORDS = 10
+MAX_BULLETS = 4
+SECTION_PAUSE_SECONDS = 1.0
+_LISTED_TITLES = 5
+
+_WORDS = {
+    "ja": {
+        "intro": "はじめに",
+        "summary": "まとめ",
+        "open": "今回は「{title}」について解説します。",
+        "covers": "この動画では、{topics}について見ていきます。",
+        "recap": "最後に、今回の内容を振り返りましょう。",
+        "recalled": "今回は、{topics}について紹介しました。",
+        "thanks": "ご視聴ありがとうございました。",
+        "join": "、",
+        "untitled": "無題",
+    },
+    "en": {
+        "intro": "Introduction",
+        "summary": "Summary",
+        "open": "In this video, we look at {title}.",
+        "covers": "We cover {topics}.",
+        "recap": "Let's recap what we covered.",
+        "recalled": "We looked at {topics}.",
+        "thanks": "Thanks for watching.",
+        "join": ", ",
+        "untitled": "Untitled",
+    },
+}
+
+
+@dataclass
+class _Sentence:
+    text: str
+    phrases: list[tuple[str, str | None]] = field(default_factory=list)  # (text, reading)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Draft:
+    title: str
+    sentences: list[_Sentence] = field(default_factory=list)
+    key_points: list[str] = field(default_factory=list)  # subheadings and list items
+    sentence_points: list[str] = field(default_factory=list)
+    image: dict[str, Any] | None = None
+    is_intro: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.sentences)
+
+
+@dataclass
+class _RawSection:
+    title: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    is_intro: bool = False
+
+
+def write_extractive(
+    article: dict[str, Any],
+    settings: "Settings",
+    progress: Progress = no_progress,
+    *,
+    cancel: threading.Event | None = None,
+) -> Script:
+    """Write a script from an ``article.json`` dict (see the module docstring for every rule).
+
+    Raises:
+        InputError: the article has no narratable text.
+        Cancelled: ``cancel`` was set between sections.
+    """
+    language = str(article.get("language") or settings.script.language)
+    words = _WORDS["ja"] if is_japanese(language) else _WORDS["en"]
+    title = _clean(article.get("title")) or _first_heading(article) or words["untitled"]
+    pronunciation = [(e.surface, e.reading) for e in settings.pronunciation]
+    writer = _Writer(language, pronunciation)
+
+    raw_sections, lead_image = _group(article, title, language, words)
+    drafts: list[_Draft] = []
+    for index, raw in enumerate(raw_sections):
+        _check(cancel)
+        progress(index, len(raw_sections) + 2, f"section {index + 1}/{len(raw_sections)}: {raw.title}")
+        draft = writer.draft(raw)
+        if draft.sentences:
+            drafts.append(draft)
+    if not drafts:
+        raise InputError("the article has no text to narrate (only code, images or nothing at all)")
+
+    opening = writer.draft_text(words["intro"], [words["open"].format(title=title), _covers(drafts, words)])
+    closing = writer.draft_text(words["summary"], [words["recap"], _recalled(drafts, words), words["thanks"]])
+    drafts = _trim(drafts, opening.seconds + closing.seconds, settings.script.max_minutes * 60)
+    opening = writer.draft_text(words["intro"], [words["open"].format(title=title), _covers(drafts, words)])
+    closing = writer.draft_text(words["summary"], [words["recap"], _recalled(drafts, words), words["thanks"]])
+    _check(cancel)
+
+    personas = _persona_cycle(settings)
+    turn = 0
+    sections: list[Section] = []
+    topics = _topics(drafts)[:MAX_BULLETS]
+    plan = [(opening, "title"), *[(d, None) for d in drafts], (closing, "closing")]
+    for index, (draft, layout) in enumerate(plan):
+        narrations: list[Narration] = []
+        for sentence in draft.sentences:
+            persona = personas[turn % len(personas)]
+            turn += 1
+            narrations.extend(Narration(text=t, reading=r, persona_id=persona) for t, r in sentence.phrases)
+        if layout == "title":
+            slide = SlideContent(heading=title, bullets=topics, layout="title", image=_src(lead_image))
+            section = Section(title=title, narrations=narrations, slide=slide, source_image_url=_src(lead_image))
+        elif layout == "closing":
+            slide = SlideContent(heading=draft.title, bullets=topics, layout="closing")
+            section = Section(title=draft.title, narrations=narrations, slide=slide)
+        else:
+            section = _body_section(draft, narrations, language)
+        sections.append(section)
+    progress(len(raw_sections) + 2, len(raw_sections) + 2, f"{len(sections)} sections written")
+    return Script(title=title, description=_description(article, drafts, language), language=language, sections=sections)
+
+
+# --- grouping ---------------------------------------------------------------------------------
+
+
+def _group(article: dict[str, Any], title: str, language: str, words: dict[str, str]) -> tuple[list[_RawSection], dict | None]:
+    blocks = article.get("blocks")
+    if not isinstance(blocks, list):
+        raise InputError("article.json has no 'blocks' list")
+    blocks = [b for b in blocks if isinstance(b, dict)]
+    headings = [b for b in blocks if b.get("type") == "heading" and _clean(b.get("text")) and _clean(b.get("text")) != title]
+    if not headings:
+        return _group_paragraphs(blocks, language), None
+    level = min(int(b.get("level") or 2) for b in headings)
+    sections: list[_RawSection] = []
+    lead = _RawSection(words["intro"], is_intro=True)
+    current = lead
+    for block in blocks:
+        if block in headings and int(block.get("level") or 2) == level:
+            current = _RawSection(_clean(block.get("text")))
+            sections.append(current)
+        elif block.get("type") == "heading" and _clean(block.get("text")) == title:
+            continue
+        else:
+            current.blocks.append(block)
+    lead_image = None
+    if any(b.get("type") in ("paragraph", "list", "quote") for b in lead.blocks):
+        sections.insert(0, lead)
+    else:
+        lead_image = next((b for b in lead.blocks if b.get("type") == "image" and b.get("src")), None)
+    return sections, lead_image
+
+
+def _group_paragraphs(blocks: list[dict[str, Any]], language: str) -> list[_RawSection]:
+    sections: list[_RawSection] = []
+    current: _RawSection | None = None
+    size = 0
+    limit = GROUP_CHARS if is_cjk_language(language) else GROUP_WORDS
+    for block in blocks:
+        text = _block_text(block)
+        if current is None or (text and size >= limit):
+            current = _RawSection("")
+            sections.append(current)
+            size = 0
+        current.blocks.append(block)
+        size += len(text) if is_cjk_language(language) else len(text.split())
+    for raw in sections:
+        first = next((_block_text(b) for b in raw.blocks if _block_text(b)), "")
+        sentences = split_sentences(first, language)
+        raw.title = shorten(sentences[0], language, BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS) if sentences else ""
+    return [raw for raw in sections if raw.title]
+
+
+def _block_text(block: dict[str, Any]) -> str:
+    kind = block.get("type")
+    if kind in ("paragraph", "quote"):
+        return _clean(block.get("text"))
+    if kind == "list":
+        return " ".join(_clean(item) for item in block.get("items") or [] if isinstance(item, str))
+    return ""
+
+
+# --- drafting ---------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Turns blocks into sentences with phrases, readings and estimated lengths."""
+
+    def __init__(self, language: str, pronunciation: list[tuple[str, str]]):
+        self.language = language
+        self.japanese = is_japanese(language)
+        self.pronunciation = pronunciation
+
+    def draft(self, raw: _RawSection) -> _Draft:
+        draft = _Draft(raw.title, is_intro=raw.is_intro)
+        for block in raw.blocks:
+            kind = block.get("type")
+            if kind in ("paragraph", "quote"):
+                for sentence in split_sentences(_clean(block.get("text")), self.language):
+                    draft.sentences.append(self.sentence(sentence))
+                    draft.sentence_points.append(sentence)
+            elif kind == "list":
+                for item in block.get("items") or []:
+                    if isinstance(item, str) and _clean(item):
+                        for sentence in split_sentences(self._as_sentence(_clean(item)), self.language):
+                            draft.sentences.append(self.sentence(sentence))
+                        draft.key_points.append(_clean(item))
+            elif kind == "heading":
+                draft.key_points.append(_clean(block.get("text")))
+            elif kind == "image" and draft.image is None and block.get("src"):
+                draft.image = block
+        return draft
+
+    def draft_text(self, title: str, sentences: list[str]) -> _Draft:
+        draft = _Draft(title)
+        for text in sentences:
+            for sentence in split_sentences(text, self.language):
+                draft.sentences.append(self.sentence(sentence))
+        return draft
+
+    def sentence(self, text: str) -> _Sentence:
+        sentence = _Sentence(text)
+        for phrase in split_phrases(text, self.language):
+            if not any(ch.isalnum() for ch in phrase):
+                continue
+            reading = reading_for(phrase, self.pronunciation) if self.japanese else None
+            if self.japanese and not reading:
+                continue
+            sentence.phrases.append((phrase, reading))
+            sentence.seconds += estimate_seconds(phrase, reading, self.language)
+        return sentence
+
+    def _as_sentence(self, item: str) -> str:
+        if item[-1] in "。！？!?.":
+            return item
+        return item + ("。" if is_cjk_language(self.language) else ".")
+
+
+# --- trimming ---------------------------------------------------------------------------------
+
+
+def _trim(drafts: list[_Draft], fixed_seconds: float, budget_seconds: float) -> list[_Draft]:
+    """Fit the body into the budget (rule in the module docstring)."""
+
+    def total(ds: list[_Draft]) -> float:
+        return fixed_seconds + sum(d.seconds for d in ds) + SECTION_PAUSE_SECONDS * (len(ds) + 1)
+
+    if total(drafts) <= budget_seconds:
+        return drafts
+    room = budget_seconds - fixed_seconds - SECTION_PAUSE_SECONDS * (len(drafts) + 1)
+    body = sum(d.seconds for d in drafts)
+    fraction = max(0.0, room / body) if body else 0.0
+    trimmed: list[_Draft] = []
+    for draft in drafts:
+        allowed = fraction * draft.seconds
+        kept: list[_Sentence] = []
+        spent = 0.0
+        for sentence in draft.sentences:
+            if kept and spent + sentence.seconds > allowed:
+                break
+            kept.append(sentence)
+            spent += sentence.seconds
+        kept_texts = {s.text for s in kept}
+        points = [p for p in draft.sentence_points if p in kept_texts]
+        trimmed.append(_Draft(draft.title, kept, draft.key_points, points, draft.image, draft.is_intro))
+    while len(trimmed) > 1 and total(trimmed) > budget_seconds:
+        trimmed.pop()
+    return trimmed
+
+
+# --- assembling -------------------------------------------------------------------------------
+
+
+def _body_section(draft: _Draft, narrations: list[Narration], language: str) -> Section:
+    limit = BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS
+    bullets: list[str] = []
+    for candidate in draft.key_points + draft.sentence_points:
+        bullet = shorten(candidate, language, limit)
+        if bullet and bullet not in bullets and bullet != draft.title:
+            bullets.append(bullet)
+        if len(bullets) == MAX_BULLETS:
+            break
+    image = _src(draft.image)
+    caption = _clean((draft.image or {}).get("caption")) or _clean((draft.image or {}).get("alt")) or None
+    slide = SlideContent(
+        heading=draft.title,
+        bullets=bullets,
+        image=image,
+        caption=caption if image else None,
+        layout="image" if image else "bullets",
+    )
+    return Section(title=draft.title, narrations=narrations, slide=slide, source_image_url=image)
+
+
+def _topics(drafts: list[_Draft]) -> list[str]:
+    """The body sections' titles, the introduction left out."""
+    return [d.title for d in drafts if not d.is_intro] or [d.title for d in drafts]
+
+
+def _covers(drafts: list[_Draft], words: dict[str, str]) -> str:
+    return words["covers"].format(topics=_listing(_topics(drafts), words))
+
+
+def _recalled(drafts: list[_Draft], words: dict[str, str]) -> str:
+    return words["recalled"].format(topics=_listing(_topics(drafts), words))
+
+
+def _listing(titles: list[str], words: dict[str, str]) -> str:
+    titles = [t.rstrip("。.!?！？") for t in titles[:_LISTED_TITLES]]
+    if words is _WORDS["ja"]:
+        return "、".join(f"「{t}」" for t in titles)
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+def _description(article: dict[str, Any], drafts: list[_Draft], language: str) -> str:
+    joiner = "、" if is_cjk_language(language) else ", "
+    source = _clean(article.get("url"))
+    return joiner.join(_topics(drafts)[:_LISTED_TITLES]) + (f" ({source})" if source else "")
+
+
+def _persona_cycle(settings: "Settings") -> list[str]:
+    default = settings.persona(None).id
+    if settings.script.style == "dialogue" and len(settings.personas) >= 2:
+        first, second = settings.personas[0].id, settings.personas[1].id
+        return [default, second if default == first else first] if default in (first, second) else [first, second]
+    return [default]
+
+
+def _first_heading(article: dict[str, Any]) -> str:
+    for block in article.get("blocks") or []:
+        if isinstance(block, dict) and block.get("type") == "heading" and _clean(block.get("text")):
+            return _clean(block.get("text"))
+    return ""
+
+
+def _src(image: dict[str, Any] | None) -> str | None:
+    return str(image["src"]) if image and image.get("src") else None
+
+
+def _clean(value: object) -> str:
+    return " ".join(str(value).split()) if isinstance(value, str) else ""
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("script writing was cancelled")

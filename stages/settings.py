@@ -77,6 +77,10 @@ class LLMSettings(_Section):
     timeout: float = 120.0
     max_input_tokens: int = 12000
     temperature: float = 0.4
+    max_output_tokens: int = Field(8192, gt=0, description="the reply's token cap (max_tokens)")
+    require_parameters: bool | None = Field(
+        None, description="send OpenRouter's provider.require_parameters; None: only for openrouter.ai"
+    )
 
 
 class CharacterSettings(_Section):

@@ -1,0 +1,426 @@
+"""The ``moviegen`` command: thin click commands, each calling one library function.
+
+Exit codes: 0 ok, 1 a job (or check) failed, 2 a usage error (bad arguments, unknown job, bad
+configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from daemon.events import TERMINAL_STATES, AmbiguousJobId, EventStore
+
+FOLLOW_POLL_SECONDS = 0.3
+console = Console()
+err_console = Console(stderr=True)
+
+
+# --- shared options ----------------------------------------------------------------------------
+
+
+def _home_options(func: Callable) -> Callable:
+    """``--home`` and ``--config`` on a subcommand too, so ``moviegen run --home DIR`` works."""
+    func = click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path),
+                        help="settings TOML (default: <home>/moviegen.toml)")(func)
+    func = click.option("--home", "home", type=click.Path(file_okay=False, path_type=Path),
+                        help="home folder (default: $MOVIEGEN_HOME or ~/.local/share/moviegen)")(func)
+    return func
+
+
+def _settings(ctx: click.Context, home: Path | None = None, config: Path | None = None, **overrides: Any):
+    from pydantic import ValidationError
+
+    from stages.settings import load_settings
+
+    root = ctx.find_root().params
+    home = home or root.get("home")
+    config = config or root.get("config")
+    if config is not None and not Path(config).is_file():
+        raise click.BadParameter(f"{config} does not exist", param_hint="--config")
+    try:
+        return load_settings(config=config, home=home, **overrides)
+    except ValidationError as exc:
+        raise click.UsageError(f"invalid settings:\n{exc}") from None
+
+
+def _store(settings) -> EventStore:
+    return EventStore(settings.db_path)
+
+
+def _job(store: EventStore, job_id: str) -> dict:
+    try:
+        job = store.job(job_id)
+    except AmbiguousJobId as exc:
+        raise click.BadParameter(str(exc), param_hint="JOB") from None
+    if job is None:
+        raise click.BadParameter(f"no job {job_id!r} (see: moviegen status)", param_hint="JOB")
+    return job
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="home folder (default: $MOVIEGEN_HOME or ~/.local/share/moviegen)")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="settings TOML (default: <home>/moviegen.toml)")
+@click.version_option("0.1.0", prog_name="moviegen")
+def cli(home: Path | None, config: Path | None) -> None:
+    """moviegen: articles in, narrated slide videos out.
+
+    \b
+    Example:
+        moviegen run --home ~/moviegen
+        moviegen submit https://example.com/post
+        moviegen status
+    """
+
+
+# --- the daemon --------------------------------------------------------------------------------
+
+
+@cli.command()
+@_home_options
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
+@click.pass_context
+def run(ctx: click.Context, home: Path | None, config: Path | None, log_level: str) -> None:
+    """Run the daemon in the foreground: watch the inbox, make videos, fill the outbox.
+
+    Logs JSON lines when stdout is not a terminal (journald), readable lines when it is. Stops
+    cleanly on SIGTERM or Ctrl-C.
+
+    \b
+    Example:
+        moviegen run --home ~/moviegen
+    """
+    from daemon.app import run_daemon
+    from daemon.logs import configure_logging
+
+    settings = _settings(ctx, home, config)
+    configure_logging(level=log_level)
+    sys.exit(run_daemon(settings))
+
+
+@cli.command()
+@_home_options
+@click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
+@click.option("--state", help="only jobs in this state (queued, audio, done, failed, ...)")
+@click.pass_context
+def status(ctx: click.Context, home: Path | None, config: Path | None, as_json: bool, state: str | None) -> None:
+    """Show the jobs: state, stage, percent, source and error.
+
+    \b
+    Example:
+        moviegen status
+        moviegen status --state failed --json
+    """
+    store = _store(_settings(ctx, home, config))
+    jobs = store.jobs(state)
+    if as_json:
+        click.echo(json.dumps(jobs, ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{len(jobs)} job(s)")
+    for column in ("job", "state", "stage", "%", "source", "updated", "message / error"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        style = {"done": "green", "failed": "red", "cancelled": "yellow"}.get(job["state"], "cyan")
+        table.add_row(job["job_id"], f"[{style}]{job['state']}[/]", job["stage"] or "",
+                      f"{job['percent'] or 0:.0f}", str(job["source"] or ""), (job["updated_at"] or "")[:19],
+                      job["error"] or job["message"] or "")
+    console.print(table)
+
+
+@cli.command()
+@_home_options
+@click.argument("job_id", metavar="JOB")
+@click.option("--follow", "-f", is_flag=True, help="keep showing new events with a live progress bar")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per event")
+@click.pass_context
+def events(ctx: click.Context, home: Path | None, config: Path | None, job_id: str, follow: bool,
+           as_json: bool) -> None:
+    """Show a job's history; with --follow, a live progress bar until it ends.
+
+    With --follow the exit code says how the job ended: 0 done, 1 failed or cancelled.
+
+    \b
+    Example:
+        moviegen events 20261126-022000-3fa2c1
+        moviegen events 20261126-0220 --follow
+    """
+    store = _store(_settings(ctx, home, config))
+    job = _job(store, job_id)
+    printer = _event_printer(as_json)
+    seen = 0
+    for event in store.events(job["job_id"]):
+        printer(event)
+        seen = event["seq"]
+    if not follow:
+        return
+    final = _follow(store, job["job_id"], seen, printer)
+    sys.exit(0 if final == "done" else 1)
+
+
+def _follow(store: EventStore, job_id: str, after: int, printer: Callable[[dict], None]) -> str:
+    job = store.job(job_id) or {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        task = bar.add_task(_describe(job), total=100, completed=job.get("percent") or 0)
+        while job.get("state") not in TERMINAL_STATES:
+            time.sleep(FOLLOW_POLL_SECONDS)
+            for event in store.events(job_id, after=after):
+                after = event["seq"]
+                if event["kind"] != "stage.progress":
+                    bar.console.print(_event_line(event))
+            job = store.job(job_id) or {}
+            bar.update(task, completed=job.get("percent") or 0, description=_describe(job))
+    return str(job.get("state"))
+
+
+def _describe(job: dict) -> str:
+    return f"{job.get('state', '?')}: {job.get('message') or ''}"[:60]
+
+
+def _event_printer(as_json: bool) -> Callable[[dict], None]:
+    if as_json:
+        return lambda event: click.echo(json.dumps(event, ensure_ascii=False))
+    return lambda event: console.print(_event_line(event), highlight=False)
+
+
+def _event_line(event: dict) -> str:
+    data = {k: v for k, v in (event.get("data") or {}).items() if k != "traceback"}
+    details = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in data.items())
+    return f"{event['at'][:23]} {event['seq']:>6} {event['kind']:<20} {event.get('stage') or '':<7} {details}"
+
+
+@cli.command()
+@_home_options
+@click.argument("job_id", metavar="JOB")
+@click.pass_context
+def retry(ctx: click.Context, home: Path | None, config: Path | None, job_id: str) -> None:
+    """Ask the daemon to retry a failed or cancelled job at the stage where it stopped.
+
+    Stages that finished before are skipped through their manifests.
+
+    \b
+    Example:
+        moviegen retry 20261126-022000-3fa2c1
+    """
+    store = _store(_settings(ctx, home, config))
+    job = _job(store, job_id)
+    if job["state"] not in ("failed", "cancelled"):
+        raise click.UsageError(f"job {job['job_id']} is {job['state']}; only failed or cancelled jobs can be retried")
+    store.request(job["job_id"], "retry")
+    click.echo(f"retry requested for {job['job_id']} (follow it: moviegen events {job['job_id']} --follow)")
+
+
+@cli.command()
+@_home_options
+@click.argument("job_id", metavar="JOB")
+@click.pass_context
+def cancel(ctx: click.Context, home: Path | None, config: Path | None, job_id: str) -> None:
+    """Ask the daemon to cancel a job: its stage stops and child processes are killed.
+
+    \b
+    Example:
+        moviegen cancel 20261126-022000-3fa2c1
+    """
+    store = _store(_settings(ctx, home, config))
+    job = _job(store, job_id)
+    if job["state"] in TERMINAL_STATES:
+        raise click.UsageError(f"job {job['job_id']} is already {job['state']}")
+    store.request(job["job_id"], "cancel")
+    click.echo(f"cancel requested for {job['job_id']}")
+
+
+@cli.command()
+@_home_options
+@click.argument("item", metavar="URL|FILE")
+@click.pass_context
+def submit(ctx: click.Context, home: Path | None, config: Path | None, item: str) -> None:
+    """Drop a URL or a file into the inbox safely (temporary name, then rename).
+
+    A URL becomes a .url file. The running daemon picks it up within its settle window.
+
+    \b
+    Example:
+        moviegen submit https://example.com/post
+        moviegen submit article.md
+    """
+    from daemon.inbox import submit_to_inbox
+
+    settings = _settings(ctx, home, config)
+    try:
+        path = submit_to_inbox(settings.inbox, item)
+    except FileNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint="URL|FILE") from None
+    click.echo(str(path))
+
+
+@cli.command()
+@_home_options
+@click.pass_context
+def rebuild(ctx: click.Context, home: Path | None, config: Path | None) -> None:
+    """Rebuild the jobs table from the event log.
+
+    \b
+    Example:
+        moviegen rebuild
+    """
+    count = _store(_settings(ctx, home, config)).rebuild_jobs()
+    click.echo(f"rebuilt {count} job(s) from the event log")
+
+
+# --- without a daemon --------------------------------------------------------------------------
+
+
+@cli.command()
+@_home_options
+@click.argument("source", metavar="SOURCE")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="the MP4 to write (subtitles go beside it as .srt)")
+@click.option("--renderer", type=click.Choice(["ffmpeg", "remotion"]), help="override video.renderer")
+@click.option("--size", metavar="WxH", help="override the video size, e.g. 1280x720")
+@click.pass_context
+def make(ctx: click.Context, home: Path | None, config: Path | None, source: str, out: Path,
+         renderer: str | None, size: str | None) -> None:
+    """Make one video in this process, no daemon: SOURCE is a URL, an article or a script.
+
+    \b
+    Example:
+        moviegen make samples/ja-article.md -o out.mp4 --size 1280x720
+        moviegen make script.yaml -o out.mp4 --renderer remotion
+    """
+    from daemon.app import make_video
+    from daemon.inbox import URL_PATTERN
+    from stages.base import StageError
+
+    settings = _settings(ctx, home, config)
+    if not URL_PATTERN.fullmatch(source.strip()) and not Path(source).is_file():
+        raise click.BadParameter(f"{source}: not a URL and not a file", param_hint="SOURCE")
+    if renderer:
+        settings.video.renderer = renderer
+    if size:
+        match = re.fullmatch(r"(\d+)[xX](\d+)", size.strip())
+        if not match or int(match[1]) < 16 or int(match[2]) < 16:
+            raise click.BadParameter(f"{size!r}: expected WIDTHxHEIGHT, e.g. 1280x720", param_hint="--size")
+        settings.video.width, settings.video.height = int(match[1]), int(match[2])
+    with Progress(TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[message]}"), TimeElapsedColumn(), console=err_console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, current: int, total: int, message: str) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=100, message="")
+            percent = 100.0 if total <= 0 else min(100.0, 100.0 * current / total)
+            bar.update(tasks[stage], completed=percent, message=message[:50])
+
+        try:
+            written = make_video(source, out, settings, progress)
+        except StageError as exc:
+            bar.stop()
+            err_console.print(f"[red]failed:[/] {exc}")
+            sys.exit(1)
+        except Exception as exc:
+            bar.stop()
+            err_console.print(f"[red]failed ({type(exc).__name__}):[/] {exc}")
+            sys.exit(1)
+    click.echo(str(written))
+
+
+@cli.command()
+@_home_options
+@click.argument("source", metavar="PATH_OR_URL")
+@click.option("--url", help="the page's address, for a local HTML or Markdown file")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def extract(ctx: click.Context, home: Path | None, config: Path | None, source: str, url: str | None,
+            fmt: str) -> None:
+    """Run the fetch stage alone: print the article as plain text or JSON.
+
+    \b
+    Example:
+        moviegen extract https://example.com/post
+        moviegen extract saved.html --url https://example.com/post --format json
+    """
+    from stages.base import StageError
+    from stages.fetch import article_text, extract as extract_article
+
+    settings = _settings(ctx, home, config)
+    try:
+        article = extract_article(source, settings, url=url)
+    except StageError as exc:
+        err_console.print(f"[red]failed:[/] {exc}")
+        sys.exit(1)
+    if fmt == "json":
+        click.echo(json.dumps(article, ensure_ascii=False, indent=2, default=str))
+    else:
+        click.echo(article_text(article))
+
+
+@cli.command()
+@_home_options
+@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, home: Path | None, config: Path | None, script: Path) -> None:
+    """Check a script file; print every problem with its line and column (exit 1 if any).
+
+    \b
+    Example:
+        moviegen validate script.yaml
+    """
+    from stages.script import validate_script_file
+
+    issues = validate_script_file(script, _settings(ctx, home, config))
+    for issue in issues:
+        click.echo(f"{script}:{issue.line}:{issue.column}: {issue.message}")
+    if issues:
+        sys.exit(1)
+    click.echo(f"{script}: ok")
+
+
+@cli.command()
+@_home_options
+@click.pass_context
+def doctor(ctx: click.Context, home: Path | None, config: Path | None) -> None:
+    """Show what is configured (secrets masked), what is reachable and what is missing.
+
+    Exit 1 when something the configuration needs is missing.
+
+    \b
+    Example:
+        moviegen doctor
+        MOVIEGEN_AUDIO__ENGINE=voicevox moviegen doctor
+    """
+    from daemon.app import doctor as run_checks, mask_secrets
+
+    settings = _settings(ctx, home, config)
+    config_data = mask_secrets(settings.public_dict())
+    console.print(f"[bold]home[/] {settings.home}")
+    for section in ("daemon", "script", "audio", "video"):
+        console.print(f"[bold]{section}[/] {json.dumps(config_data.get(section), ensure_ascii=False)}")
+    if settings.script.writer == "llm":
+        console.print(f"[bold]llm[/] {json.dumps(config_data.get('llm'), ensure_ascii=False)}")
+    console.print(f"[bold]personas[/] {', '.join(p.id for p in settings.personas)}")
+    table = Table(title="checks")
+    for column in ("check", "ok", "detail"):
+        table.add_column(column, overflow="fold")
+    checks = run_checks(settings)
+    for check in checks:
+        mark = "[green]ok[/]" if check.ok else ("[red]MISSING[/]" if check.required else "[yellow]no[/]")
+        table.add_row(check.name, mark, check.detail)
+    console.print(table)
+    if any(not c.ok and c.required for c in checks):
+        sys.exit(1)
+
+
+def main() -> None:
+    """The console script ``moviegen``."""
+    cli(prog_name="moviegen")

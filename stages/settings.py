@@ -206,10 +206,20 @@ class SubtitleSettings(_Section):
     size: float = Field(0.055, gt=0, description="font size as a fraction of the video height")
     max_lines: int = 2
     outline: float = 0.004
+    bottom_margin: float = Field(0.04, ge=0, lt=0.5, description="space below the last line, fraction of the height")
+    min_scale: float = Field(
+        0.8, gt=0, le=1, description="a cue too long for max_lines shrinks down to this scale, then ends in an ellipsis"
+    )
 
 
 class VideoSettings(_Section):
     renderer: Literal["ffmpeg", "remotion"] = "ffmpeg"
+    ffmpeg_mode: Literal["segments", "graph"] = Field(
+        "segments",
+        description="segments: stills encoded once + per-interval encodes joined without re-encoding (fast); "
+        "graph: one filter graph for the whole video (simple, slow: the benchmark's baseline)",
+    )
+    workers: int = Field(2, ge=1, description="segment encodes run at once")
     width: int = 1920
     height: int = 1080
     fps: int = 30
@@ -225,8 +235,12 @@ class VideoSettings(_Section):
 class RemotionSettings(_Section):
     node: str = "node"
     browser_executable: Path = Path("/usr/bin/chromium")
-    concurrency: int = Field(1, ge=1, le=2)
+    concurrency: int = Field(1, ge=1, le=2, description="Chromium tabs rendering at once; 2 gained nothing on 2 cores")
     timeout_seconds: float = 3600.0
+    project_dir: Path | None = Field(None, description="the remotion/ folder (package.json, node_modules); None: the one beside the package")
+    bundle_cache: Path | None = Field(
+        None, description="where bundles are kept; None: remotion/.bundle-cache, or <cache>/remotion-bundles when that is read-only"
+    )
 
 
 def _default_personas() -> list[Persona]:

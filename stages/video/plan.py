@@ -1,0 +1,504 @@
+"""Planning: ``script.yaml`` + ``audio/index.json`` + ``slides/index.json`` + settings -> Timeline.
+
+Timing (all from ``settings.video.timing``):
+
+- the first phrase starts after ``initial_pause``;
+- a section's first phrase starts ``section_pause`` after the previous section's last phrase;
+- within a section, a change of speaker adds ``speaker_change_pause``, otherwise ``phrase_gap``;
+- the video ends ``ending_pause`` after the last phrase.
+
+A section (and its slide) starts where the previous section's narration ends, so the slide covers the
+pause before its first phrase; the first section starts at 0 and the last one runs to the end. The
+incoming transition overlaps that pause and is clamped to it, so it never shortens narration.
+Every start is snapped to a frame boundary (``round(t * fps) / fps``) so both renderers agree.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from stages.base import InputError
+from stages.script.model import Script
+from stages.video.timeline import (
+    Background,
+    BackgroundInterval,
+    BackgroundTrack,
+    Bgm,
+    Chapter,
+    CharacterTrack,
+    Interval,
+    NarrationClip,
+    SafeBox,
+    SectionSpan,
+    SlideClip,
+    SubtitleCue,
+    SubtitleStyle,
+    Timeline,
+    Transition,
+)
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+TRAILING_PUNCTUATION = "。、"
+ELLIPSIS = "…"
+BLINK_SECONDS = 0.15
+BLINK_GAP = (2.0, 5.0)
+MOUTH_MIN_HOLD_FRAMES = 2
+MOUTH_FLOOR_RMS = 0.01  # about -40 dBFS: below this the mouth stays shut however quiet the clip
+MOUTH_RELATIVE = 0.25  # open above this fraction of the clip's loud (95th percentile) level
+
+
+def plan_timeline(job_dir: Path, settings: "Settings") -> Timeline:
+    """Plan the video of the job in ``job_dir`` from its script, audio and slides.
+
+    Raises:
+        InputError: an upstream artifact is missing or inconsistent (no clips at all, a missing
+            slide, a character image or BGM file that does not exist).
+    """
+    job_dir = Path(job_dir)
+    script = _load_script(job_dir / "script.yaml")
+    audio = _load_json(job_dir / "audio" / "index.json")
+    slides = _load_json(job_dir / "slides" / "index.json")
+    return build_timeline(script, audio, slides, settings, base_dir=job_dir)
+
+
+def build_timeline(
+    script: Script, audio: dict[str, Any], slides: dict[str, Any], settings: "Settings", *, base_dir: Path
+) -> Timeline:
+    """Plan from already-loaded inputs (``base_dir`` resolves relative paths in the script)."""
+    video = settings.video
+    fps = video.fps
+    clips_index: dict[str, dict[str, Any]] = audio.get("clips", {})
+    slide_paths = {int(item["section"]): item["path"] for item in slides.get("slides", [])}
+
+    narration, section_spans = _place_phrases(script, clips_index, settings)
+    if not narration:
+        raise InputError("no narration clips to place: every phrase was dropped by the audio stage")
+    last_end = narration[-1].start + narration[-1].duration
+    frames = int(np.ceil((last_end + video.timing.ending_pause) * fps - 1e-6))
+    duration = frames / fps
+    section_spans[-1] = section_spans[-1].model_copy(update={"end": duration})
+
+    slide_track = _slides(section_spans, narration, slide_paths, settings)
+    characters = _characters(narration, settings, duration, fps)
+    style = _subtitle_style(settings, has_characters=bool(characters))
+    cues = _cues(script, narration, style, settings)
+    return Timeline(
+        fps=fps,
+        width=video.width,
+        height=video.height,
+        duration=duration,
+        frames=frames,
+        sample_rate=int(audio.get("sample_rate", 48000)),
+        slides=slide_track,
+        narration=narration,
+        subtitles=cues,
+        subtitle_style=style,
+        characters=characters,
+        background=_background(script, section_spans, settings, base_dir),
+        bgm=_bgm(settings),
+        chapters=[Chapter(title=s.title, start=s.start) for s in section_spans],
+        sections=section_spans,
+    )
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def _place_phrases(
+    script: Script, clips: dict[str, dict[str, Any]], settings: "Settings"
+) -> tuple[list[NarrationClip], list[SectionSpan]]:
+    timing = settings.video.timing
+    fps = settings.video.fps
+    snap = lambda t: round(t * fps) / fps  # noqa: E731 - a one-line rounding rule
+    narration: list[NarrationClip] = []
+    spans: list[SectionSpan] = []
+    cursor = 0.0  # end of the last placed phrase (or 0)
+    previous_speaker: str | None = None
+    by_section: dict[int, list[tuple[str, Any]]] = {}
+    for phrase_id, section_index, item in script.phrases():
+        by_section.setdefault(section_index, []).append((phrase_id, item))
+    for index, section in enumerate(script.sections):
+        section_start = 0.0 if index == 0 else cursor
+        pause = timing.initial_pause if index == 0 else timing.section_pause
+        first = True
+        for phrase_id, item in by_section.get(index, []):
+            clip = clips.get(phrase_id)
+            if clip is None:
+                continue  # dropped by the audio stage
+            speaker = item.persona_id or clip.get("speaker") or settings.default_persona
+            if first:
+                gap = pause
+            elif speaker != previous_speaker:
+                gap = timing.speaker_change_pause
+            else:
+                gap = timing.phrase_gap
+            start = snap(cursor + gap)
+            duration = float(clip["duration"])
+            narration.append(
+                NarrationClip(
+                    phrase_id=phrase_id,
+                    section=index,
+                    audio=str(Path(clip["path"]).resolve()),
+                    start=start,
+                    duration=duration,
+                    speaker=speaker,
+                )
+            )
+            cursor = start + duration
+            previous_speaker = speaker
+            first = False
+        if first:  # every phrase of the section was dropped: show its slide for the pause alone
+            cursor = snap(cursor + pause)
+        spans.append(SectionSpan(index=index, title=section.title, start=snap(section_start), end=0.0))
+    for i in range(len(spans) - 1):
+        spans[i] = spans[i].model_copy(update={"end": spans[i + 1].start})
+    return narration, spans
+
+
+def _slides(
+    spans: list[SectionSpan], narration: list[NarrationClip], paths: dict[int, str], settings: "Settings"
+) -> list[SlideClip]:
+    fps = settings.video.fps
+    wanted = settings.video.transition
+    first_phrase = {}
+    for clip in narration:
+        first_phrase.setdefault(clip.section, clip.start)
+    track: list[SlideClip] = []
+    for span in spans:
+        if span.index not in paths:
+            raise InputError(f"slides/index.json has no slide for section {span.index} ({span.title!r})")
+        image = Path(paths[span.index]).resolve()
+        transition = Transition()
+        if span.index > 0 and wanted.type != "none" and wanted.duration > 0:
+            room = first_phrase.get(span.index, span.end) - span.start
+            length = int(min(wanted.duration, room) * fps + 1e-6) / fps
+            if length > 0:
+                transition = Transition(type=wanted.type, duration=length)
+        track.append(
+            SlideClip(section=span.index, image=str(image), start=span.start, end=span.end, transition_in=transition)
+        )
+    return track
+
+
+# --- subtitles --------------------------------------------------------------------------------
+
+
+def _subtitle_style(settings: "Settings", *, has_characters: bool) -> SubtitleStyle:
+    from stages.fonts import find_font_face, font_family_name
+
+    width, height = settings.video.width, settings.video.height
+    subs = settings.video.subtitles
+    safe = settings.slides.safe_area
+    face = find_font_face(subs.font or settings.theme.font)
+    size = round(subs.size * height, 1)
+    side = max(safe.margin, safe.corner_width if has_characters else 0.0) * width
+    bottom = round(subs.bottom_margin * height, 1)
+    band = safe.subtitle_band * height
+    return SubtitleStyle(
+        font_family=font_family_name(face.path),
+        font_file=str(face.path),
+        size=size,
+        outline=round(max(subs.outline * height, 1.0), 1),
+        bottom_margin=bottom,
+        line_height=round(size * 1.25, 1),
+        max_lines=subs.max_lines,
+        safe_box=SafeBox(x=round(side, 1), y=round(height - band, 1), width=round(width - 2 * side, 1), height=round(band - bottom, 1)),
+    )
+
+
+def _cues(script: Script, narration: list[NarrationClip], style: SubtitleStyle, settings: "Settings") -> list[SubtitleCue]:
+    texts = {pid: item.text for pid, _, item in script.phrases()}
+    fitter = _CueFitter(style, settings.video.subtitles.min_scale)
+    cues = []
+    for clip in narration:
+        text = texts[clip.phrase_id].strip().rstrip(TRAILING_PUNCTUATION).strip()
+        lines, size = fitter.fit(text)
+        cues.append(
+            SubtitleCue(
+                phrase_id=clip.phrase_id,
+                section=clip.section,
+                start=clip.start,
+                end=clip.start + clip.duration,
+                text="\n".join(lines),
+                lines=lines,
+                speaker=clip.speaker,
+                color=_hex6(settings.persona(clip.speaker).subtitle_color if _has_persona(settings, clip.speaker) else "#ffffff"),
+                font_size=size,
+            )
+        )
+    return cues
+
+
+@dataclass
+class _CueFitter:
+    """Wraps a cue to the safe width in at most ``max_lines`` lines.
+
+    Too long at full size: the font shrinks in steps down to ``min_scale``; still too long: the last
+    line is cut and ends in an ellipsis.
+    """
+
+    style: SubtitleStyle
+    min_scale: float
+
+    def fit(self, text: str) -> tuple[list[str], float]:
+        from stages.linebreak import wrap
+
+        width = self.style.safe_box.width - 2 * self.style.outline
+        scale = 1.0
+        while True:
+            size = round(self.style.size * scale, 1)
+            measure = self._measure(size)
+            lines = wrap(text, width, measure)
+            if len(lines) <= self.style.max_lines:
+                return lines, size
+            if scale - 0.05 < self.min_scale - 1e-9:
+                return self._ellipsize(lines, width, measure), size
+            scale -= 0.05
+
+    def _ellipsize(self, lines: list[str], width: float, measure) -> list[str]:
+        kept = lines[: self.style.max_lines]
+        last = kept[-1]
+        while last and measure(last + ELLIPSIS) > width:
+            last = last[:-1]
+        kept[-1] = last.rstrip() + ELLIPSIS
+        return kept
+
+    def _measure(self, size: float):
+        from PIL import ImageFont
+
+        font = _font(self.style.font_file, size)
+        return font.getlength
+
+
+def _font(path: str | None, size: float):
+    from PIL import ImageFont
+
+    from stages.fonts import find_font_face
+
+    if path is None:
+        raise InputError("no subtitle font file")
+    index = 0
+    if path.lower().endswith((".ttc", ".otc")):
+        index = find_font_face(path).index
+    return ImageFont.truetype(path, size=max(1, round(size)), index=index)
+
+
+# --- characters -------------------------------------------------------------------------------
+
+
+def _characters(narration: list[NarrationClip], settings: "Settings", duration: float, fps: int) -> list[CharacterTrack]:
+    width, height = settings.video.width, settings.video.height
+    speakers: list[str] = []
+    for clip in narration:
+        if clip.speaker not in speakers:
+            speakers.append(clip.speaker)
+    tracks = []
+    for speaker in speakers:
+        if not _has_persona(settings, speaker):
+            continue
+        persona = settings.persona(speaker)
+        character = persona.character
+        if character is None:
+            continue
+        base = _existing(character.base, f"persona {speaker}: character.base")
+        mouth = _existing(character.mouth_open, f"persona {speaker}: character.mouth_open") if character.mouth_open else None
+        eyes = _existing(character.eyes_closed, f"persona {speaker}: character.eyes_closed") if character.eyes_closed else None
+        from PIL import Image
+
+        with Image.open(base) as image:
+            aspect = image.width / image.height
+        h = round(character.height * height)
+        w = round(h * aspect)
+        margin = round(0.02 * width)
+        x = {"left": margin, "right": width - w - margin, "center": (width - w) // 2}[character.position]
+        own = [c for c in narration if c.speaker == speaker]
+        speaking = _merge([(c.start, c.start + c.duration) for c in own])
+        mouth_intervals = _merge([iv for c in own for iv in mouth_open_intervals(Path(c.audio), c.start, fps)]) if mouth else []
+        tracks.append(
+            CharacterTrack(
+                persona_id=speaker,
+                base=str(base),
+                mouth_open=str(mouth) if mouth else None,
+                eyes_closed=str(eyes) if eyes else None,
+                position=character.position,
+                x=x,
+                y=height - h,
+                width=w,
+                height=h,
+                visible=[(0.0, duration)],
+                speaking=speaking,
+                mouth_open_intervals=mouth_intervals,
+                blinks=blink_schedule(speaker, duration, fps) if eyes else [],
+            )
+        )
+    return tracks
+
+
+def mouth_open_intervals(wav_path: Path, start: float, fps: int) -> list[Interval]:
+    """When the mouth is open while this clip plays: its RMS per frame over a threshold.
+
+    The threshold is relative to the clip's own loud level (so a quiet voice still moves the mouth)
+    with an absolute floor (so silence never does). Open runs last at least
+    ``MOUTH_MIN_HOLD_FRAMES`` frames and shorter closed gaps are filled, so the mouth does not flicker.
+    """
+    samples, rate = read_wav_mono(wav_path)
+    window = max(1, int(round(rate / fps)))
+    count = len(samples) // window
+    if count == 0:
+        return []
+    frames = samples[: count * window].reshape(count, window)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    loud = float(np.percentile(rms, 95))
+    threshold = max(MOUTH_FLOOR_RMS, MOUTH_RELATIVE * loud)
+    is_open = rms > threshold
+    runs = _runs(is_open)
+    runs = _fill_gaps(runs, MOUTH_MIN_HOLD_FRAMES)
+    runs = [(a, max(b, a + MOUTH_MIN_HOLD_FRAMES)) for a, b in runs]
+    first = round(start * fps)
+    return [((first + a) / fps, (first + min(b, count)) / fps) for a, b in runs if min(b, count) > a]
+
+
+def blink_schedule(persona_id: str, duration: float, fps: int) -> list[Interval]:
+    """Blinks every 2–5 s at pseudo-random times that depend only on the persona id."""
+    rng = random.Random(f"blink:{persona_id}")
+    blinks = []
+    t = rng.uniform(*BLINK_GAP)
+    length = max(BLINK_SECONDS, 2 / fps)
+    while t + length < duration:
+        start = round(t * fps) / fps
+        blinks.append((start, round((start + length) * fps) / fps))
+        t += rng.uniform(*BLINK_GAP)
+    return blinks
+
+
+def read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as float32 mono in [-1, 1] and its sample rate."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+            raw = wav.readframes(wav.getnframes())
+    except (FileNotFoundError, wave.Error, EOFError) as exc:
+        raise InputError(f"cannot read narration clip {path}: {exc}") from exc
+    if width != 2:
+        raise InputError(f"narration clip {path} is {8 * width}-bit; 16-bit PCM is expected")
+    data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1)
+    return data, rate
+
+
+# --- background, BGM --------------------------------------------------------------------------
+
+
+def _background(script: Script, spans: list[SectionSpan], settings: "Settings", base_dir: Path) -> BackgroundTrack:
+    conf = settings.video.background
+    default = Background(
+        type=conf.type,
+        value=_hex6(conf.value) if conf.type == "color" else None,
+        path=str(_existing(conf.path, "video.background.path")) if conf.type != "color" else None,
+        fit=conf.fit,
+    )
+    overrides = []
+    for span, section in zip(spans, script.sections):
+        wanted = section.background
+        if wanted is None:
+            continue
+        if wanted.type == "color":
+            background = Background(type="color", value=_hex6(wanted.value or "#000000"), fit=wanted.fit)
+        else:
+            if not wanted.path:
+                raise InputError(f"section {span.index} ({span.title!r}): a {wanted.type} background needs a path")
+            path = Path(wanted.path).expanduser()
+            path = path if path.is_absolute() else base_dir / path
+            background = Background(type=wanted.type, path=str(_existing(path, f"section {span.index} background")), fit=wanted.fit)
+        overrides.append(BackgroundInterval(start=span.start, end=span.end, section=span.index, background=background))
+    return BackgroundTrack(default=default, overrides=overrides)
+
+
+def _bgm(settings: "Settings") -> Bgm | None:
+    conf = settings.video.bgm
+    if conf.path is None:
+        return None
+    return Bgm(
+        path=str(_existing(conf.path, "video.bgm.path")),
+        volume=conf.volume,
+        fade_in=conf.fade_in,
+        fade_out=conf.fade_out,
+        loop=conf.loop,
+        duck=conf.duck,
+        duck_volume=conf.duck_volume,
+    )
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def _load_script(path: Path) -> Script:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} is missing: run the script stage first") from exc
+    return Script.model_validate(data)
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path} is missing: run the stage that writes it first") from exc
+
+
+def _existing(path: Path | str | None, what: str) -> Path:
+    if path is None:
+        raise InputError(f"{what} is not set")
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise InputError(f"{what}: {resolved} does not exist")
+    return resolved
+
+
+def _has_persona(settings: "Settings", persona_id: str) -> bool:
+    return any(p.id == persona_id for p in settings.personas)
+
+
+def _hex6(color: str) -> str:
+    value = color.strip().lstrip("#")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    return "#" + value[:6].lower()
+
+
+def _merge(intervals: list[Interval]) -> list[Interval]:
+    merged: list[list[float]] = []
+    for a, b in sorted(intervals):
+        if merged and a <= merged[-1][1] + 1e-9:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return [(a, b) for a, b in merged]
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    padded = np.concatenate([[False], flags, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _fill_gaps(runs: list[tuple[int, int]], min_gap: int) -> list[tuple[int, int]]:
+    filled: list[tuple[int, int]] = []
+    for a, b in runs:
+        if filled and a - filled[-1][1] < min_gap:
+            filled[-1] = (filled[-1][0], b)
+        else:
+            filled.append((a, b))
+    return filled

@@ -160,6 +160,9 @@ class ImageApiSettings(_Section):
     form: Literal["chat", "images"] = "chat"
     timeout: float = 120.0
     attempts: int = 3
+    size: str | None = Field(None, description="images form: requested size, e.g. 1536x1024 (None: the API's default)")
+    retry_base_seconds: float = Field(1.0, ge=0, description="first backoff on 429/5xx without Retry-After; doubles")
+    retry_max_seconds: float = Field(30.0, ge=0, description="longest wait between attempts (caps Retry-After too)")
 
 
 class SlidesSettings(_Section):
@@ -169,6 +172,7 @@ class SlidesSettings(_Section):
     max_image_bytes: int = 20 * 1024 * 1024
     min_image_size: int = 64
     image_fit: Literal["cover", "contain"] = "contain"
+    workers: int = Field(2, ge=1, le=8, description="slides drawn in parallel")
 
 
 class BackgroundSettings(_Section):

@@ -330,6 +330,9 @@ const main = async () => {
 			codec: 'h264',
 			audioCodec: 'aac',
 			pixelFormat: 'yuv420p',
+			// Limited-range BT.709, tagged: what players assume for HD and what the ffmpeg renderer
+			// writes (the default would be full-range JPEG colours, yuvj420p).
+			colorSpace: 'bt709',
 			crf: args.crf,
 			x264Preset: args.preset,
 			enforceAudioTrack: true,

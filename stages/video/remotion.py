@@ -1,0 +1,300 @@
+"""The Remotion renderer: ``timeline.json`` through React and Chromium, with frame progress.
+
+Opt-in (``video.renderer = "remotion"``): Remotion is source-available under its own licence
+(free for individuals and companies of up to 3 people). It needs Node, a local Chromium
+(Debian's ``chromium``) and ``npm ci`` in ``remotion/``; nothing is downloaded at render time.
+
+``remotion/render.mjs`` does the work and prints one JSON line per event; this module runs it in
+its own process group (so a cancel kills node and Chromium together), turns the lines into
+``progress(frame, total, message)`` calls, and commits the output atomically once ffprobe agrees
+with the timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stages.base import InputError, Progress, StageError, atomic_temp_path, commit_temp, no_progress
+from stages.process import ProcessError, run_process
+from stages.video.timeline import Timeline
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+DEFAULT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "remotion"
+
+# Every child gets this variable; tests find a render's processes (node, Chromium, ffmpeg) by it.
+MARKER_ENV = "MOVIEGEN_REMOTION_RENDER"
+
+
+class RemotionUnavailable(InputError):
+    """Node, Chromium or remotion/node_modules is missing; the message names the fix."""
+
+
+class RemotionError(StageError):
+    """render.mjs failed for a reason other than the input (a crash, a browser error)."""
+
+
+def render_with_remotion(
+    timeline_path: Path,
+    out_path: Path,
+    settings: "Settings",
+    progress: Progress = no_progress,
+    *,
+    cancel: threading.Event | None = None,
+) -> Path:
+    """Render ``timeline_path`` to ``out_path`` (H.264 + AAC) with Remotion.
+
+    Args:
+        timeline_path: a ``timeline.json`` (stages.video.timeline.Timeline).
+        out_path: the MP4 to write; written to a temporary sibling, then renamed.
+        settings: reads ``settings.remotion`` (node, browser, concurrency, timeout) and
+            ``settings.video`` (crf, preset).
+        progress: called with ``(rendered_frames, total_frames, "<stage> <encoded>/<total>")``,
+            never going backwards.
+        cancel: when set, the render's whole process group is killed.
+
+    Raises:
+        RemotionUnavailable: node, Chromium or node_modules is missing.
+        InputError: the timeline is invalid or names a missing asset.
+        Cancelled, ProcessTimeout: from :func:`stages.process.run_process`.
+        RemotionError: the render failed, or its output does not match the timeline.
+    """
+    tools = _require_tools(settings)
+    timeline = _load_timeline(Path(timeline_path))
+    out_path = Path(out_path)
+    tmp = atomic_temp_path(out_path)
+    scratch = Path(tempfile.mkdtemp(prefix="moviegen-remotion-"))
+    reader = _LineReader(timeline.frames, progress)
+    args = [
+        tools.node,
+        tools.project_dir / "render.mjs",
+        "--timeline", Path(timeline_path).resolve(),
+        "--out", tmp,
+        "--concurrency", str(settings.remotion.concurrency),
+        "--browser", tools.browser,
+        "--crf", str(settings.video.crf),
+        "--preset", settings.video.preset,
+        "--bundle-cache", _bundle_cache(settings, tools.project_dir),
+    ]  # fmt: skip
+    try:
+        progress(0, timeline.frames, "starting Remotion")
+        try:
+            run_process(
+                args,
+                cancel=cancel,
+                timeout=settings.remotion.timeout_seconds,
+                on_line=reader.feed,
+                cwd=tools.project_dir,
+                env=_child_env(scratch),
+                what="remotion render",
+            )
+        except ProcessError as exc:
+            raise reader.failure(exc) from exc
+        _verify(tmp, timeline)
+        commit_temp(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        # Chromium's profile and Remotion's downloads live here; a killed render leaves them.
+        shutil.rmtree(scratch, ignore_errors=True)
+    progress(timeline.frames, timeline.frames, f"done {timeline.frames}/{timeline.frames}")
+    return out_path
+
+
+def doctor_checks(settings: "Settings") -> list[tuple[str, bool, str]]:
+    """What ``moviegen doctor`` reports for Remotion: node, chromium, node_modules."""
+    checks = []
+    for name, probe in (("node", _find_node), ("chromium", _find_browser), ("remotion node_modules", _find_modules)):
+        try:
+            checks.append((name, True, str(probe(settings))))
+        except RemotionUnavailable as exc:
+            checks.append((name, False, str(exc)))
+    return checks
+
+
+def project_dir(settings: "Settings") -> Path:
+    """The ``remotion/`` folder: ``remotion.project_dir``, else the one beside the package."""
+    return Path(settings.remotion.project_dir or DEFAULT_PROJECT_DIR)
+
+
+# --- tools ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tools:
+    node: str
+    browser: Path
+    project_dir: Path
+
+
+def _require_tools(settings: "Settings") -> _Tools:
+    return _Tools(node=_find_node(settings), browser=_find_browser(settings), project_dir=_find_modules(settings))
+
+
+def _find_node(settings: "Settings") -> str:
+    found = shutil.which(settings.remotion.node)
+    if found is None:
+        raise RemotionUnavailable(
+            f"node not found ({settings.remotion.node!r}): install Node.js 20+ "
+            "(`apt-get install nodejs npm`) or set remotion.node to its path"
+        )
+    try:
+        version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RemotionUnavailable(f"node at {found} does not run ({exc}): reinstall Node.js 20+") from exc
+    major = version.lstrip("v").split(".")[0]
+    if not major.isdigit() or int(major) < 18:
+        raise RemotionUnavailable(f"node at {found} is {version or 'unknown'}; Remotion needs Node.js 18+")
+    return found
+
+
+def _find_browser(settings: "Settings") -> Path:
+    browser = Path(settings.remotion.browser_executable)
+    if not (browser.is_file() and os.access(browser, os.X_OK)):
+        raise RemotionUnavailable(
+            f"Chromium not found at {browser}: `apt-get install chromium`, "
+            "or set remotion.browser_executable to a local Chromium"
+        )
+    return browser
+
+
+def _find_modules(settings: "Settings") -> Path:
+    folder = project_dir(settings)
+    if not (folder / "render.mjs").is_file():
+        raise RemotionUnavailable(f"{folder} has no render.mjs: set remotion.project_dir to the repository's remotion/")
+    if not (folder / "node_modules" / "@remotion" / "renderer" / "package.json").is_file():
+        raise RemotionUnavailable(
+            f"{folder}/node_modules is missing: run `make setup` (npm ci in remotion/), "
+            f"or `cd {folder} && npm ci`"
+        )
+    return folder
+
+
+def _bundle_cache(settings: "Settings", folder: Path) -> Path:
+    if settings.remotion.bundle_cache is not None:
+        return Path(settings.remotion.bundle_cache)
+    in_repo = folder / ".bundle-cache"
+    # Under systemd (ProtectSystem=strict) the code is read-only: keep bundles in the cache.
+    if os.access(in_repo if in_repo.exists() else folder, os.W_OK):
+        return in_repo
+    return settings.cache_dir / "remotion-bundles"
+
+
+def _child_env(scratch: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TMPDIR": str(scratch),  # Chromium's profile, Remotion's downloads: removed afterwards
+            MARKER_ENV: scratch.name,
+            "DO_NOT_TRACK": "1",
+            "BROWSERSLIST_IGNORE_OLD_DATA": "1",
+            "NO_UPDATE_NOTIFIER": "1",
+            "npm_config_update_notifier": "false",
+        }
+    )
+    return env
+
+
+def _load_timeline(path: Path) -> Timeline:
+    try:
+        return Timeline.load(path)
+    except FileNotFoundError as exc:
+        raise InputError(f"timeline not found: {path}") from exc
+    except ValueError as exc:
+        raise InputError(f"{path} is not a valid timeline: {exc}") from exc
+
+
+# --- progress lines ---------------------------------------------------------------------------
+
+
+@dataclass
+class _LineReader:
+    """Turns render.mjs's JSON lines into monotonic progress calls; remembers errors."""
+
+    total: int
+    progress: Progress
+    current: int = 0
+    error: dict = field(default_factory=dict)
+    done: dict = field(default_factory=dict)
+
+    def feed(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(event, dict):
+            return
+        kind = event.get("type")
+        if kind == "progress":
+            total = int(event.get("totalFrames") or self.total)
+            self.total = total
+            self.current = max(self.current, min(int(event.get("renderedFrames", 0)), total))
+            encoded = int(event.get("encodedFrames", 0))
+            self.progress(self.current, total, f"{event.get('stage', 'rendering')} {encoded}/{total}")
+        elif kind == "status":
+            self.progress(self.current, self.total, str(event.get("message", "")))
+        elif kind == "error":
+            self.error = event
+        elif kind == "done":
+            self.done = event
+
+    def failure(self, exc: ProcessError) -> StageError:
+        message = self.error.get("message") or exc.stderr_tail.strip()[-2000:] or str(exc)
+        if self.error.get("kind") == "input":
+            return InputError(f"Remotion: {message}")
+        return RemotionError(f"Remotion render failed: {message}")
+
+
+# --- verification -----------------------------------------------------------------------------
+
+
+def _verify(path: Path, timeline: Timeline) -> None:
+    """The render has video of the timeline's length (within one frame) and an audio stream."""
+    try:
+        from stages.video import verify_video  # the shared check, once the video stage has it
+    except ImportError:
+        verify_video = None
+    if verify_video is not None:
+        try:
+            verify_video(path, timeline)
+            return
+        except InputError as exc:
+            raise RemotionError(f"Remotion output is wrong: {exc}") from exc
+    probe = probe_streams(path)
+    expected = timeline.frames / timeline.fps
+    video = probe.get("video")
+    if video is None or abs(video - expected) > 1.0 / timeline.fps + 1e-3:
+        raise RemotionError(f"Remotion output has video of {video} s, expected {expected:.3f} s")
+    if "audio" not in probe:
+        raise RemotionError("Remotion output has no audio stream")
+
+
+def probe_streams(path: Path) -> dict[str, float]:
+    """ffprobe: stream type -> duration in seconds (first stream of each type), plus "format"."""
+    out = subprocess.run(
+        [
+            "ffprobe", "-v", "error",
+            "-show_entries", "stream=codec_type,duration:format=duration",
+            "-of", "json", str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise RemotionError(f"ffprobe cannot read {path}: {out.stderr.strip()[-500:]}")
+    data = json.loads(out.stdout or "{}")
+    result: dict[str, float] = {}
+    for stream in data.get("streams", []):
+        result.setdefault(stream.get("codec_type", "?"), float(stream.get("duration") or 0.0))
+    if "duration" in data.get("format", {}):
+        result["format"] = float(data["format"]["duration"])
+    return result

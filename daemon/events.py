@@ -147,6 +147,7 @@ def _stage_started(row: dict, stage: str | None, data: dict) -> None:
 def _stage_done(row: dict, stage: str | None, data: dict) -> None:
     nxt = data.get("next")
     row["state"] = row["stage"] = nxt or stage
+    row["error"] = None  # a transient failure before it is history
     row["message"] = f"{stage} {'skipped' if data.get('skipped') else 'finished'}"
 
 

@@ -1,0 +1,555 @@
+"""The runner: drives jobs through their stages, one worker thread per running stage.
+
+Everything a job does is an event first; the runner keeps no state that the event log could not
+give back. A job holds one of ``daemon.max_jobs`` job slots while it runs, and each stage holds
+its resource's slot (``daemon.slots``, e.g. one ``render`` at a time) while it works, so one job
+synthesizes audio while another renders.
+
+Failures are sorted by type (DESIGN.md, "The stage contract"):
+
+- ``TransientError``: retried with exponential backoff and jitter, each attempt a ``stage.failed``;
+- ``InputError``: the job fails at once with the stage's message;
+- ``Cancelled`` with the job's token set by ``cancel``: the job ends ``cancelled``;
+- anything else is a bug: the job fails with the traceback in the event.
+
+On daemon shutdown the running stages are cancelled but nothing terminal is recorded: the jobs
+stay where the log says they are, and :meth:`Runner.recover` resumes them on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import random
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, AsyncIterator, Callable
+
+import structlog
+
+from daemon import manifest
+from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, now_iso
+from daemon.machine import JobModel, remove, restore, step
+from stages.base import Cancelled, InputError, JobContext, Stage, TransientError
+from stages.pipeline import PERCENT_RANGES, overall_percent
+from stages.settings import Settings
+
+HINT_INPUT = "fix the input and drop it again"
+HINT_TRANSIENT = "check the service; `moviegen retry JOB`"
+HINT_BUG = "this looks like a bug: the traceback is in `moviegen events JOB`; `moviegen retry JOB` once fixed"
+HINT_TIMEOUT = "raise daemon.stage_timeout_seconds for this stage or shorten the input; `moviegen retry JOB`"
+HINT_SETUP = "check the installation and daemon.stage_factory; `moviegen retry JOB`"
+
+# What a stage run came to.
+_OK, _FAILED, _CANCELLED, _STOPPED = "ok", "failed", "cancelled", "stopped"
+
+
+class StageTimedOut(Exception):
+    """A stage ran past ``daemon.stage_timeout_seconds``."""
+
+
+@dataclass
+class _Run:
+    """One job in this process: its machine model, its cancellation token and its task."""
+
+    model: JobModel
+    mode: str  # "start" | "resume" | "retry": how it enters its first stage
+    token: threading.Event = field(default_factory=threading.Event)
+    reason: str | None = None  # why the token was set: "cancel" | "timeout" | "shutdown"
+    task: asyncio.Task | None = None
+    active: bool = False  # holds a job slot
+    in_thread: bool = False  # awaiting a worker thread: only the token can stop it
+    delivering: bool = False
+    percent: float = 0.0  # the floor that keeps the overall percent monotonic within an attempt
+    stage: str | None = None
+
+
+class Runner:
+    """Runs submitted jobs through their stages; see the module docstring."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        settings: Settings,
+        stages: dict[str, Stage],
+        *,
+        deliver: Callable[[str], str | None] | None = None,
+        on_failed: Callable[[str, str, str], None] | None = None,
+        on_change: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        """
+        Args:
+            store: the event log.
+            settings: the settings tree (``daemon`` section: slots, retries, timeouts).
+            stages: the stages by name.
+            deliver: called in a thread after the last stage with the job id; returns the output
+                path recorded in ``job.finished``. An exception fails the job (stage ``deliver``).
+            on_failed: ``(job_id, stage, error)`` after ``job.failed`` is recorded.
+            on_change: a short status line on every state change.
+            clock: the time source of progress throttling (a bench runs a fake one).
+        """
+        self.store = store
+        self.settings = settings
+        self.stages = dict(stages)
+        self._deliver = deliver
+        self._on_failed = on_failed
+        self._on_change = on_change
+        self._clock = clock
+        daemon = settings.daemon
+        self._job_slots = asyncio.Semaphore(daemon.max_jobs)
+        self._slots = {name: asyncio.Semaphore(n) for name, n in daemon.slots.items()}
+        self._executor = ThreadPoolExecutor(max_workers=daemon.max_jobs * 2 + 4, thread_name_prefix="stage")
+        self._runs: dict[str, _Run] = {}
+        self._stopping = False
+        self._log = structlog.get_logger("moviegen.runner")
+
+    # --- public API ---------------------------------------------------------------------------
+
+    async def start_job(self, job_id: str) -> None:
+        """Schedule a submitted job; it starts when a job slot is free."""
+        if self._stopping or job_id in self._runs:
+            return
+        model = self._restore(job_id)
+        if model is None:
+            return
+        if model.state in TERMINAL_STATES:
+            remove(model)
+            return
+        self._schedule(model, "resume" if model.state in RUNNING_STATES else "start")
+
+    async def recover(self) -> list[str]:
+        """Rebuild every non-terminal job from its events and schedule it; return their ids.
+
+        A job found mid-stage starts again from its first stage: finished stages skip through
+        their manifests, the interrupted one reruns.
+        """
+        recovered: list[str] = []
+        for row in self.store.jobs():
+            if row["state"] in TERMINAL_STATES or row["job_id"] in self._runs:
+                continue
+            await self.start_job(row["job_id"])
+            if row["job_id"] in self._runs:
+                recovered.append(row["job_id"])
+        return recovered
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job: a waiting job ends ``cancelled`` at once, a running stage is stopped.
+
+        Returns False when there is nothing to cancel (unknown, finished, or already delivering).
+        """
+        row = self.store.job(job_id)
+        if row is None:
+            return False
+        job_id = row["job_id"]
+        run = self._runs.get(job_id)
+        if run is None:
+            if row["state"] in TERMINAL_STATES:
+                return False
+            model = self._restore(job_id)
+            if model is None:
+                return False
+            self._record_cancelled(model)
+            remove(model)
+            return True
+        if run.delivering or run.model.state in TERMINAL_STATES:
+            return False
+        if run.reason != "cancel":
+            run.reason = "cancel"
+            run.token.set()
+            if not run.in_thread:
+                # Waiting for a slot or a backoff: nothing runs, so it ends right here.
+                self._record_cancelled(run.model)
+                if run.task is not None:
+                    run.task.cancel()
+        return True
+
+    async def retry(self, job_id: str) -> bool:
+        """Retry a failed or cancelled job from the stage where it stopped.
+
+        Returns False when the job is unknown, still active, or finished well.
+        """
+        row = self.store.job(job_id)
+        if row is None or row["state"] not in ("failed", "cancelled") or row["job_id"] in self._runs:
+            return False
+        model = self._restore(row["job_id"])
+        if model is None:
+            return False
+        step(model, "retry")
+        self.store.append(model.job_id, "job.retry_scheduled",
+                          stage=model.state if model.state in RUNNING_STATES else None)
+        self._schedule(model, "retry")
+        return True
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop starting jobs, cancel the running stages and wait up to ``grace`` seconds.
+
+        Interrupted jobs stay non-terminal in the log, so :meth:`recover` resumes them.
+        """
+        self._stopping = True
+        for run in list(self._runs.values()):
+            if run.reason is None:
+                run.reason = "shutdown"
+            run.token.set()
+            if not run.in_thread and run.task is not None:
+                run.task.cancel()
+        tasks = [run.task for run in self._runs.values() if run.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def running(self) -> list[str]:
+        """The ids of the jobs holding a job slot."""
+        return [job_id for job_id, run in self._runs.items() if run.active]
+
+    async def wait_idle(self) -> None:
+        """Wait until no job is scheduled or running."""
+        while self._runs:
+            tasks = [run.task for run in self._runs.values() if run.task is not None]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0)
+
+    # --- one job ------------------------------------------------------------------------------
+
+    def _restore(self, job_id: str) -> JobModel | None:
+        try:
+            return restore(job_id, self.store.events(job_id), self._entered)
+        except LookupError:
+            self._log.warning("unknown job", job_id=job_id)
+            return None
+
+    def _schedule(self, model: JobModel, mode: str) -> None:
+        run = _Run(model=model, mode=mode)
+        self._runs[model.job_id] = run
+        run.task = asyncio.get_running_loop().create_task(self._drive(run), name=f"job-{model.job_id}")
+        run.task.add_done_callback(lambda _task: self._forget(run))
+
+    async def _drive(self, run: _Run) -> None:
+        log = self._log.bind(job_id=run.model.job_id)
+        try:
+            async with self._job_slots:
+                run.active = True
+                await self._run_job(run, log)
+        except asyncio.CancelledError:
+            pass  # cancel() or shutdown(): whatever had to be recorded is recorded
+        except Exception as exc:  # a bug in the runner must not take the daemon down
+            log.exception("runner error")
+            if run.model.state not in TERMINAL_STATES:
+                with contextlib.suppress(Exception):
+                    self._fail(run, run.stage, f"{type(exc).__name__}: {exc}", HINT_BUG,
+                               traceback=traceback.format_exc())
+        finally:
+            self._forget(run)
+
+    def _forget(self, run: _Run) -> None:
+        """Drop a job that ended (or was cancelled before its task ever ran)."""
+        run.active = False
+        if self._runs.get(run.model.job_id) is run:
+            del self._runs[run.model.job_id]
+            remove(run.model)
+            self._changed(run.model)
+
+    async def _run_job(self, run: _Run, log: Any) -> None:
+        model = run.model
+        if not model.stages:
+            self._fail(run, None, f"unknown input kind {model.kind!r}", HINT_INPUT)
+            return
+        if model.state == "queued":
+            step(model, "advance")
+        elif run.mode == "resume":
+            step(model, "resume")
+        run.percent = PERCENT_RANGES[model.state][0] if run.mode == "retry" else 0.0
+        self.store.append(model.job_id, "job.started", stage=model.state, percent=run.percent,
+                          resumed=run.mode == "resume", retry=run.mode == "retry")
+        log.info("job started", state=model.state, mode=run.mode)
+        while True:
+            if run.token.is_set():
+                if run.reason == "cancel":
+                    self._record_cancelled(model)
+                return
+            name = model.state
+            if await self._run_stage(run, name, log.bind(stage=name)) != _OK:
+                return
+            if model.state == name:  # the last stage: the job is done once delivered
+                break
+        await self._finish(run, log)
+
+    async def _finish(self, run: _Run, log: Any) -> None:
+        model = run.model
+        output: str | None = None
+        if self._deliver is not None:
+            run.delivering = True
+            try:
+                output = await self._in_thread(run, self._deliver, model.job_id)
+            except Exception as exc:
+                log.exception("delivery failed")
+                self._fail(run, "deliver", f"{type(exc).__name__}: {exc}", HINT_BUG,
+                           traceback=traceback.format_exc())
+                return
+        step(model, "advance")
+        self.store.append(model.job_id, "job.finished", output=str(output) if output is not None else None,
+                          percent=100.0)
+        log.info("job finished", output=output)
+
+    # --- one stage ----------------------------------------------------------------------------
+
+    async def _run_stage(self, run: _Run, name: str, log: Any) -> str:
+        """Run (or skip) the stage ``name`` with its retries; record its events."""
+        run.stage = name
+        stage = self.stages.get(name)
+        if stage is None:
+            installed = ", ".join(sorted(self.stages)) or "none"
+            self._fail(run, name, f"no stage named {name!r} is installed (installed: {installed})", HINT_SETUP)
+            return _FAILED
+        ctx = self._context(run, name)
+        attempts = self.settings.daemon.retry_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                ctx.check_cancelled()
+                fingerprint = await self._in_thread(run, stage.fingerprint, ctx)
+                if attempt == 1 and await self._in_thread(run, manifest.is_current, ctx.job_dir, name, fingerprint):
+                    self._advance(run, "stage.skipped", name, fingerprint=fingerprint[:16])
+                    log.info("stage skipped")
+                    return _OK
+                async with self._slot(getattr(stage, "resource", None)):
+                    return await self._attempt(run, stage, ctx, fingerprint, attempt, log)
+            except TransientError as exc:
+                if attempt < attempts and not run.token.is_set():
+                    delay = self._backoff(attempt, exc.retry_after)
+                    self.store.append(run.model.job_id, "stage.failed", name, error=str(exc), attempt=attempt,
+                                      transient=True, retry_in=round(delay, 3))
+                    log.warning("stage failed, will retry", error=str(exc), attempt=attempt, retry_in=delay)
+                    await asyncio.sleep(delay)
+                    continue
+                self._fail(run, name, str(exc), HINT_TRANSIENT, attempt=attempt, transient=True, retry_in=None)
+            except Cancelled:
+                return self._interrupted(run, name)
+            except StageTimedOut as exc:
+                self._fail(run, name, str(exc), HINT_TIMEOUT, attempt=attempt, timeout=True)
+            except InputError as exc:
+                self._fail(run, name, str(exc), HINT_INPUT, attempt=attempt)
+            except Exception as exc:
+                if run.token.is_set() and run.reason in ("cancel", "shutdown"):
+                    return self._interrupted(run, name)  # e.g. a child killed under a stage
+                log.exception("stage raised")
+                self._fail(run, name, f"{type(exc).__name__}: {exc}", HINT_BUG, attempt=attempt,
+                           traceback=traceback.format_exc())
+            return _FAILED
+        return _FAILED
+
+    async def _attempt(self, run: _Run, stage: Stage, ctx: JobContext, fingerprint: str, attempt: int,
+                       log: Any) -> str:
+        """One run of a stage, inside its resource slot."""
+        name = stage.name
+        job_id = run.model.job_id
+        ctx.check_cancelled()
+        run.percent = max(run.percent, PERCENT_RANGES[name][0])
+        started_at, t0 = now_iso(), time.monotonic()
+        self.store.append(job_id, "stage.started", name, attempt=attempt, percent=run.percent,
+                          resource=getattr(stage, "resource", None))
+        log.info("stage started", attempt=attempt)
+        progress = _Progress(self, run, name, self._clock, self.settings.daemon.progress_interval_seconds)
+        timeout = self.settings.daemon.stage_timeout_seconds.get(name)
+        result = await self._in_thread(run, stage.run, ctx, progress, timeout=timeout, name=name)
+        seconds = time.monotonic() - t0
+        await self._in_thread(
+            run,
+            partial(manifest.write_manifest, ctx.job_dir, name, version=str(stage.version), fingerprint=fingerprint,
+                    outputs=result.outputs, started_at=started_at, finished_at=now_iso(), seconds=seconds),
+        )
+        progress.flush()
+        self._advance(run, "stage.finished", name, seconds=round(seconds, 6), attempt=attempt,
+                      outputs=len(result.outputs), fingerprint=fingerprint[:16], **_small(result.data))
+        log.info("stage finished", seconds=round(seconds, 3))
+        return _OK
+
+    def _advance(self, run: _Run, kind: str, name: str, **data: Any) -> None:
+        """Record a finished or skipped stage and move the job to its next state."""
+        model = run.model
+        nxt = model.next_state()
+        run.percent = max(run.percent, PERCENT_RANGES[name][1])
+        if nxt != "done":
+            step(model, "advance")
+        self.store.append(model.job_id, kind, name, next=nxt if nxt != "done" else None,
+                          percent=run.percent, **data)
+
+    def _interrupted(self, run: _Run, name: str) -> str:
+        if run.reason == "timeout":
+            timeout = self.settings.daemon.stage_timeout_seconds.get(name)
+            self._fail(run, name, f"the {name} stage timed out after {timeout:g} s", HINT_TIMEOUT, timeout=True)
+            return _FAILED
+        if run.reason == "shutdown" or (self._stopping and run.reason != "cancel"):
+            return _STOPPED
+        self._record_cancelled(run.model)
+        return _CANCELLED
+
+    # --- recording ----------------------------------------------------------------------------
+
+    def _fail(self, run: _Run, stage: str | None, error: str, hint: str, **data: Any) -> None:
+        model = run.model
+        job_id = model.job_id
+        self.store.append(job_id, "stage.failed", stage, error=error, **data)
+        step(model, "fail")
+        self.store.append(job_id, "job.failed", stage, stage=stage, error=error, hint=hint)
+        self._log.error("job failed", job_id=job_id, stage=stage, error=error)
+        if self._on_failed is not None:
+            try:
+                self._on_failed(job_id, stage or "", error)
+            except Exception:
+                self._log.exception("on_failed callback raised", job_id=job_id)
+
+    def _record_cancelled(self, model: JobModel) -> None:
+        if model.state in TERMINAL_STATES:
+            return
+        stage = model.state if model.state in RUNNING_STATES else None
+        step(model, "cancel")
+        self.store.append(model.job_id, "job.cancelled", stage)
+        self._log.info("job cancelled", job_id=model.job_id, stage=stage)
+
+    def _entered(self, model: JobModel, state: str) -> None:
+        self._changed(model)
+
+    def _changed(self, model: JobModel) -> None:
+        if self._on_change is None:
+            return
+        active = sum(1 for run in self._runs.values() if run.active)
+        waiting = len(self._runs) - active
+        try:
+            self._on_change(f"{active} running, {waiting} waiting; {model.job_id}: {model.state}")
+        except Exception:
+            self._log.exception("on_change callback raised")
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _context(self, run: _Run, name: str) -> JobContext:
+        job_id = run.model.job_id
+        job_dir = self.settings.jobs_dir / job_id
+        sources = sorted(job_dir.glob("source.*"))
+        store = self.store
+
+        def note(message: str, **data: Any) -> None:
+            store.append(job_id, "stage.note", name, message=message, **data)
+
+        return JobContext(
+            job_id=job_id,
+            job_dir=job_dir,
+            settings=self.settings,
+            cache_dir=self.settings.cache_dir,
+            source=sources[0] if sources else job_dir / "source",
+            kind=run.model.kind,
+            cancel=run.token,
+            note=note,
+        )
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, resource: str | None) -> AsyncIterator[None]:
+        semaphore = self._slots.get(resource) if resource else None
+        if semaphore is None:
+            yield
+            return
+        async with semaphore:
+            yield
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        daemon = self.settings.daemon
+        delay = min(daemon.retry_max_seconds, daemon.retry_base_seconds * 2 ** (attempt - 1))
+        delay *= random.uniform(0.5, 1.0)  # jitter: jobs failing together do not retry together
+        if retry_after is not None:
+            delay = max(delay, min(float(retry_after), daemon.retry_max_seconds))
+        return delay
+
+    async def _in_thread(self, run: _Run, fn: Callable[..., Any], *args: Any, timeout: float | None = None,
+                         name: str | None = None) -> Any:
+        """Run ``fn`` in a worker thread; past ``timeout`` set the job's token and fail the stage.
+
+        Raises:
+            StageTimedOut: the timeout passed (after the stage stopped, or a grace period).
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, partial(contextvars.copy_context().run, fn, *args))
+        run.in_thread = True
+        try:
+            done, _ = await asyncio.wait({future}, timeout=timeout)
+            if not done:
+                if run.reason is None:
+                    run.reason = "timeout"
+                run.token.set()
+                await asyncio.wait({future}, timeout=self.settings.daemon.shutdown_grace_seconds)
+                future.add_done_callback(_consume)
+                if run.reason == "timeout" or not future.done():
+                    raise StageTimedOut(f"the {name} stage timed out after {timeout:g} s")
+            return future.result()
+        finally:
+            run.in_thread = False
+
+
+class _Progress:
+    """The progress callback handed to ``Stage.run``: throttled ``stage.progress`` events.
+
+    Called from the stage's thread. Writes the first call, a call reaching ``total``, and at most
+    one call per ``interval`` seconds of ``clock``; :meth:`flush` writes the last one held back.
+    The overall percent never goes down within an attempt. Once the job's token is set it raises
+    :class:`Cancelled`, so a stage that reports progress stops even if it never checks the token.
+    """
+
+    def __init__(self, runner: Runner, run: _Run, stage: str, clock: Callable[[], float], interval: float):
+        self._runner = runner
+        self._run = run
+        self._stage = stage
+        self._clock = clock
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._last_at: float | None = None
+        self._last: tuple[int, int] | None = None
+        self._pending: tuple[int, int, str, float] | None = None
+        self.written = 0
+
+    def __call__(self, current: int, total: int, message: str = "") -> None:
+        if self._run.token.is_set():
+            raise Cancelled(f"job {self._run.model.job_id} was cancelled")
+        with self._lock:
+            percent = max(overall_percent(self._stage, current, total), self._run.percent)
+            self._run.percent = percent
+            now = self._clock()
+            reached_end = total > 0 and current >= total
+            due = self._last_at is None or now - self._last_at >= self._interval
+            if (due or reached_end) and (current, total) != self._last:
+                self._write(current, total, message, percent, now)
+            else:
+                self._pending = (current, total, message, percent)
+
+    def flush(self) -> None:
+        """Write the last progress call if throttling held it back."""
+        with self._lock:
+            if self._pending is not None and self._pending[:2] != self._last:
+                current, total, message, percent = self._pending
+                self._write(current, total, message, percent, self._clock())
+            self._pending = None
+
+    def _write(self, current: int, total: int, message: str, percent: float, now: float) -> None:
+        self._runner.store.append(self._run.model.job_id, "stage.progress", self._stage, current=current,
+                                  total=total, message=message, percent=percent)
+        self._last_at, self._last, self._pending = now, (current, total), None
+        self.written += 1
+
+
+def _small(data: dict[str, Any], limit: int = 2000) -> dict[str, Any]:
+    """A stage's result data when small enough for an event, else just its keys."""
+    try:
+        blob = json.dumps(data, default=str)
+    except (TypeError, ValueError):
+        return {"result_keys": sorted(map(str, data))}
+    if len(blob) <= limit:
+        return {"result": data} if data else {}
+    return {"result_keys": sorted(map(str, data))}
+
+
+def _consume(future: Any) -> None:
+    with contextlib.suppress(BaseException):
+        future.exception()

@@ -84,7 +84,7 @@ class Daemon:
         self._stop, self._wake = asyncio.Event(), asyncio.Event()
         prepare_home(self.settings)
         self.store = EventStore(self.settings.db_path)
-        outbox = Outbox(self.settings, log=self.log)
+        outbox = Outbox(self.settings, store=self.store, log=self.log)
         self.runner = Runner(
             self.store,
             self.settings,

@@ -42,8 +42,9 @@ class Outbox:
     ``deliver`` and ``fail`` are the runner's ``deliver`` and ``on_failed`` hooks.
     """
 
-    def __init__(self, settings: "Settings", log: Any = None):
+    def __init__(self, settings: "Settings", store: Any = None, log: Any = None):
         self.settings = settings
+        self.store = store
         self.log = log
 
     # --- success ---------------------------------------------------------------------------
@@ -106,7 +107,8 @@ class Outbox:
             if name is None:
                 return None
             atomic_write_json(job_dir / FAILED_FILE, {"name": name})
-        note = failure_note(job_id=job_id, stage=stage, error=error, name=name, retryable=True)
+        note = failure_note(job_id=job_id, stage=stage, error=error, name=name, retryable=True,
+                            hint=self._hint(job_id))
         return atomic_write_text(failed / f"{name}{NOTE_SUFFIX}", note)
 
     # --- helpers ---------------------------------------------------------------------------
@@ -131,6 +133,13 @@ class Outbox:
         target = unique_path(folder, name, companions)
         copy_atomic(source, target)
         return target.name
+
+    def _hint(self, job_id: str) -> str | None:
+        if self.store is None:
+            return None
+        failures = self.store.events(job_id, kinds=["job.failed"])
+        hint = (failures[-1].get("data") or {}).get("hint") if failures else None
+        return hint.replace("JOB", job_id) if hint else None
 
     def _clear_failed(self, job_dir: Path) -> None:
         # A retried job that now succeeded no longer belongs in failed/.
@@ -306,12 +315,16 @@ def read_json(path: Path) -> dict | None:
 
 
 def failure_note(
-    *, job_id: str | None, stage: str | None, error: str, name: str, retryable: bool
+    *, job_id: str | None, stage: str | None, error: str, name: str, retryable: bool, hint: str | None = None
 ) -> str:
-    """The text of ``failed/<name>.error.txt``: what failed, where, and what to do."""
+    """The text of ``failed/<name>.error.txt``: what failed, where, and what to do.
+
+    ``hint`` is the runner's advice for this kind of failure; without it the note gives both
+    remedies (fix the file; or fix the cause and retry).
+    """
     accepted = ", ".join(sorted(INPUT_KINDS))
-    todo = ["fix the input and drop it into the inbox again"]
-    if retryable and job_id:
+    todo = [hint or "fix the input and drop it into the inbox again"]
+    if retryable and job_id and not hint:
         todo.append(f"or, if the cause was outside the file (a service down, a network problem), "
                     f"fix that and run: moviegen retry {job_id}")
     lines = [

@@ -6,6 +6,7 @@ WAV comes back through a temporary file: 22.05 kHz mono 16-bit, resampled by the
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -42,7 +43,7 @@ class EspeakEngine:
     def prepare(self, voices: list[Voice], dictionary: list) -> None:
         known = known_voices(self._path())
         for voice in voices:
-            if voice.speaker not in known:
+            if voice.speaker.lower() not in known:
                 raise InputError(
                     f"espeak-ng has no voice {voice.speaker!r} (persona {voice.persona_id or '-'}); "
                     "`espeak-ng --voices` lists them"
@@ -54,7 +55,7 @@ class EspeakEngine:
             known = known_voices(self._path())
         except InputError:
             return default
-        for name in (language, language.split("-")[0]):
+        for name in (language.lower(), language.split("-")[0].lower()):
             if name in known:
                 return name
         return default
@@ -98,6 +99,8 @@ def known_voices(path: str) -> frozenset[str]:
     for line in result.stdout.splitlines()[1:]:
         cols = line.split()
         if len(cols) >= 5:
-            names.add(cols[1])  # the language column, usable with -v
-            names.add(cols[4])  # the file column, e.g. gmw/en
-    return frozenset(names)
+            # -v takes the language (en-gb), the voice name, the file (gmw/en) or its last part,
+            # and the "other languages" a voice answers to, listed as "(en 2)".
+            names.update({cols[1], cols[3], cols[4], cols[4].rsplit("/", 1)[-1]})
+            names.update(re.findall(r"\((\S+) \d+\)", line))
+    return frozenset(name.lower() for name in names)

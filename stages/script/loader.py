@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 Position = tuple[int, int]
+_KEY = "<key>"  # positions[path + (_KEY,)] is where the key of the value at ``path`` is written
 _ALIASES: dict[str, tuple[str, ...]] = {
     "narrations": ("dialogues", "narration"),
     "persona_id": ("speaker", "persona"),
@@ -152,6 +153,7 @@ def _positions(node: yaml.Node, path: tuple = ()) -> dict[tuple, Position]:
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
                 marks.update(_positions(value_node, path + (key_node.value,)))
+                marks[path + (key_node.value, _KEY)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             marks.update(_positions(item, path + (index,)))
@@ -191,7 +193,7 @@ def _validate(data: dict, positions: dict[tuple, Position], settings: "Settings 
 
 def _issue_for(error: dict, positions: dict[tuple, Position]) -> ScriptIssue:
     loc = tuple(error["loc"])
-    line, column = _position(loc, positions)
+    line, column = _position(loc + (_KEY,) if error["type"] == "extra_forbidden" else loc, positions)
     where = _dotted(loc)
     message = error["msg"]
     if error["type"] == "extra_forbidden":

@@ -1,0 +1,245 @@
+"""What goes on each slide: the layout, its texts, and where on the frame content may go.
+
+A :class:`SlideSpec` is plain data (it is part of the slide's cache key); :class:`SafeArea` is the
+frame's geometry from ``settings.slides.safe_area``: the lower subtitle band and the lower corners
+(for characters) are kept free, everything else inside the margins may hold text and images.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from stages.linebreak import is_cjk
+
+if TYPE_CHECKING:
+    from stages.script.model import Script, Section
+    from stages.settings import Settings
+
+LAYOUTS = ("title", "bullets", "image", "image_caption", "closing")
+IMAGE_LAYOUTS = ("image", "image_caption")
+MAX_BULLETS = 5
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])\s*|(?<=\.)\s+")
+
+
+@dataclass(frozen=True)
+class SlideSpec:
+    """The content of one slide.
+
+    Attributes:
+        layout: one of :data:`LAYOUTS`.
+        heading: the heading (the video title on a title slide).
+        bullets: the body lines (bullets or summary points).
+        caption: the caption under an image.
+        kicker: small text above the title (the site).
+        footer: small text under the title (the date).
+        image: where the image comes from (URL or path), for image layouts.
+    """
+
+    layout: str
+    heading: str
+    bullets: tuple[str, ...] = ()
+    caption: str = ""
+    kicker: str = ""
+    footer: str = ""
+    image: str | None = None
+
+    def as_key(self) -> dict[str, Any]:
+        """The spec as plain data for a cache key (the image source is keyed by its bytes)."""
+        data = asdict(self)
+        data.pop("image")
+        data["bullets"] = list(self.bullets)
+        return data
+
+    def as_text(self) -> "SlideSpec":
+        """The same content as a text-only slide (the fallback when an image fails)."""
+        layout = self.layout if self.layout not in IMAGE_LAYOUTS else "bullets"
+        return SlideSpec(layout=layout, heading=self.heading, bullets=self.bullets, kicker=self.kicker, footer=self.footer)
+
+
+@dataclass(frozen=True)
+class SafeArea:
+    """The frame's geometry in pixels.
+
+    Content may occupy ``left..right`` × ``top..bottom``, except the lower corners
+    (``y > corner_top`` and ``x < corner_left`` or ``x > corner_right``), and the logo's box.
+    """
+
+    width: int
+    height: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+    subtitle_top: int
+    corner_top: int
+    corner_left: int
+    corner_right: int
+    gap: int
+    logo: tuple[int, int, int, int] | None = field(default=None)
+
+    @classmethod
+    def of(cls, settings: "Settings", logo_size: tuple[int, int] | None = None) -> "SafeArea":
+        """The geometry for ``settings.video`` size and ``settings.slides.safe_area``."""
+        w, h = settings.video.width, settings.video.height
+        safe = settings.slides.safe_area
+        gap = max(1, round(h * 0.02))
+        subtitle_top = round(h * (1 - safe.subtitle_band))
+        corner_w = round(w * safe.corner_width)
+        corner_top = round(h * (1 - safe.corner_height)) if corner_w > 0 and safe.corner_height > 0 else h
+        left, right = round(w * safe.margin), w - round(w * safe.margin)
+        top = round(h * safe.margin)
+        logo = None
+        if logo_size is not None:
+            lw, lh = logo_size
+            logo = (right - lw, top, right, top + lh)
+        return cls(
+            width=w,
+            height=h,
+            left=left,
+            top=top,
+            right=right,
+            bottom=min(subtitle_top, h - top) - gap,
+            subtitle_top=subtitle_top,
+            corner_top=corner_top,
+            corner_left=corner_w,
+            corner_right=w - corner_w,
+            gap=gap,
+            logo=logo,
+        )
+
+    def span(self, y0: float, y1: float) -> tuple[int, int] | None:
+        """The horizontal extent free for content occupying rows ``y0..y1``; None below the bottom."""
+        if y1 > self.bottom or y0 < self.top:
+            return None
+        x0, x1 = self.left, self.right
+        if y1 > self.corner_top - self.gap:
+            x0 = max(x0, self.corner_left + self.gap)
+            x1 = min(x1, self.corner_right - self.gap)
+        if self.logo is not None and y0 < self.logo[3] + self.gap:
+            x1 = min(x1, self.logo[0] - self.gap)
+        return (x0, x1) if x1 > x0 else None
+
+    def has_corners(self) -> bool:
+        """True when the lower corners reach above the bottom of the content area."""
+        return self.corner_top - self.gap < self.bottom and self.corner_left > 0
+
+    def above_corners(self) -> "SafeArea":
+        """The full-width rectangle above the character corners."""
+        return replace(self, bottom=min(self.bottom, self.corner_top - self.gap), corner_top=self.height)
+
+    def column(self) -> "SafeArea":
+        """The column between the character corners, down to the subtitle band."""
+        return replace(self, left=max(self.left, self.corner_left + self.gap),
+                       right=min(self.right, self.corner_right - self.gap), corner_top=self.height)
+
+    def corners(self) -> list[list[int]]:
+        """The lower corner boxes kept free for characters, ``[x0, y0, x1, y1]``."""
+        if self.corner_top >= self.height:
+            return []
+        return [
+            [0, self.corner_top, self.corner_left, self.height],
+            [self.corner_right, self.corner_top, self.width, self.height],
+        ]
+
+    def index_entry(self) -> dict[str, Any]:
+        """The ``safe_area`` object of ``slides/index.json``."""
+        return {"subtitle_top": self.subtitle_top, "corners": self.corners()}
+
+
+def build_specs(script: "Script", article: dict[str, Any] | None) -> list[SlideSpec]:
+    """One spec per section, in order: layout picked from the content unless the script sets it."""
+    count = len(script.sections)
+    return [_spec_for(script, i, section, article, count) for i, section in enumerate(script.sections)]
+
+
+def language_of(script: "Script", settings: "Settings") -> str:
+    """The on-slide language: the script's, else the settings' default."""
+    return (script.language or settings.script.language or "ja").lower()
+
+
+def shorten(sentence: str, limit: int | None = None) -> str:
+    """A sentence cut to about ``limit`` characters at a natural break, with an ellipsis."""
+    text = sentence.strip().rstrip("。．.")
+    cjk = sum(1 for c in text if is_cjk(c)) > len(text) / 3
+    limit = limit or (34 if cjk else 72)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    breaks = [cut.rfind(mark) for mark in ("、", "，", ", ", "; ", " ")]
+    best = max(breaks)
+    if best >= limit // 2:
+        cut = cut[:best]
+    return cut.rstrip(" 、，,;") + ("…" if cjk else "...")
+
+
+def sentences(text: str) -> list[str]:
+    """Split narration text into sentences (Japanese and Latin full stops)."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def _spec_for(script: "Script", i: int, section: "Section", article: dict[str, Any] | None, count: int) -> SlideSpec:
+    slide = section.slide
+    heading = (slide.heading if slide and slide.heading else section.title).strip()
+    image = (slide.image if slide and slide.image else None) or section.source_image_url
+    caption = (slide.caption if slide and slide.caption else "").strip()
+    layout = slide.layout if slide and slide.layout else _pick_layout(i, count, image, caption)
+    bullets = tuple(b.strip() for b in (slide.bullets if slide else []) if b.strip()) or _narration_bullets(
+        section, heading
+    )
+    if layout == "title":
+        site, date = _site_and_date(article)
+        subtitle = heading if heading and heading != script.title.strip() and slide and slide.heading else ""
+        return SlideSpec(
+            layout="title",
+            heading=script.title.strip(),
+            bullets=(subtitle,) if subtitle else (),
+            kicker=site,
+            footer=date,
+        )
+    if layout in IMAGE_LAYOUTS and not image:
+        layout = "bullets"
+    if layout == "image_caption" and not caption:
+        caption = heading
+    return SlideSpec(
+        layout=layout,
+        heading=heading,
+        bullets=bullets[:MAX_BULLETS],
+        caption=caption,
+        image=image if layout in IMAGE_LAYOUTS else None,
+    )
+
+
+def _pick_layout(i: int, count: int, image: str | None, caption: str) -> str:
+    if i == 0:
+        return "title"
+    if i == count - 1 and count > 2:
+        return "closing"
+    if image:
+        return "image_caption" if caption else "image"
+    return "bullets"
+
+
+def _narration_bullets(section: "Section", heading: str) -> tuple[str, ...]:
+    points: list[str] = []
+    for narration in section.narrations:
+        for sentence in sentences(narration.text):
+            point = shorten(sentence)
+            if point and point != heading and point not in points:
+                points.append(point)
+    return tuple(points[:4])
+
+
+def _site_and_date(article: dict[str, Any] | None) -> tuple[str, str]:
+    if not article:
+        return "", ""
+    site = str(article.get("site") or article.get("site_name") or article.get("sitename") or "").strip()
+    date = str(article.get("published") or article.get("date") or "").strip()
+    match = re.match(r"(\d{4})-(\d{2})-(\d{2})", date)
+    if match:
+        date = f"{match.group(1)}.{match.group(2)}.{match.group(3)}"
+    return site, date

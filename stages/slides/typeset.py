@@ -1,0 +1,590 @@
+"""Drawing a slide with Pillow: type that fits, kinsoku breaks, and the safe areas kept clear.
+
+:func:`draw_slide` returns the picture and the boxes it drew into (text blocks with their lines,
+images, the logo), so tests and the video stage can check that nothing crosses the safe areas.
+Text is laid out top-down; each line asks :meth:`SafeArea.span` how wide it may be at its height,
+so a line beside a character corner is narrower than one above it. Auto-fit shrinks the type
+step by step to a minimum size, then truncates with an ellipsis and says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from stages.fonts import FontFace
+from stages.linebreak import FORBIDDEN_START, is_cjk, tokens
+from stages.slides.layout import SafeArea, SlideSpec
+
+ELLIPSIS = "…"
+SUPERSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Colours and faces resolved from ``settings.theme``."""
+
+    background: tuple[int, int, int]
+    accent: tuple[int, int, int]
+    text: tuple[int, int, int]
+    regular: FontFace
+    bold: FontFace
+    logo: Path | None = None
+
+    @property
+    def muted(self) -> tuple[int, int, int]:
+        return _mix(self.text, self.background, 0.38)
+
+    @property
+    def card(self) -> tuple[int, int, int]:
+        return _mix(self.background, self.text, 0.07)
+
+    @property
+    def glow(self) -> tuple[int, int, int]:
+        return _mix(self.background, self.accent, 0.10)
+
+    def key(self) -> dict[str, Any]:
+        """The theme as plain data for cache keys."""
+        return {
+            "background": self.background,
+            "accent": self.accent,
+            "text": self.text,
+            "regular": [str(self.regular.path), self.regular.index],
+            "bold": [str(self.bold.path), self.bold.index],
+        }
+
+
+@dataclass
+class Drawn:
+    """A drawn slide: the picture, the boxes drawn into, and the texts that had to be truncated."""
+
+    image: Image.Image
+    boxes: list[dict[str, Any]] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+
+
+def parse_colour(value: str) -> tuple[int, int, int]:
+    """``#rrggbb`` (or ``#rgb``, ``#rrggbbaa``) as an RGB tuple."""
+    text = value.strip().lstrip("#")
+    if len(text) == 3:
+        text = "".join(c * 2 for c in text)
+    if len(text) not in (6, 8):
+        raise ValueError(f"not a colour: {value!r}")
+    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+
+
+def draw_slide(spec: SlideSpec, theme: Theme, area: SafeArea, image: Image.Image | None, logo: Image.Image | None,
+               *, fit: str = "contain") -> Drawn:
+    """Draw ``spec`` at the frame size of ``area``.
+
+    Text slides use one of two rectangles, so every line of a block shares its left edge: the
+    full width above the character corners when the text fits there comfortably, else the
+    column between the corners down to the subtitle band.
+
+    Args:
+        spec: the content.
+        theme: colours and fonts.
+        area: the frame geometry (with the logo's box when there is a logo).
+        image: the decoded article image for image layouts (RGB or RGBA), else None.
+        logo: the decoded logo, already scaled to the box in ``area.logo``.
+        fit: ``cover`` or ``contain`` for the article image.
+    """
+    layout = spec.layout if (spec.layout not in ("image", "image_caption") or image is not None) else "bullets"
+    target = area
+    if layout in ("title", "bullets") and area.has_corners():
+        trial = _Canvas(theme, area.above_corners(), dry=True)
+        _compose(trial, layout, spec, image, fit)
+        target = area.above_corners() if trial.comfortable() else area.column()
+    canvas = _Canvas(theme, target)
+    canvas.decorate(layout, area)
+    if logo is not None and area.logo is not None:
+        canvas.paste(logo, area.logo[:2], "logo")
+    _compose(canvas, layout, spec, image, fit)
+    return canvas.result()
+
+
+def _compose(canvas: "_Canvas", layout: str, spec: SlideSpec, image: Image.Image | None, fit: str) -> None:
+    area = canvas.area
+    if layout == "title":
+        _title(canvas, spec)
+    elif layout == "closing":
+        _closing(canvas, spec)
+    elif layout == "image" and image is not None:
+        y = _heading(canvas, spec.heading)
+        canvas.picture(image, y, area.bottom, fit)
+    elif layout == "image_caption" and image is not None:
+        _image_caption(canvas, spec, image, fit)
+    else:
+        y = _heading(canvas, spec.heading)
+        _bullets(canvas, spec.bullets, y, area.bottom)
+
+
+# --- layouts -------------------------------------------------------------------------------------
+
+
+def _title(c: "_Canvas", spec: SlideSpec) -> None:
+    a = c.area
+    h = a.height
+    y = a.top + round(h * 0.10)
+    if spec.kicker:
+        y = c.text_block("kicker", [spec.kicker], y, a.bottom, bold=True, sizes=(0.036, 0.026), colour=c.theme.accent,
+                         max_lines=1, line=1.3) + round(h * 0.025)
+    y = c.text_block("title", [spec.heading], y, a.bottom, bold=True, sizes=(0.092, 0.05), max_lines=3, line=1.25)
+    y += round(h * 0.035)
+    c.bar(a.left, y, round(a.width * 0.07), max(2, round(h * 0.008)))
+    y += round(h * 0.008) + round(h * 0.03)
+    extras = [t for t in (*spec.bullets, spec.footer) if t]
+    if extras:
+        c.text_block("footer", extras, y, a.bottom, sizes=(0.038, 0.024), colour=c.theme.muted, max_lines=3,
+                     line=1.4, para_gap=0.2)
+
+
+def _heading(c: "_Canvas", heading: str) -> int:
+    """Draw the heading with its accent bar; return where the body may start."""
+    a = c.area
+    h = a.height
+    y = c.text_block("heading", [heading], a.top + round(h * 0.03), a.bottom, bold=True, sizes=(0.066, 0.042),
+                     max_lines=2, line=1.25)
+    y += round(h * 0.018)
+    c.bar(a.left, y, round(a.width * 0.045), max(2, round(h * 0.007)))
+    return y + round(h * 0.007) + round(h * 0.04)
+
+
+def _bullets(c: "_Canvas", bullets: tuple[str, ...], y: int, bottom: int) -> None:
+    if bullets:
+        c.text_block("bullets", list(bullets), y, bottom, sizes=(0.047, 0.03), line=1.45, para_gap=0.55,
+                     marker=True)
+
+
+def _closing(c: "_Canvas", spec: SlideSpec) -> None:
+    a = c.area
+    h = a.height
+    y = c.text_block("heading", [spec.heading], a.top + round(h * 0.05), a.bottom, bold=True, sizes=(0.07, 0.044),
+                     max_lines=2, line=1.25, align="center")
+    y += round(h * 0.02)
+    bar_w = round(a.width * 0.05)
+    c.bar((a.width - bar_w) // 2, y, bar_w, max(2, round(h * 0.007)))
+    y += round(h * 0.007) + round(h * 0.045)
+    if not spec.bullets:
+        return
+    pad = round(h * 0.035)
+    x0, x1 = max(a.left, a.corner_left + a.gap), min(a.right, a.corner_right - a.gap)
+    plan = c.plan("bullets", list(spec.bullets), y + pad, a.bottom - pad, sizes=(0.044, 0.028), line=1.45,
+                  para_gap=0.45, marker=True, column=_Column(x0 + pad, x1 - pad))
+    c.card(x0, y, x1, plan.end + pad - round(plan.size * 0.2))
+    c.emit(plan)
+
+
+def _image_caption(c: "_Canvas", spec: SlideSpec, image: Image.Image, fit: str) -> None:
+    a = c.area
+    h = a.height
+    caption_h = round(h * 0.11)
+    box = c.picture(image, a.top + round(h * 0.03), a.bottom - caption_h, fit)
+    if spec.caption and box is not None:
+        c.text_block("caption", [spec.caption], box[3] + round(h * 0.02), a.bottom, sizes=(0.04, 0.028),
+                     colour=c.theme.text, max_lines=2, line=1.35, align="center")
+
+
+# --- the canvas ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Column:
+    x0: int
+    x1: int
+
+
+@dataclass
+class _Line:
+    text: str
+    x: int
+    baseline: int
+    marker: bool
+
+
+@dataclass
+class _Plan:
+    kind: str
+    lines: list[_Line]
+    face: FontFace
+    size: int
+    colour: tuple[int, int, int]
+    align: str
+    column: _Column | None
+    end: int
+    overflow: bool
+
+
+class _Canvas:
+    def __init__(self, theme: Theme, area: SafeArea, *, dry: bool = False):
+        self.theme = theme
+        self.area = area
+        self.dry = dry  # a dry canvas lays out text without drawing (to choose between areas)
+        size = (1, 1) if dry else (area.width, area.height)
+        self.image = Image.new("RGB", size, theme.background)
+        self.draw = ImageDraw.Draw(self.image)
+        self.boxes: list[dict[str, Any]] = []
+        self.truncated: list[str] = []
+        self.shrink = 1.0  # the smallest size/preferred-size ratio of any block
+
+    def comfortable(self) -> bool:
+        """True when nothing was truncated and no text had to shrink much."""
+        return not self.truncated and self.shrink >= 0.85
+
+    def result(self) -> Drawn:
+        return Drawn(self.image, self.boxes, self.truncated)
+
+    # decorations never enter the safe areas: they stay above the corners and the subtitle band
+    def decorate(self, layout: str, frame: SafeArea) -> None:
+        a = frame
+        w, h = a.width, a.height
+        self.draw.rectangle([0, 0, w - 1, max(1, round(h * 0.008)) - 1], fill=self.theme.accent)
+        limit = min(a.corner_top, a.subtitle_top) - a.gap
+        if layout == "title":
+            r = round(h * 0.40)
+            cx, cy = round(w * 0.86), round(h * 0.02)
+        else:
+            r = round(h * 0.26)
+            cx, cy = round(w * 0.97), round(-h * 0.05)
+        r = min(r, max(0, limit - cy))
+        if r > 4:
+            self._soft_disc(cx, cy, r, self.theme.glow)
+
+    def bar(self, x: int, y: int, width: int, height: int) -> None:
+        if self.dry or self.area.span(y, y + height) is None:
+            return
+        self._rounded(x, y, x + width, y + height, height // 2, self.theme.accent)
+
+    def card(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """A rounded panel behind text (drawn before the text it holds)."""
+        y1 = min(y1, self.area.bottom)
+        if y1 - y0 > 0 and x1 - x0 > 0 and not self.dry:
+            self._rounded(x0, y0, x1, y1, round(self.area.height * 0.018), self.theme.card)
+            self.boxes.append({"kind": "card", "box": [x0, y0, x1, y1]})
+
+    def paste(self, picture: Image.Image, xy: tuple[int, int], kind: str) -> list[int]:
+        mask = picture.getchannel("A") if picture.mode == "RGBA" else None
+        self.image.paste(picture.convert("RGB"), xy, mask)
+        box = [xy[0], xy[1], xy[0] + picture.width, xy[1] + picture.height]
+        self.boxes.append({"kind": kind, "box": box})
+        return box
+
+    def picture(self, image: Image.Image, y0: int, y1: int, fit: str) -> list[int] | None:
+        """Place an article image in the largest free box between ``y0`` and ``y1``."""
+        target = self._image_box(image.size, y0, y1)
+        if target is None:
+            return None
+        x0, top, x1, bottom = target
+        scaled = fit_image(image, (x1 - x0, bottom - top), fit)
+        px = x0 + (x1 - x0 - scaled.width) // 2
+        py = top + (bottom - top - scaled.height) // 2
+        mask = _rounded_mask(scaled.width, scaled.height, round(self.area.height * 0.014))
+        if scaled.mode == "RGBA":
+            mask = Image.fromarray(_min_arrays(mask, scaled.getchannel("A")))
+        self.image.paste(scaled.convert("RGB"), (px, py), mask)
+        box = [px, py, px + scaled.width, py + scaled.height]
+        self.boxes.append({"kind": "image", "box": box})
+        return box
+
+    def text_block(self, kind: str, paragraphs: list[str], y: int, bottom: int, **options: Any) -> int:
+        """Lay out and draw paragraphs from ``y``; return the y below the block."""
+        plan = self.plan(kind, paragraphs, y, bottom, **options)
+        self.emit(plan)
+        return plan.end
+
+    def plan(self, kind: str, paragraphs: list[str], y: int, bottom: int, *, sizes: tuple[float, float],
+             bold: bool = False, colour: tuple[int, int, int] | None = None, max_lines: int | None = None,
+             line: float = 1.3, para_gap: float = 0.0, marker: bool = False, align: str = "left",
+             column: _Column | None = None) -> "_Plan":
+        """Fit paragraphs between ``y`` and ``bottom``: the largest size that fits, else truncate at the minimum."""
+        face = self.theme.bold if bold else self.theme.regular
+        paragraphs = [p for p in (" ".join(t.split("\n")).strip() for t in paragraphs) if p]
+        h = self.area.height
+        top_px, min_px = max(6, round(h * sizes[0])), max(5, round(h * sizes[1]))
+        size = top_px
+        lines: list[_Line] = []
+        end, overflow = y, False
+        while paragraphs:
+            lines, end, overflow = self._layout(paragraphs, face, size, y, bottom, line, para_gap, marker,
+                                                max_lines, column, truncate=size <= min_px)
+            if not overflow or size <= min_px:
+                break
+            size = max(min_px, int(size * 0.92))
+        self.shrink = min(self.shrink, size / top_px)
+        return _Plan(kind, lines, face, size, colour or self.theme.text, align, column, end, overflow)
+
+    def emit(self, plan: "_Plan") -> None:
+        """Draw a planned block and record its box."""
+        if plan.overflow:
+            self.truncated.append(plan.kind)
+        self._emit(plan.kind, plan.lines, plan.face, plan.size, plan.colour, plan.align, plan.column)
+
+    # --- text layout ----------------------------------------------------------------------------
+
+    def _layout(self, paragraphs: list[str], face: FontFace, size: int, y: int, bottom: int, line: float,
+                para_gap: float, marker: bool, max_lines: int | None, column: _Column | None,
+                truncate: bool) -> tuple[list[_Line], int, bool]:
+        font = font_for(face, size)
+        measure = measure_for(face, size)
+        ascent, descent = font.getmetrics()
+        line_h = max(round(size * line), ascent + descent if line >= 1.4 else round(size * line))
+        indent = round(size * 1.05) if marker else 0
+        out: list[_Line] = []
+        cursor = y
+        for pi, paragraph in enumerate(paragraphs):
+            rest = paragraph
+            first = True
+            while rest:
+                baseline = cursor + (line_h - (ascent + descent)) // 2 + ascent
+                ink_top, ink_bottom = baseline - ascent, baseline + descent
+                span = self._span(ink_top, ink_bottom, bottom, column)
+                full = max_lines is not None and len(out) >= max_lines
+                if span is None or full:
+                    if truncate and out:
+                        self._ellipsize(out, rest, measure, bottom, column, ascent, descent, indent)
+                    return out, cursor, True
+                x0, x1 = span
+                text, rest = first_line(rest, x1 - x0 - indent - 1, measure)
+                if not text:
+                    return out, cursor, True
+                if measure(text) > x1 - x0 - indent:
+                    if not truncate:
+                        return out, cursor, True
+                    text = _fit_with_ellipsis(text, x1 - x0 - indent, measure)
+                out.append(_Line(text, x0 + indent, baseline, marker and first))
+                first = False
+                cursor += line_h
+            if pi < len(paragraphs) - 1:
+                cursor += round(size * para_gap)
+        return out, cursor, False
+
+    def _span(self, y0: int, y1: int, bottom: int, column: _Column | None) -> tuple[int, int] | None:
+        if y1 > bottom:
+            return None
+        span = self.area.span(y0, y1)
+        if span is None:
+            return None
+        if column is not None:
+            span = (max(span[0], column.x0), min(span[1], column.x1))
+        return span if span[1] > span[0] else None
+
+    def _ellipsize(self, out: list[_Line], rest: str, measure, bottom: int, column: _Column | None,
+                   ascent: int, descent: int, indent: int) -> None:
+        last = out[-1]
+        span = self._span(last.baseline - ascent, last.baseline + descent, bottom, column)
+        width = (span[1] - span[0] - indent) if span else measure(last.text)
+        last.text = _fit_with_ellipsis(last.text + rest.strip(), width, measure, force=True)
+
+    def _emit(self, kind: str, lines: list[_Line], face: FontFace, size: int, colour: tuple[int, int, int],
+              align: str, column: _Column | None) -> None:
+        if not lines:
+            return
+        font = font_for(face, size)
+        measure = measure_for(face, size)
+        ascent, descent = font.getmetrics()
+        union: list[int] | None = None
+        for ln in lines:
+            x = ln.x
+            if align == "center":
+                span = self._span(ln.baseline - ascent, ln.baseline + descent, self.area.bottom, column)
+                if span is not None:
+                    x = span[0] + round((span[1] - span[0] - measure(ln.text)) / 2)
+                    ln.x = x
+            if not self.dry:
+                self.draw.text((x, ln.baseline), ln.text, font=font, fill=colour, anchor="ls")
+            box = list(self.draw.textbbox((x, ln.baseline), ln.text, font=font, anchor="ls"))
+            if ln.marker and not self.dry:
+                box = self._marker(ln, size, ascent, descent, box)
+            union = box if union is None else [min(union[0], box[0]), min(union[1], box[1]),
+                                                max(union[2], box[2]), max(union[3], box[3])]
+        self.boxes.append({"kind": kind, "box": union, "lines": [ln.text for ln in lines], "size": size,
+                           "align": align})
+
+    def _marker(self, ln: _Line, size: int, ascent: int, descent: int, box: list[int]) -> list[int]:
+        d = max(3, round(size * 0.34))
+        centre_y = ln.baseline - round(size * 0.36)
+        x0 = ln.x - round(size * 1.05)
+        x0 = max(x0, 0)
+        self._soft_disc(x0 + d // 2, centre_y, d // 2, self.theme.accent)
+        return [min(box[0], x0), min(box[1], centre_y - d // 2), box[2], max(box[3], centre_y + d // 2)]
+
+    # --- shapes ---------------------------------------------------------------------------------
+
+    def _rounded(self, x0: int, y0: int, x1: int, y1: int, radius: int, colour: tuple[int, int, int]) -> None:
+        w, h = x1 - x0, y1 - y0
+        if w <= 0 or h <= 0:
+            return
+        mask = _rounded_mask(w, h, radius)
+        self.image.paste(colour, (x0, y0, x1, y1), mask)
+
+    def _soft_disc(self, cx: int, cy: int, r: int, colour: tuple[int, int, int]) -> None:
+        """An anti-aliased disc (drawn large on a mask, then reduced)."""
+        if r <= 0:
+            return
+        mask = _disc_mask(r)
+        x0, y0 = cx - r, cy - r
+        self.image.paste(colour, (x0, y0, x0 + mask.width, y0 + mask.height), mask)
+
+    def _image_box(self, size: tuple[int, int], y0: int, y1: int) -> tuple[int, int, int, int] | None:
+        a = self.area
+        candidates = []
+        wide_bottom = min(y1, a.corner_top - a.gap)
+        wide = self._span(y0, wide_bottom, y1, None) if wide_bottom > y0 else None
+        if wide is not None:
+            candidates.append((wide[0], y0, wide[1], wide_bottom))
+        narrow = self._span(y0, y1, y1, None)
+        if narrow is not None:
+            candidates.append((narrow[0], y0, narrow[1], y1))
+        if not candidates:
+            return None
+        iw, ih = size
+
+        def shown(box: tuple[int, int, int, int]) -> float:
+            bw, bh = box[2] - box[0], box[3] - box[1]
+            scale = min(bw / iw, bh / ih, 2.0)
+            return iw * scale * ih * scale
+
+        return max(candidates, key=shown)
+
+
+def fit_image(image: Image.Image, box: tuple[int, int], fit: str) -> Image.Image:
+    """Scale ``image`` to ``box`` by ``cover`` (crop to fill) or ``contain`` (fit inside), at most 2×."""
+    bw, bh = box
+    iw, ih = image.size
+    if fit == "cover":
+        scale = min(max(bw / iw, bh / ih), 2.0)
+    else:
+        scale = min(bw / iw, bh / ih, 2.0)
+    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    resized = image.resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0) if (nw, nh) != (iw, ih) else image
+    if nw > bw or nh > bh:
+        left, top = max(0, (nw - bw) // 2), max(0, (nh - bh) // 2)
+        resized = resized.crop((left, top, left + min(nw, bw), top + min(nh, bh)))
+    return resized
+
+
+# --- fonts and measuring -------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def font_for(face: FontFace, size: int) -> ImageFont.FreeTypeFont:
+    """A font at ``size`` px, cached per thread (FreeType faces are not shared across threads)."""
+    cache = _local.__dict__.setdefault("fonts", {})
+    key = (face.path, face.index, size)
+    font = cache.get(key)
+    if font is None:
+        font = ImageFont.truetype(str(face.path), size, index=face.index, layout_engine=ImageFont.Layout.BASIC)
+        cache[key] = font
+    return font
+
+
+def measure_for(face: FontFace, size: int):
+    """A fast width function: with the basic layout engine a string's advance is the sum of its characters'."""
+    cache = _local.__dict__.setdefault("measures", {})
+    key = (face.path, face.index, size)
+    measure = cache.get(key)
+    if measure is None:
+        font = font_for(face, size)
+        widths: dict[str, float] = {}
+
+        def measure(text: str) -> float:
+            total = 0.0
+            for char in text:
+                w = widths.get(char)
+                if w is None:
+                    w = widths[char] = font.getlength(char)
+                total += w
+            return total
+
+        cache[key] = measure
+    return measure
+
+
+def first_line(text: str, max_width: float, measure) -> tuple[str, str]:
+    """The first line of ``text`` under kinsoku rules, and the rest (leading spaces dropped)."""
+    text = text.lstrip()
+    line = ""
+    for unit in tokens(text):
+        candidate = line + unit
+        if unit.isspace() or measure(candidate.rstrip()) <= max_width:
+            line = candidate
+            continue
+        if line.strip():
+            return line.rstrip(), text[len(line):].lstrip()
+        # a single unit wider than the line: split it by characters (the last resort)
+        piece = ""
+        for char in unit:
+            if piece and measure(piece + char) > max_width and char not in FORBIDDEN_START:
+                break
+            piece += char
+        return piece, text[len(piece):].lstrip()
+    return line.rstrip(), ""
+
+
+def ellipsis_for(text: str) -> str:
+    """``…`` for Japanese text; three full stops for Latin text (CJK fonts centre ``…``)."""
+    return ELLIPSIS if any(is_cjk(c) for c in text) else "..."
+
+
+def _fit_with_ellipsis(text: str, width: float, measure, force: bool = False) -> str:
+    text = text.rstrip()
+    if not force and measure(text) <= width:
+        return text
+    mark = ellipsis_for(text)
+    while text and measure(text.rstrip(" 、，,") + mark) > width:
+        text = text[:-1]
+    text = text.rstrip(" 、，,。.")
+    while text and text[-1] in "「『（([{“‘":
+        text = text[:-1]
+    return text + mark
+
+
+def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, int, int]:
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b))  # type: ignore[return-value]
+
+
+_mask_cache: dict[tuple[str, int, int, int], Image.Image] = {}
+_mask_lock = threading.Lock()
+
+
+def _rounded_mask(w: int, h: int, radius: int) -> Image.Image:
+    key = ("r", w, h, radius)
+    with _mask_lock:
+        cached = _mask_cache.get(key)
+    if cached is not None:
+        return cached
+    s = 2
+    big = Image.new("L", (w * s, h * s), 0)
+    ImageDraw.Draw(big).rounded_rectangle([0, 0, w * s - 1, h * s - 1], radius=max(0, radius * s), fill=255)
+    mask = big.reduce(s)
+    with _mask_lock:
+        if len(_mask_cache) > 256:
+            _mask_cache.clear()
+        _mask_cache[key] = mask
+    return mask
+
+
+def _disc_mask(r: int) -> Image.Image:
+    key = ("d", r, 0, 0)
+    with _mask_lock:
+        cached = _mask_cache.get(key)
+    if cached is not None:
+        return cached
+    s = SUPERSAMPLE if r < 200 else 2
+    big = Image.new("L", (2 * r * s, 2 * r * s), 0)
+    ImageDraw.Draw(big).ellipse([0, 0, 2 * r * s - 1, 2 * r * s - 1], fill=255)
+    mask = big.reduce(s)
+    with _mask_lock:
+        _mask_cache[key] = mask
+    return mask
+
+
+def _min_arrays(a: Image.Image, b: Image.Image):
+    import numpy as np
+
+    return np.minimum(np.asarray(a), np.asarray(b))

@@ -96,10 +96,11 @@ def clean_tree(tree: lxml.html.HtmlElement, base_url: str | None) -> tuple[dict[
         img.set("src", src)
         for attr in _LAZY_SRC_ATTRS:
             img.attrib.pop(attr, None)
-        figure = next((a for a in img.iterancestors("figure")), None)
-        caption = figure.find(".//figcaption") if figure is not None else None
+        caption = _caption_of(img)
         if caption is not None:
+            # The caption travels with its image block, not as a paragraph of the body.
             captions[src] = clean_text(caption.text_content())
+            caption.drop_tree()
     code_languages: dict[str, str] = {}
     for code in tree.iter("pre", "code"):
         classes = " ".join(filter(None, [code.get("class"), code.getparent().get("class") if code.getparent() is not None else None]))
@@ -281,6 +282,21 @@ def _image_source(img: lxml.html.HtmlElement) -> str | None:
             if candidate and not candidate.startswith("data:"):
                 return candidate
     return src or None
+
+
+def _caption_of(img: lxml.html.HtmlElement) -> lxml.html.HtmlElement | None:
+    """The caption element of an image's figure (``<figcaption>``, WordPress ``wp-caption-text``)."""
+    for depth, ancestor in enumerate(img.iterancestors()):
+        if depth >= 3:
+            return None
+        classes = ancestor.get("class", "")
+        if ancestor.tag == "figure" or "wp-caption" in classes or re.search(r"\b(figure|image-caption)\b", classes):
+            for el in ancestor.iterdescendants("figcaption", "p", "div", "span"):
+                names = el.get("class", "")
+                if el.tag == "figcaption" or "caption" in names:
+                    return el if el.text_content().strip() and el.find(".//img") is None else None
+            return None
+    return None
 
 
 def _pixels(value: str | None) -> int | None:

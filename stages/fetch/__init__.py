@@ -39,6 +39,7 @@ MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
 URL_SUFFIXES = frozenset({".url", ".txt"})
 _STEPS = 4  # connect, download, extract, write
+MIN_ARTICLE_CHARS = 20
 
 
 class FetchStage:
@@ -168,10 +169,12 @@ def _extract(
             progress(2, _STEPS, "extracting the article")
             html, _ = decode_html(path.read_bytes())
             article = extract_html(html, fetch, url=url)
+            if url is None:
+                _resolve_local_images(article, path.parent)
         else:
             raise InputError(f"{path.name}: an article must be .html or .md, or a .url/.txt file with a URL")
-    if not article["blocks"]:
-        raise InputError(f"no article text found in {url or source}")
+    if len(blocks_text(article["blocks"])) < MIN_ARTICLE_CHARS:
+        raise InputError(f"no article text found in {url or source} (a menu or a few words are not an article)")
     return article
 
 
@@ -187,6 +190,15 @@ def _from_url(url: str, fetch: "FetchSettings", progress: Progress, cancel: thre
     if not body.content_type and not re.search(r"<(html|body|p|div|article)\b", html[:65536], re.IGNORECASE):
         raise InputError(f"{url} sent no content type and does not look like HTML")
     return extract_html(html, fetch, url=body.final_url)
+
+
+def _resolve_local_images(article: dict[str, Any], base_dir: Path) -> None:
+    """Relative image paths of a saved page become absolute when the file is there."""
+    for block in article["blocks"]:
+        if block["type"] == "image" and "://" not in block["src"] and not block["src"].startswith("data:"):
+            candidate = base_dir / block["src"]
+            if candidate.is_file():
+                block["src"] = str(candidate.resolve())
 
 
 def _is_html_type(media_type: str) -> bool:

@@ -129,18 +129,20 @@ def _compose(canvas: "_Canvas", layout: str, spec: SlideSpec, image: Image.Image
 def _title(c: "_Canvas", spec: SlideSpec) -> None:
     a = c.area
     h = a.height
-    y = a.top + round(h * 0.10)
+    y = a.top + round(h * 0.06)
     if spec.kicker:
         y = c.text_block("kicker", [spec.kicker], y, a.bottom, bold=True, sizes=(0.036, 0.026), colour=c.theme.accent,
-                         max_lines=1, line=1.3) + round(h * 0.025)
-    y = c.text_block("title", [spec.heading], y, a.bottom, bold=True, sizes=(0.092, 0.05), max_lines=3, line=1.25)
+                         max_lines=1, line=1.3, align="center") + round(h * 0.02)
+    y = c.text_block("title", [spec.heading], y, a.bottom, bold=True, sizes=(0.088, 0.05), max_lines=3, line=1.25,
+                     align="center")
     y += round(h * 0.035)
-    c.bar(a.left, y, round(a.width * 0.07), max(2, round(h * 0.008)))
+    bar_w = round(a.width * 0.06)
+    c.bar((a.left + a.right - bar_w) // 2, y, bar_w, max(2, round(h * 0.008)))
     y += round(h * 0.008) + round(h * 0.03)
     extras = [t for t in (*spec.bullets, spec.footer) if t]
     if extras:
-        c.text_block("footer", extras, y, a.bottom, sizes=(0.038, 0.024), colour=c.theme.muted, max_lines=3,
-                     line=1.4, para_gap=0.2)
+        c.text_block("footer", extras, y, a.bottom, sizes=(0.036, 0.024), colour=c.theme.muted, max_lines=3,
+                     line=1.4, para_gap=0.2, align="center")
 
 
 def _heading(c: "_Canvas", heading: str) -> int:

@@ -6,7 +6,7 @@ composition (about 10 s); later renders reuse the bundle.
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import threading
 import time
@@ -184,6 +184,23 @@ def test_cancel_kills_node_and_chromium(job, tmp_path):
     assert not _marked_processes()
     assert not (tmp_path / "out.mp4").exists()
     assert not list(tmp_path.glob(".out.*"))
+
+
+def test_renders_with_no_network_at_all(job, tmp_path):
+    """In a network namespace with only loopback, the render still succeeds: nothing is fetched."""
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0 or not shutil.which("ip"):
+        pytest.skip("cannot create a network namespace here (needs root, unshare and ip)")
+    the_job, timeline = job
+    wrapper = tmp_path / "node-offline"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec unshare -n sh -c 'ip link set lo up && exec \"$0\" \"$@\"' {shutil.which('node')} \"$@\"\n"
+    )
+    wrapper.chmod(0o755)
+    remotion = the_job.settings.remotion.model_copy(update={"node": str(wrapper)})
+    settings = the_job.settings.model_copy(update={"remotion": remotion})
+    out = render_with_remotion(the_job.dir / "timeline.json", tmp_path / "offline.mp4", settings)
+    assert abs(probe_streams(out)["video"] - timeline.frames / timeline.fps) <= 1 / timeline.fps
 
 
 def test_missing_node_names_the_fix(job, tmp_path):

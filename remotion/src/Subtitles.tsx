@@ -9,8 +9,8 @@ const FACE = 'moviegen-subtitles';
 
 /**
  * Subtitles as the ffmpeg renderer draws them (ASS, bottom-centre alignment): lines centred in
- * the safe box, the last line's box `bottom_margin` px above the frame's bottom, lines
- * `line_height` px apart, a black outline of `outline` px around the glyphs.
+ * the safe box, the last line's box `bottom_margin` px above the frame's bottom, a black outline
+ * of `outline` px around the glyphs. `font_size` is the em size (the ASS side converts it).
  */
 export const Subtitles: React.FC<{timeline: Timeline}> = ({timeline}) => {
 	const style = timeline.subtitle_style;
@@ -50,8 +50,9 @@ const Cue: React.FC<{cue: SubtitleCue; style: SubtitleStyle; family: string}> = 
 					<div
 						key={i}
 						style={{
-							height: style.line_height,
-							lineHeight: `${style.line_height}px`,
+							// libass spaces lines by the font's ascent + descent, which is what
+							// CSS calls `normal`; the timeline's line_height is not what it draws.
+							lineHeight: 'normal',
 							fontFamily: family,
 							fontSize: cue.font_size,
 							color: cue.color,

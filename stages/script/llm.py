@@ -9,10 +9,11 @@ Request:
 
 Article budget (``llm.max_input_tokens``):
     Tokens are estimated by :func:`stages.script.text.estimate_tokens` (one per CJK character,
-    one per four other characters). The instructions are counted first; the article's blocks
-    then go in, in order, while they fit. After the first block that does not fit, only headings
-    are kept (while they fit), so the model still sees the article's outline; each run of dropped
-    blocks is marked ``[…]``. Images are listed separately (at most :data:`MAX_IMAGES`).
+    one per four other characters). The instructions are counted first, then room is reserved
+    for every heading of the article, so the model always sees its outline. The other blocks go
+    in, in order, while they fit in what is left; after the first one that does not, only the
+    headings follow. Each run of dropped blocks is marked ``[…]``. Images are listed separately
+    (at most :data:`MAX_IMAGES`).
 
 Reply:
     Code fences and text around the JSON object are stripped; the object is validated as a
@@ -187,30 +188,36 @@ def write_with_llm(
 
 
 def truncate_article(article: dict[str, Any], budget_tokens: int) -> tuple[str, int]:
-    """The article as plain text within ``budget_tokens`` and how many blocks were dropped."""
+    """The article as plain text within ``budget_tokens`` and how many blocks were dropped.
+
+    Room for every heading is reserved first; other blocks then go in, in order, while they fit
+    in what is left, and after the first one that does not, only headings follow.
+    """
+    rendered = [
+        (block.get("type") == "heading", text)
+        for block in article.get("blocks") or []
+        if isinstance(block, dict) and (text := _render_block(block))
+    ]
+    costs = [estimate_tokens(text) + 1 for _, text in rendered]
+    reserved = sum(cost for (is_heading, _), cost in zip(rendered, costs) if is_heading)
     lines: list[str] = []
     used = 0
     dropped = 0
     overflowing = False
-    marked = False
-    for block in article.get("blocks") or []:
-        if not isinstance(block, dict):
-            continue
-        text = _render_block(block)
-        if not text:
-            continue
-        cost = estimate_tokens(text) + 1
-        is_heading = block.get("type") == "heading"
-        if (not overflowing or is_heading) and used + cost <= budget_tokens:
+    for (is_heading, text), cost in zip(rendered, costs):
+        if is_heading:
+            reserved -= cost
+            fits = used + cost <= budget_tokens
+        else:
+            fits = not overflowing and used + cost + reserved <= budget_tokens
+        if fits:
             lines.append(text)
             used += cost
-            marked = False
             continue
         overflowing = True
         dropped += 1
-        if not marked:
+        if not lines or lines[-1] != "[…]":
             lines.append("[…]")
-            marked = True
     return "\n\n".join(lines), dropped
 
 

@@ -146,7 +146,7 @@ class ChatDouble:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -190,7 +190,9 @@ class ChatDouble:
                 if self.path != "/v1/chat/completions":
                     return self._send(Reply(404, {"error": {"message": f"Unknown request URL: POST {self.path}.", "type": "invalid_request_error", "param": None, "code": "unknown_url"}}))
                 if double.api_key is not None and self.headers.get("Authorization") != f"Bearer {double.api_key}":
-                    return self._send(Reply(401, {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}))
+                    # Like OpenAI, echo (part of) the key that was sent: clients must not repeat it.
+                    sent = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    return self._send(Reply(401, {"error": {"message": f"Incorrect API key provided: {sent}.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}))
                 if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
                     return self._send(Reply(400, {"error": {"message": "'model' and 'messages' are required.", "type": "invalid_request_error", "param": None, "code": None}}))
                 self._send(double._next()(body))

@@ -3,7 +3,7 @@
 ``article.json`` holds ``url, title, site, author, published, language, blocks`` (see
 :mod:`stages.fetch.blocks` for the block shapes). Web pages are fetched with the careful client in
 :mod:`stages.fetch.http`, decoded by :mod:`stages.fetch.encoding` and extracted by
-:mod:`stages.fetch.extract`; Markdown goes through :mod:`stages.fetch.markdown`.
+:mod:`stages.fetch.extractor`; Markdown goes through :mod:`stages.fetch.markdown`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from stages.base import (
 )
 from stages.fetch.blocks import blocks_text
 from stages.fetch.encoding import decode_html
-from stages.fetch.extract import extract_html
+from stages.fetch.extractor import extract_html
 from stages.fetch.http import FetchedBody, get_bytes
 from stages.fetch.markdown import parse_markdown
 

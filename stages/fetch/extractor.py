@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import re
 import struct
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -47,6 +48,12 @@ def extract_html(html: str, settings: "FetchSettings", *, url: str | None = None
     if _text_size(blocks) < settings.min_text_chars:
         fallback = _readability_blocks(cleaned, base_url)
         if _text_size(fallback) > _text_size(blocks):
+            blocks = fallback
+    elif _text_size(blocks) < 0.5 * _paragraph_text_size(tree):
+        # Trafilatura sometimes stops at an ad or a widget in the middle of a long article. When
+        # readability finds a clearly longer text that contains nearly all of trafilatura's, use it.
+        fallback = _readability_blocks(cleaned, base_url)
+        if _text_size(fallback) > 1.5 * _text_size(blocks) and _coverage(blocks, fallback) >= 0.95:
             blocks = fallback
     _attach_details(blocks, captions, code_languages)
 
@@ -334,6 +341,21 @@ def _tree_title(tree: lxml.html.HtmlElement) -> str | None:
 
 def _code_key(text: str) -> str:
     return re.sub(r"\s+", "", text)[:200]
+
+
+def _paragraph_text_size(tree: lxml.html.HtmlElement) -> int:
+    return sum(len(p.text_content().strip()) for p in tree.iter("p"))
+
+
+def _coverage(blocks: list[Block], other: list[Block]) -> float:
+    """The share of ``blocks``' words that ``other`` also has (bags of words)."""
+    mine, theirs = _bag(blocks_text(blocks)), _bag(blocks_text(other))
+    total = sum(mine.values())
+    return sum((mine & theirs).values()) / total if total else 1.0
+
+
+def _bag(text: str) -> Counter[str]:
+    return Counter(re.findall(r"[\u3040-\u30ff\u3400-\u9fff]|[^\W\u3040-\u30ff\u3400-\u9fff]+", text.lower()))
 
 
 def _text_size(blocks: list[Block]) -> int:

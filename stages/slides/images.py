@@ -62,14 +62,14 @@ def load_image(source: str, settings: "Settings", *, job_dir: Path, cache_dir: P
     source = source.strip()
     scheme = urlsplit(source).scheme.lower()
     if scheme in ("http", "https"):
-        data, cached = _download(source, settings, cache_dir, cancel)
+        data, _ = _download(source, settings, cache_dir, cancel)
     elif scheme == "file":
-        data, cached = _read_local(Path(unquote(urlsplit(source).path)), settings, job_dir), None
+        data = _read_local(Path(unquote(urlsplit(source).path)), settings, job_dir)
     elif scheme and len(scheme) > 1:
         raise ImageRejected(f"unsupported image address {source!r} (use http(s) or a path)")
     else:
-        data, cached = _read_local(Path(source), settings, job_dir), None
-    return _checked(data, settings, cache_dir, cached)
+        data = _read_local(Path(source), settings, job_dir)
+    return _checked(data, settings, cache_dir)
 
 
 def decode_checked(data: bytes, settings: "Settings", *, min_size: int | None = None) -> Image.Image:
@@ -105,12 +105,19 @@ def decode_checked(data: bytes, settings: "Settings", *, min_size: int | None = 
 
 def _download(url: str, settings: "Settings", cache_dir: Path,
               cancel: threading.Event | None) -> tuple[bytes, Path]:
-    from stages.fetch.http import get_bytes
-
     folder = cache_dir / "images"
     cached = folder / f"{hashlib.sha256(url.encode('utf-8')).hexdigest()}.img"
-    if cached.is_file() and cached.stat().st_size > 0:
-        return cached.read_bytes(), cached
+    with _lock_for(str(cached)):  # two sections showing one image download it once
+        if cached.is_file() and cached.stat().st_size > 0:
+            return cached.read_bytes(), cached
+        data = _get(url, settings, cancel)
+        atomic_write_bytes(cached, data)
+    return data, cached
+
+
+def _get(url: str, settings: "Settings", cancel: threading.Event | None) -> bytes:
+    from stages.fetch.http import get_bytes
+
     try:
         body = get_bytes(url, settings, max_bytes=settings.slides.max_image_bytes,
                          accept=lambda ct: ct.startswith("image/"), cancel=cancel)
@@ -120,7 +127,16 @@ def _download(url: str, settings: "Settings", cache_dir: Path,
         raise ImageRejected(str(exc)) from exc
     except Exception as exc:  # the network is outside our control: any failure is a fallback
         raise ImageRejected(f"could not download {url}: {type(exc).__name__}: {exc}") from exc
-    return body.content, cached
+    return body.content
+
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
 
 
 def _read_local(path: Path, settings: "Settings", job_dir: Path) -> bytes:
@@ -142,7 +158,7 @@ def _read_local(path: Path, settings: "Settings", job_dir: Path) -> bytes:
     return resolved.read_bytes()
 
 
-def _checked(data: bytes, settings: "Settings", cache_dir: Path, cached: Path | None) -> CheckedImage:
+def _checked(data: bytes, settings: "Settings", cache_dir: Path) -> CheckedImage:
     """Check once per content: a marker beside the stored bytes remembers a passed check."""
     sha = hashlib.sha256(data).hexdigest()
     store = cache_dir / "images" / f"{sha}.bin"
@@ -159,8 +175,6 @@ def _checked(data: bytes, settings: "Settings", cache_dir: Path, cached: Path | 
     if not store.is_file():
         atomic_write_bytes(store, data)
     atomic_write_json(marker, {"width": decoded.width, "height": decoded.height, "bytes": len(data)})
-    if cached is not None and not cached.is_file():
-        atomic_write_bytes(cached, data)
     return CheckedImage(sha, store, decoded.width, decoded.height)
 
 

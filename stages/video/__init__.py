@@ -1,1 +1,161 @@
-"""The video stage."""
+"""The video stage: plan ``timeline.json``, then render ``video.mp4`` (+ ``video.srt``, ``chapters.txt``).
+
+Direct API::
+
+    plan_timeline(job_dir, settings) -> Timeline
+    render_video(job_dir, out_path, settings, progress) -> Path
+    render_timeline(timeline, out_path, settings, progress, renderer=None) -> Path
+    verify_video(path, timeline) -> None
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stages.base import (
+    InputError,
+    JobContext,
+    Progress,
+    StageResult,
+    atomic_write_text,
+    file_hash_or_none,
+    fingerprint_of,
+    no_progress,
+)
+from stages.video.plan import plan_timeline
+from stages.video.probe import RenderCheckFailed, verify_video
+from stages.video.srt import chapters_text, srt_text
+from stages.video.timeline import Timeline
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
+
+__all__ = [
+    "VideoStage",
+    "plan_timeline",
+    "render_video",
+    "render_timeline",
+    "verify_video",
+    "write_side_files",
+    "Timeline",
+    "RenderCheckFailed",
+]
+
+
+class VideoStage:
+    """script.yaml + audio/index.json + slides/index.json -> timeline.json -> video.mp4."""
+
+    name = "video"
+    version = "1"
+    resource = "render"
+
+    def fingerprint(self, job: JobContext) -> str:
+        """Version, upstream artifacts, video settings, personas (with image hashes), renderer, font."""
+        settings = job.settings
+        personas = []
+        for persona in settings.personas:
+            character = None
+            if persona.character is not None:
+                character = persona.character.model_dump(mode="json")
+                for key in ("base", "mouth_open", "eyes_closed"):
+                    path = getattr(persona.character, key)
+                    character[f"{key}_sha256"] = file_hash_or_none(Path(path)) if path else None
+            personas.append({"id": persona.id, "subtitle_color": persona.subtitle_color, "character": character})
+        video = settings.video.model_dump(mode="json")
+        extra = {}
+        for key, path in (("bgm", settings.video.bgm.path), ("background", settings.video.background.path)):
+            extra[key] = file_hash_or_none(Path(path)) if path else None
+        return fingerprint_of(
+            self.name,
+            self.version,
+            file_hash_or_none(job.job_dir / "script.yaml"),
+            file_hash_or_none(job.job_dir / "audio" / "index.json"),
+            file_hash_or_none(job.job_dir / "slides" / "index.json"),
+            video,
+            extra,
+            personas,
+            settings.default_persona,
+            settings.theme.font,
+            settings.slides.safe_area.model_dump(mode="json"),
+        )
+
+    def run(self, job: JobContext, progress: Progress) -> StageResult:
+        """Plan, render and verify; write the side files."""
+        settings = job.settings
+        timeline = plan_timeline(job.job_dir, settings)
+        timeline_path = timeline.save(job.job_dir / "timeline.json")
+        job.check_cancelled()
+        video = render_timeline(
+            timeline, job.job_dir / "video.mp4", settings, progress, cancel=job.cancel, work_dir=None,
+            timeline_path=timeline_path,
+        )
+        srt, chapters = write_side_files(timeline, job.job_dir)
+        return StageResult(
+            outputs=[Path("timeline.json"), Path("video.mp4"), Path("video.srt"), Path("chapters.txt")],
+            data={
+                "duration": timeline.duration,
+                "frames": timeline.frames,
+                "renderer": settings.video.renderer,
+                "chapters": [c.model_dump() for c in timeline.chapters],
+                "video": str(video),
+                "srt": str(srt),
+                "chapters_file": str(chapters),
+            },
+        )
+
+
+def render_video(
+    job_dir: Path,
+    out_path: Path,
+    settings: "Settings",
+    progress: Progress = no_progress,
+    *,
+    cancel: threading.Event | None = None,
+    renderer: str | None = None,
+) -> Path:
+    """Plan the job in ``job_dir`` and render it to ``out_path`` (with ``.srt`` and chapters beside it)."""
+    job_dir = Path(job_dir)
+    timeline = plan_timeline(job_dir, settings)
+    timeline_path = timeline.save(job_dir / "timeline.json")
+    out = render_timeline(timeline, out_path, settings, progress, cancel=cancel, renderer=renderer, timeline_path=timeline_path)
+    write_side_files(timeline, Path(out_path).parent, stem=Path(out_path).stem)
+    return out
+
+
+def render_timeline(
+    timeline: Timeline,
+    out_path: Path,
+    settings: "Settings",
+    progress: Progress = no_progress,
+    *,
+    cancel: threading.Event | None = None,
+    renderer: str | None = None,
+    work_dir: Path | None = None,
+    timeline_path: Path | None = None,
+) -> Path:
+    """Render a timeline with ``renderer`` (default ``settings.video.renderer``): ffmpeg or Remotion."""
+    chosen = renderer or settings.video.renderer
+    if chosen == "ffmpeg":
+        from stages.video.ffmpeg import render_with_ffmpeg
+
+        return render_with_ffmpeg(timeline, out_path, settings, progress, cancel=cancel, work_dir=work_dir)
+    if chosen == "remotion":
+        from stages.video.remotion import render_with_remotion
+
+        if timeline_path is None:
+            timeline_path = timeline.save(Path(out_path).with_name(Path(out_path).stem + ".timeline.json"))
+        result = render_with_remotion(timeline_path, out_path, settings, progress, cancel=cancel)
+        verify_video(Path(result), timeline)
+        return Path(result)
+    raise InputError(f"unknown renderer {chosen!r}: use ffmpeg or remotion")
+
+
+def write_side_files(timeline: Timeline, folder: Path, *, stem: str = "video") -> tuple[Path, Path]:
+    """Write ``<stem>.srt`` and ``chapters.txt`` (YouTube's ``0:00 Title`` lines) into ``folder``."""
+    folder = Path(folder)
+    srt = atomic_write_text(folder / f"{stem}.srt", srt_text(timeline.subtitles))
+    chapters_name = "chapters.txt" if stem == "video" else f"{stem}.chapters.txt"
+    chapters = atomic_write_text(folder / chapters_name, chapters_text(timeline.chapters))
+    return srt, chapters

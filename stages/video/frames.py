@@ -1,0 +1,276 @@
+"""Pictures for the segments renderer: what each frame shows, and each distinct picture drawn once.
+
+:func:`frame_runs` cuts the timeline into runs of identical frames (a slide with its subtitle and the
+characters' current mouth/eye state) and single transition frames. :class:`Compositor` draws a run's
+picture (background, slide, characters, libass-rendered subtitle) as an RGB array; transition
+frames come from ffmpeg's ``xfade`` between the pictures on either side.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from stages.process import run_process
+from stages.video.ass import write_ass
+from stages.video.timeline import Background, Timeline
+
+XFADE_NAMES = {"fade": "fade", "slide": "slideleft", "wipe": "wipeleft"}
+
+# Character states: which image a character shows.
+BASE, MOUTH, EYES = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Picture:
+    """What a still frame shows: a slide, a cue (or -1) and each character's state."""
+
+    slide: int
+    cue: int
+    characters: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Run:
+    """``count`` frames from ``start``: a held picture, or one transition frame (``step`` of ``steps``)."""
+
+    start: int
+    count: int
+    picture: Picture
+    transition_from: Picture | None = None
+    step: int = 0
+    steps: int = 0
+
+
+def frame_runs(timeline: Timeline) -> list[Run]:
+    """The whole video as runs of identical frames and single transition frames."""
+    n = timeline.frames
+    frame = timeline.frame
+    slide = np.zeros(n, dtype=np.int32)
+    for i, item in enumerate(timeline.slides):
+        slide[frame(item.start) : frame(item.end)] = i
+    cue = np.full(n, -1, dtype=np.int32)
+    for i, item in enumerate(timeline.subtitles):
+        cue[frame(item.start) : frame(item.end)] = i
+    states = np.zeros((len(timeline.characters), n), dtype=np.int32)
+    for c, character in enumerate(timeline.characters):
+        if character.eyes_closed:
+            for a, b in character.blinks:
+                states[c, frame(a) : frame(b)] = EYES
+        if character.mouth_open:
+            for a, b in character.mouth_open_intervals:
+                states[c, frame(a) : frame(b)] = MOUTH
+    transition = np.zeros(n, dtype=np.int32)  # 1-based step inside a transition, 0 outside
+    steps_at = np.zeros(n, dtype=np.int32)
+    for i, item in enumerate(timeline.slides):
+        if i == 0 or item.transition_in.type == "none" or item.transition_in.duration <= 0:
+            continue
+        a = frame(item.start)
+        b = min(n, frame(item.start + item.transition_in.duration))
+        transition[a:b] = np.arange(1, b - a + 1)
+        steps_at[a:b] = b - a
+    runs: list[Run] = []
+    f = 0
+    while f < n:
+        picture = Picture(int(slide[f]), int(cue[f]), tuple(int(s) for s in states[:, f]))
+        if transition[f]:
+            before = Picture(int(slide[f]) - 1, picture.cue, picture.characters)
+            runs.append(Run(f, 1, picture, before, int(transition[f]) - 1, int(steps_at[f])))
+            f += 1
+            continue
+        g = f + 1
+        while g < n and not transition[g] and slide[g] == slide[f] and cue[g] == cue[f] and (states[:, g] == states[:, f]).all():
+            g += 1
+        runs.append(Run(f, g - f, picture))
+        f = g
+    return runs
+
+
+class Compositor:
+    """Draws pictures at the timeline's size; everything drawn is cached by what it depends on."""
+
+    def __init__(self, timeline: Timeline, work: Path, *, cancel: threading.Event | None = None, subtitles: bool = True):
+        self.timeline = timeline
+        self.size = (timeline.width, timeline.height)
+        self.work = Path(work)
+        self.cancel = cancel
+        self._under: dict[int, np.ndarray] = {}
+        self._sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
+        self._subtitles = render_subtitle_overlays(timeline, self.work, cancel=cancel) if subtitles else []
+
+    def picture(self, picture: Picture) -> np.ndarray:
+        """The RGB frame (height, width, 3) of ``picture``."""
+        frame = self.under(picture.slide).copy()
+        for c, state in enumerate(picture.characters):
+            x, y, sprite = self.sprite(c, state)
+            _blend(frame, sprite, x, y)
+        if picture.cue >= 0:
+            x, y, overlay = self._subtitles[picture.cue]
+            _blend(frame, overlay, x, y)
+        return frame
+
+    def under(self, slide: int) -> np.ndarray:
+        """Background and slide, without characters or subtitles."""
+        if slide not in self._under:
+            item = self.timeline.slides[slide]
+            canvas = background_image(self.timeline.background.at(item.start + 1e-6), self.size)
+            with Image.open(item.image) as image:
+                image = image.convert("RGBA")
+                if image.size != self.size:
+                    image = ImageOps.contain(image, self.size, Image.LANCZOS)
+                layer = Image.new("RGBA", self.size, (0, 0, 0, 0))
+                layer.paste(image, ((self.size[0] - image.width) // 2, (self.size[1] - image.height) // 2))
+            canvas = Image.alpha_composite(canvas.convert("RGBA"), layer).convert("RGB")
+            self._under[slide] = np.asarray(canvas).copy()
+        return self._under[slide]
+
+    def sprite(self, character: int, state: int) -> tuple[int, int, np.ndarray]:
+        """A character's image for ``state`` as RGBA at its place: ``(x, y, pixels)``."""
+        key = (character, state)
+        if key not in self._sprites:
+            track = self.timeline.characters[character]
+            path = {BASE: track.base, MOUTH: track.mouth_open, EYES: track.eyes_closed}[state] or track.base
+            with Image.open(path) as image:
+                image = image.convert("RGBA").resize((round(track.width), round(track.height)), Image.LANCZOS)
+            self._sprites[key] = (round(track.x), round(track.y), np.asarray(image).copy())
+        return self._sprites[key]
+
+
+def background_image(background: Background, size: tuple[int, int]) -> Image.Image:
+    """A colour or image background at ``size`` (a video background shows its first frame here)."""
+    if background.type == "color":
+        return Image.new("RGB", size, background.value or "#000000")
+    path = Path(background.path or "")
+    if background.type == "video":
+        return _first_video_frame(path, size)
+    with Image.open(path) as image:
+        return _fit(image.convert("RGB"), size, background.fit)
+
+
+def _fit(image: Image.Image, size: tuple[int, int], fit: str) -> Image.Image:
+    if fit == "cover":
+        return ImageOps.fit(image, size, Image.LANCZOS)
+    canvas = Image.new("RGB", size, "#000000")
+    inner = ImageOps.contain(image, size, Image.LANCZOS)
+    canvas.paste(inner, ((size[0] - inner.width) // 2, (size[1] - inner.height) // 2))
+    return canvas
+
+
+def _first_video_frame(path: Path, size: tuple[int, int]) -> Image.Image:
+    import subprocess
+
+    raw = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24",
+         "-vf", f"scale={size[0]}:{size[1]}:force_original_aspect_ratio=increase,crop={size[0]}:{size[1]}", "-"],
+        capture_output=True, check=False, timeout=60,
+    ).stdout
+    if len(raw) < size[0] * size[1] * 3:
+        return Image.new("RGB", size, "#000000")
+    return Image.frombytes("RGB", size, raw[: size[0] * size[1] * 3])
+
+
+def render_subtitle_overlays(
+    timeline: Timeline, work: Path, *, cancel: threading.Event | None = None
+) -> list[tuple[int, int, np.ndarray]]:
+    """Each cue drawn by libass once, as a cropped RGBA overlay ``(x, y, pixels)``.
+
+    libass draws over an opaque frame, so each cue is drawn on black and on white in one ffmpeg run
+    and the alpha recovered from the difference (``alpha = 255 - (white - black)``).
+    """
+    cues = timeline.subtitles
+    if not cues:
+        return []
+    w, h = timeline.width, timeline.height
+    sheet = work / "sheet.ass"
+    write_ass(timeline, sheet, times=[(i * 0.1, (i + 1) * 0.1) for i in range(len(cues))])
+    fonts = _fonts_dir(timeline, work)
+    ass = f"ass=sheet.ass:fontsdir={fonts.name}" if fonts else "ass=sheet.ass"
+    graph = f"[0:v]{ass}[b];[1:v]{ass}[w]"
+    (work / "sheet.graph").write_text(graph, encoding="utf-8")
+    source = "color=c={}:s={}x{}:r=10:d={:.1f}"
+    run_process(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y",
+         "-f", "lavfi", "-i", source.format("black", w, h, len(cues) * 0.1),
+         "-f", "lavfi", "-i", source.format("white", w, h, len(cues) * 0.1),
+         "-filter_complex_script", "sheet.graph",
+         "-map", "[b]", "-frames:v", str(len(cues)), "-f", "rawvideo", "-pix_fmt", "rgb24", "sheet-black.rgb",
+         "-map", "[w]", "-frames:v", str(len(cues)), "-f", "rawvideo", "-pix_fmt", "rgb24", "sheet-white.rgb"],
+        cancel=cancel, cwd=work, what="ffmpeg (subtitles)",
+    )
+    black = np.fromfile(work / "sheet-black.rgb", dtype=np.uint8).reshape(-1, h, w, 3)
+    white = np.fromfile(work / "sheet-white.rgb", dtype=np.uint8).reshape(-1, h, w, 3)
+    overlays = []
+    for i in range(len(cues)):
+        overlays.append(_matte(black[i], white[i]))
+    (work / "sheet-black.rgb").unlink(missing_ok=True)
+    (work / "sheet-white.rgb").unlink(missing_ok=True)
+    return overlays
+
+
+def _matte(black: np.ndarray, white: np.ndarray) -> tuple[int, int, np.ndarray]:
+    diff = white.astype(np.int16) - black.astype(np.int16)
+    alpha = np.clip(255 - diff.max(axis=2), 0, 255).astype(np.uint8)
+    ys, xs = np.nonzero(alpha)
+    if len(ys) == 0:
+        return 0, 0, np.zeros((1, 1, 4), dtype=np.uint8)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    a = alpha[y0:y1, x0:x1].astype(np.uint16)
+    colour = np.where(a[..., None] > 0, (black[y0:y1, x0:x1].astype(np.uint16) * 255 + a[..., None] // 2) // np.maximum(a, 1)[..., None], 0)
+    rgba = np.dstack([np.clip(colour, 0, 255).astype(np.uint8), alpha[y0:y1, x0:x1]])
+    return int(x0), int(y0), rgba
+
+
+def _fonts_dir(timeline: Timeline, work: Path) -> Path | None:
+    """A folder (under ``work``, with a plain name) holding a link to the subtitle font file."""
+    font = timeline.subtitle_style.font_file
+    if not font or not Path(font).is_file():
+        return None
+    folder = work / "fonts"
+    folder.mkdir(exist_ok=True)
+    link = folder / ("subtitle" + Path(font).suffix.lower())
+    if not link.exists():
+        link.symlink_to(Path(font).resolve())
+    return folder
+
+
+def _blend(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
+    """Alpha-blend ``rgba`` onto ``frame`` at ``(x, y)`` in place, clipped to the frame."""
+    h, w = frame.shape[:2]
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(w, x + rgba.shape[1]), min(h, y + rgba.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    src = rgba[y0 - y : y1 - y, x0 - x : x1 - x]
+    alpha = src[..., 3:4].astype(np.uint16)
+    dst = frame[y0:y1, x0:x1].astype(np.uint16)
+    frame[y0:y1, x0:x1] = ((src[..., :3].astype(np.uint16) * alpha + dst * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def transition_frames(
+    before: np.ndarray, after: np.ndarray, kind: str, steps: int, fps: int, work: Path, *, cancel: threading.Event | None = None
+) -> np.ndarray:
+    """``steps`` frames of ffmpeg's ``xfade`` from ``before`` to ``after`` (the first is all ``before``)."""
+    h, w = before.shape[:2]
+    (work / "xf-a.rgb").write_bytes(before.tobytes())
+    (work / "xf-b.rgb").write_bytes(after.tobytes())
+    duration = steps / fps
+    graph = (
+        f"[0:v]loop=loop={steps}:size=1:start=0,setpts=N/({fps}*TB)[a];"
+        f"[1:v]loop=loop={steps}:size=1:start=0,setpts=N/({fps}*TB)[b];"
+        f"[a][b]xfade=transition={XFADE_NAMES[kind]}:duration={duration:.6f}:offset=0,format=rgb24[v]"
+    )
+    (work / "xf.graph").write_text(graph, encoding="utf-8")
+    raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(fps)]
+    run_process(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", *raw, "-i", "xf-a.rgb", *raw, "-i", "xf-b.rgb",
+         "-filter_complex_script", "xf.graph", "-map", "[v]", "-frames:v", str(steps), "-f", "rawvideo", "xf-out.rgb"],
+        cancel=cancel, cwd=work, what="ffmpeg (xfade)",
+    )
+    frames = np.fromfile(work / "xf-out.rgb", dtype=np.uint8).reshape(-1, h, w, 3)
+    if len(frames) < steps:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], steps - len(frames), axis=0)])
+    return frames[:steps]

@@ -134,6 +134,12 @@ def test_empty_and_emoji_phrases_are_dropped_with_a_note(tmp_path):
     assert rec.progress[-1] == (1, 1)
 
 
+def test_a_script_with_nothing_to_speak_is_an_input_error(tmp_path):
+    """When every phrase is dropped there is no narration to make: the input is wrong."""
+    with pytest.raises(InputError, match="nothing to speak"):
+        generate_audio(write_script(tmp_path / "s.yaml", ["", "🎉"]), tmp_path, make_settings(tmp_path))
+
+
 def test_long_phrase_is_split_and_an_absurd_one_rejected(tmp_path):
     """A phrase over the chunk size is spoken in pieces; one over the hard limit is an InputError."""
     long_line = "これは長い文章の一部です。" * 4

@@ -241,3 +241,15 @@ def test_cancel_stops_submitting_phrases(tmp_path, engine):
     with pytest.raises(Cancelled):
         generate_audio(script, tmp_path, settings, progress, cancel=cancel)
     assert len(engine.calls("POST", "/synthesis")) <= 4
+
+
+def test_environment_selects_voicevox(tmp_path, engine, monkeypatch):
+    """MOVIEGEN_AUDIO__ENGINE, MOVIEGEN_VOICEVOX__URL and __SPEAKER pick the engine and the style."""
+    monkeypatch.setenv("MOVIEGEN_AUDIO__ENGINE", "voicevox")
+    monkeypatch.setenv("MOVIEGEN_VOICEVOX__URL", engine.url)
+    monkeypatch.setenv("MOVIEGEN_VOICEVOX__SPEAKER", "2")
+    settings = load_settings(home=tmp_path / "home")
+    index = index_of(generate_audio(write_script(tmp_path / "s.yaml", ["めたんです"]), tmp_path, settings))
+    assert index["clips"]["000-000"]["engine"] == "voicevox"
+    assert [r.params["speaker"] for r in engine.calls("POST", "/synthesis")] == ["2"]
+    assert index["credits"] == ["VOICEVOX:四国めたん"]

@@ -205,6 +205,8 @@ def _plan(
         voice = voices[narration.persona_id]
         _engine(voice.engine, engines, settings, root)
         phrases.append(_Phrase(phrase_id, narration, voice, spoken))
+    if not phrases:
+        raise InputError(f"the script has nothing to speak: every phrase ({', '.join(dropped)}) is empty or emoji")
     for name in [n for n in engines if not any(p.voice.engine == n for p in phrases)]:
         engine = engines.pop(name)
         if isinstance(engine, VoicevoxEngine):

@@ -8,7 +8,9 @@ users of pyopenjtalk in the process, such as the script stage's reading helper, 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,9 +41,7 @@ class OpenJTalkEngine:
         self._jtalk = None
 
     def version(self) -> str:
-        import pyopenjtalk.version
-
-        return f"pyopenjtalk-plus {pyopenjtalk.version.__version__}; mei_normal"
+        return f"pyopenjtalk-plus {_pyopenjtalk().version.__version__}; mei_normal"
 
     def prepare(self, voices: list[Voice], dictionary: list["PronunciationEntry"]) -> None:
         # Built on the first synthesis: a fully cached run never pays for loading MeCab.
@@ -49,8 +49,7 @@ class OpenJTalkEngine:
         self._jtalk = None
 
     def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
-        import pyopenjtalk
-
+        pyopenjtalk = _pyopenjtalk()
         with _LOCK:
             if self._jtalk is None and self._dictionary:
                 self._jtalk = self._user_dict_jtalk(self._dictionary)
@@ -64,9 +63,7 @@ class OpenJTalkEngine:
         return [MEI_CREDIT] if voices else []
 
     def _user_dict_jtalk(self, dictionary: list["PronunciationEntry"]):
-        import pyopenjtalk
-        from pyopenjtalk.openjtalk import OpenJTalk
-
+        pyopenjtalk = _pyopenjtalk()
         csv = "".join(_csv_row(entry) for entry in dictionary)
         digest = hashlib.sha256(csv.encode("utf-8")).hexdigest()[:24]
         dic = self.dict_dir / f"{digest}.dic"
@@ -79,11 +76,21 @@ class OpenJTalkEngine:
             except (RuntimeError, FileNotFoundError) as exc:
                 raise InputError(f"the pronunciation dictionary could not be built for OpenJTalk: {exc}") from exc
             partial.replace(dic)
-        return OpenJTalk(
+        return pyopenjtalk.openjtalk.OpenJTalk(
             dn_mecab=pyopenjtalk.OPEN_JTALK_DICT_DIR,
             userdic=str(dic).encode("utf-8"),
             userdic_reading_protection=[True],
         )
+
+
+def _pyopenjtalk():
+    """The pyopenjtalk module. Its import prints an ONNX notice with ``print``; that goes to
+    stderr, so stdout stays clean for JSON logs and ``name=value`` output."""
+    if "pyopenjtalk" not in sys.modules:
+        with contextlib.redirect_stdout(sys.stderr):
+            import pyopenjtalk.openjtalk  # noqa: F401
+            import pyopenjtalk.version  # noqa: F401
+    return sys.modules["pyopenjtalk"]
 
 
 def _csv_row(entry: "PronunciationEntry") -> str:

@@ -199,3 +199,15 @@ def test_decode_prefers_bom_then_header_then_meta():
     assert decode_html(text.encode("utf-8"), "utf-8") == (text, "utf-8")
     assert decode_html(text.encode("euc_jp"))[0] == text
     assert decode_html(b"\xef\xbb\xbf" + text.encode("utf-8"), "shift_jis")[0] == text
+
+
+def test_published_date_only_when_the_page_states_one(settings, tmp_path):
+    """A stated publication date is kept (as YYYY-MM-DD); none stated gives null, never a guess."""
+    body = "<article><h1>Dated</h1><p>" + "A paragraph of the dated article with enough words. " * 5 + "</p></article>"
+    (tmp_path / "dated.html").write_text(
+        '<html><head><meta property="article:published_time" content="2024-03-01T10:00:00+09:00">'
+        f"<title>Dated</title></head><body>{body}</body></html>"
+    )
+    (tmp_path / "undated.html").write_text(f"<html><head><title>Dated</title></head><body>{body}</body></html>")
+    assert extract(tmp_path / "dated.html", settings)["published"] == "2024-03-01"
+    assert extract(tmp_path / "undated.html", settings, url="https://example.com/posts/dated")["published"] is None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stages.base import (
+    Cancelled,
     InputError,
     JobContext,
     Progress,
@@ -185,6 +186,8 @@ def _from_url(url: str, fetch: "FetchSettings", progress: Progress, cancel: thre
         progress(1, _STEPS, f"downloaded {done // 1024} KiB" + (f" of {total // 1024} KiB" if total else ""))
 
     body = get_bytes(url, fetch, max_bytes=fetch.max_bytes, accept=_is_html_type, cancel=cancel, progress=on_bytes)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("fetch cancelled")
     progress(2, _STEPS, "extracting the article")
     html, _ = decode_html(body.content, body.charset)
     if not body.content_type and not re.search(r"<(html|body|p|div|article)\b", html[:65536], re.IGNORECASE):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 import yaml
@@ -37,7 +37,7 @@ def parse_markdown(text: str, *, url: str | None = None, base_dir: Path | None =
     return {
         "url": url or (str(meta["url"]) if meta.get("url") else None),
         "title": title or name,
-        "site": str(meta["site"]) if meta.get("site") else None,
+        "site": str(meta["site"]) if meta.get("site") else (urlsplit(url).hostname if url else None),
         "author": str(meta["author"]) if meta.get("author") else None,
         "published": str(published) if published else None,
         "language": detect_language(blocks_text(blocks) or (title or ""), meta.get("lang") or meta.get("language")),

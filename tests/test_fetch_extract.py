@@ -211,3 +211,29 @@ def test_published_date_only_when_the_page_states_one(settings, tmp_path):
     (tmp_path / "undated.html").write_text(f"<html><head><title>Dated</title></head><body>{body}</body></html>")
     assert extract(tmp_path / "dated.html", settings)["published"] == "2024-03-01"
     assert extract(tmp_path / "undated.html", settings, url="https://example.com/posts/dated")["published"] is None
+
+
+def test_short_japanese_post_keeps_its_structure(settings, tmp_path):
+    """MIN_EXTRACTED_SIZE is lowered: a short post keeps its headings and list instead of a flat text."""
+    body = (
+        "<article><h1>短い投稿</h1><h2>はじめに</h2><p>今日は新しい機能を試しました。とても便利です。</p>"
+        "<h2>手順</h2><ul><li>設定を開く</li><li>保存する</li></ul><h2>まとめ</h2><p>また書きます。以上です。</p></article>"
+    )
+    (tmp_path / "short.html").write_text(f'<html lang="ja"><head><title>短い投稿</title></head><body>{body}</body></html>')
+    article = extract(tmp_path / "short.html", settings)
+    assert [b["text"] for b in article["blocks"] if b["type"] == "heading"] == ["はじめに", "手順", "まとめ"]
+    assert {"type": "list", "ordered": False, "items": ["設定を開く", "保存する"]} in article["blocks"]
+    assert article["language"] == "ja"
+
+
+def test_image_with_descriptive_alt_is_kept(settings, tmp_path):
+    """Junk words in a long alt text describe the picture; they do not make it a logo."""
+    page = (
+        "<html><body><article><h1>Logos</h1><p>" + "Brand design history in a few words. " * 6 + "</p>"
+        '<img src="/a/history.jpg" alt="The evolution of the company logo from 1990 to today" width="800" height="400">'
+        '<img src="/a/brand-logo.png" alt="logo" width="120" height="60"><p>' + "More about the design. " * 5 + "</p>"
+        "</article></body></html>"
+    )
+    (tmp_path / "logos.html").write_text(page)
+    article = extract(tmp_path / "logos.html", settings, url="https://example.com/x")
+    assert [b["src"] for b in article["blocks"] if b["type"] == "image"] == ["https://example.com/a/history.jpg"]

@@ -29,7 +29,7 @@ MIN_IMAGE_SIDE = 48
 _LAZY_SRC_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url", "data-srcset", "srcset")
 _JUNK_TOKENS = frozenset(
     "spacer blank pixel pixels tracking tracker beacon avatar avatars gravatar logo logos icon icons favicon "
-    "badge badges emoji emojis sprite sprites 1x1 transparent share sharing sns social".split()
+    "badge badges emoji emojis sprite sprites 1x1 transparent".split()
 )
 _JUNK_SUBSTRINGS = ("gravatar", "avatar", "logo", "spacer", "doubleclick", "google-analytics", "/pixel", "facebook.com/tr")
 _JUNK_ANCESTOR_TOKENS = frozenset("avatar author-avatar gravatar logo share sharing social sns byline".split())
@@ -127,7 +127,9 @@ def is_junk_image(img: lxml.html.HtmlElement, src: str) -> bool:
         size = _data_uri_size(src)
         return size is None or min(size) < MIN_IMAGE_SIDE
     path = urlsplit(src).path.lower() if "//" in src else src.lower()
-    words = " ".join([path.rsplit("/", 1)[-1], img.get("class", ""), img.get("id", ""), img.get("alt", "")]).lower()
+    alt = img.get("alt", "")
+    short_alt = alt if len(alt.split()) <= 3 else ""  # "Site logo" is a label; a sentence is a description
+    words = " ".join([path.rsplit("/", 1)[-1], img.get("class", ""), img.get("id", ""), short_alt]).lower()
     if _JUNK_TOKENS.intersection(re.split(r"[^a-z0-9]+", words)):
         return True
     if any(s in src.lower() for s in _JUNK_SUBSTRINGS):

@@ -15,14 +15,18 @@ from typing import Any, Callable
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from daemon.events import TERMINAL_STATES, AmbiguousJobId, EventStore
 
 FOLLOW_POLL_SECONDS = 0.3
-console = Console()
-err_console = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    # Made per call, so the width ($COLUMNS) and the stream are those of this invocation.
+    return Console(stderr=stderr)
 
 
 # --- shared options ----------------------------------------------------------------------------
@@ -135,7 +139,7 @@ def status(ctx: click.Context, home: Path | None, config: Path | None, as_json: 
         table.add_row(job["job_id"], f"[{style}]{job['state']}[/]", job["stage"] or "",
                       f"{job['percent'] or 0:.0f}", str(job["source"] or ""), (job["updated_at"] or "")[:19],
                       job["error"] or job["message"] or "")
-    console.print(table)
+    _console().print(table)
 
 
 @cli.command()
@@ -171,14 +175,14 @@ def events(ctx: click.Context, home: Path | None, config: Path | None, job_id: s
 def _follow(store: EventStore, job_id: str, after: int, printer: Callable[[dict], None]) -> str:
     job = store.job(job_id) or {}
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
+                  console=_console(), transient=False) as bar:
         task = bar.add_task(_describe(job), total=100, completed=job.get("percent") or 0)
         while job.get("state") not in TERMINAL_STATES:
             time.sleep(FOLLOW_POLL_SECONDS)
             for event in store.events(job_id, after=after):
                 after = event["seq"]
                 if event["kind"] != "stage.progress":
-                    bar.console.print(_event_line(event))
+                    bar.console.print(_event_line(event), markup=False, highlight=False)
             job = store.job(job_id) or {}
             bar.update(task, completed=job.get("percent") or 0, description=_describe(job))
     return str(job.get("state"))
@@ -191,7 +195,7 @@ def _describe(job: dict) -> str:
 def _event_printer(as_json: bool) -> Callable[[dict], None]:
     if as_json:
         return lambda event: click.echo(json.dumps(event, ensure_ascii=False))
-    return lambda event: console.print(_event_line(event), highlight=False)
+    return lambda event: click.echo(_event_line(event))
 
 
 def _event_line(event: dict) -> str:
@@ -313,7 +317,7 @@ def make(ctx: click.Context, home: Path | None, config: Path | None, source: str
             raise click.BadParameter(f"{size!r}: expected WIDTHxHEIGHT, e.g. 1280x720", param_hint="--size")
         settings.video.width, settings.video.height = int(match[1]), int(match[2])
     with Progress(TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.fields[message]}"), TimeElapsedColumn(), console=err_console) as bar:
+                  TextColumn("{task.fields[message]}"), TimeElapsedColumn(), console=_console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(stage: str, current: int, total: int, message: str) -> None:
@@ -326,11 +330,11 @@ def make(ctx: click.Context, home: Path | None, config: Path | None, source: str
             written = make_video(source, out, settings, progress)
         except StageError as exc:
             bar.stop()
-            err_console.print(f"[red]failed:[/] {exc}")
+            bar.console.print(f"[red]failed:[/] {escape(str(exc))}")
             sys.exit(1)
         except Exception as exc:
             bar.stop()
-            err_console.print(f"[red]failed ({type(exc).__name__}):[/] {exc}")
+            bar.console.print(f"[red]failed ({type(exc).__name__}):[/] {escape(str(exc))}")
             sys.exit(1)
     click.echo(str(written))
 
@@ -357,7 +361,7 @@ def extract(ctx: click.Context, home: Path | None, config: Path | None, source: 
     try:
         article = extract_article(source, settings, url=url)
     except StageError as exc:
-        err_console.print(f"[red]failed:[/] {exc}")
+        _console(stderr=True).print(f"[red]failed:[/] {escape(str(exc))}")
         sys.exit(1)
     if fmt == "json":
         click.echo(json.dumps(article, ensure_ascii=False, indent=2, default=str))
@@ -403,6 +407,7 @@ def doctor(ctx: click.Context, home: Path | None, config: Path | None) -> None:
 
     settings = _settings(ctx, home, config)
     config_data = mask_secrets(settings.public_dict())
+    console = _console()
     console.print(f"[bold]home[/] {settings.home}")
     for section in ("daemon", "script", "audio", "video"):
         console.print(f"[bold]{section}[/] {json.dumps(config_data.get(section), ensure_ascii=False)}")
@@ -416,7 +421,7 @@ def doctor(ctx: click.Context, home: Path | None, config: Path | None) -> None:
     for check in checks:
         mark = "[green]ok[/]" if check.ok else ("[red]MISSING[/]" if check.required else "[yellow]no[/]")
         table.add_row(check.name, mark, check.detail)
-    console.print(table)
+    _console().print(table)
     if any(not c.ok and c.required for c in checks):
         sys.exit(1)
 

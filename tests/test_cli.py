@@ -191,3 +191,29 @@ def test_home_option_works_after_the_command(home: Path) -> None:
     assert isinstance(cli.commands["run"], click.Command)
     result = CliRunner().invoke(cli, ["status", "--home", str(home), "--json"])
     assert result.exit_code == 0 and json.loads(result.output) == []
+
+
+def test_events_follow_shows_live_progress_until_the_end(invoke, store, home: Path) -> None:
+    """--follow keeps reading new events (another writer) and ends when the job does."""
+    import threading
+    import time
+
+    job = "20261126-030000-dddddd"
+    store.submit(job, source="d.md", kind="article")
+
+    def writer() -> None:
+        other = EventStore(home / "state" / "moviegen.db")
+        time.sleep(0.4)
+        other.append(job, "job.started", stage="fetch")
+        other.append(job, "stage.progress", "fetch", current=1, total=2, percent=2.5, message="half")
+        time.sleep(0.4)
+        other.append(job, "stage.finished", "fetch", next="script", percent=5.0)
+        other.append(job, "job.finished", output="/out.mp4")
+        other.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    result = invoke("events", job, "--follow")
+    thread.join()
+    assert result.exit_code == 0
+    assert "stage.finished" in result.output and "job.finished" in result.output

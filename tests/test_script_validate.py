@@ -127,9 +127,9 @@ def test_json_syntax_error_has_line_and_column(tmp_path, settings):
 
 def test_json_validation_errors_map_to_positions(tmp_path, settings):
     """Schema errors in a JSON script point at the JSON value."""
-    doc = '{\n  "title": "t",\n  "sections": [\n    {"title": 5, "narrations": [{"text": "x", "persona_id": "ghost"}]}\n  ]\n}\n'
+    doc = '{\n  "title": "t",\n  "sections": [\n    {"title": null, "narrations": [{"text": "x", "persona_id": "ghost"}]}\n  ]\n}\n'
     issues = validate_script_file(write(tmp_path, "s.json", doc), settings)
-    assert [(i.line, i.column) for i in issues] == [(4, 15), (4, 61)]
+    assert [(i.line, i.column) for i in issues] == [(4, 15), (4, 64)]
     assert "sections[0].title" in issues[0].message and "ghost" in issues[1].message
 
 
@@ -149,3 +149,13 @@ def test_a_valid_json_script_loads(tmp_path, settings):
     script = load_script(write(tmp_path, "s.json", json.dumps(doc)), settings)
     assert [n.text for n in script.sections[0].narrations] == ["Hello.", "Bye."]
     assert [pid for pid, _, _ in script.phrases()] == ["000-000", "000-001"]
+
+
+def test_numbers_are_text_and_empty_narrations_are_errors(tmp_path, settings):
+    """`title: 2024` is read as text; an empty narration is reported at its position."""
+    path = write(tmp_path, "n.yaml", "title: 2024\nsections:\n  - title: 1\n    narrations:\n      - 42\n      - text: '  '\n")
+    [issue] = validate_script_file(path, settings)
+    assert (issue.line, issue.column) == (6, 15) and "needs some text" in issue.message
+    path.write_text("title: 2024\nsections:\n  - title: 1\n    narrations: [42]\n")
+    script = load_script(path, settings)
+    assert script.title == "2024" and script.sections[0].narrations[0].text == "42"

@@ -195,7 +195,7 @@ def _issue_for(error: dict, positions: dict[tuple, Position]) -> ScriptIssue:
     loc = tuple(error["loc"])
     line, column = _position(loc + (_KEY,) if error["type"] == "extra_forbidden" else loc, positions)
     where = _dotted(loc)
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown field {loc[-1]!r}"
     elif error["type"] == "missing":

@@ -27,11 +27,18 @@ _PERSONA_ALIASES = ("speaker", "persona")
 class Narration(BaseModel):
     """One phrase: ``text`` is shown in subtitles, ``reading`` is what the voice speaks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     text: str
     reading: str | None = None
     persona_id: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a narration needs some text")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -51,7 +58,7 @@ class Narration(BaseModel):
 class SlideContent(BaseModel):
     """Typeset slide content for a section (all optional)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     heading: str | None = None
     bullets: list[str] = Field(default_factory=list)
@@ -63,7 +70,7 @@ class SlideContent(BaseModel):
 class SectionBackground(BaseModel):
     """A per-section background override."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     type: Literal["image", "video", "color"]
     path: str | None = None
@@ -72,7 +79,7 @@ class SectionBackground(BaseModel):
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     title: str
     narrations: list[Narration] = Field(min_length=1)
@@ -105,8 +112,12 @@ class Section(BaseModel):
     @classmethod
     def _strings_are_narrations(cls, value: object) -> object:
         if isinstance(value, list):
-            return [{"text": item} if isinstance(item, str) else item for item in value]
+            return [{"text": str(item)} if _is_text_scalar(item) else item for item in value]
         return value
+
+
+def _is_text_scalar(item: object) -> bool:
+    return isinstance(item, (str, int, float)) and not isinstance(item, bool)
 
 
 LEGACY_NARRATION_KEYS = ("narrations", "narration", "dialogues")
@@ -116,7 +127,7 @@ LEGACY_NARRATION_KEYS = ("narrations", "narration", "dialogues")
 class RoleAssignment(BaseModel):
     """The original's note of which persona plays which role in a dialogue."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     persona_id: str
     role: str
@@ -124,7 +135,7 @@ class RoleAssignment(BaseModel):
 
 
 class Script(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     title: str = Field(min_length=1)
     description: str | None = None

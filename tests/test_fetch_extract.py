@@ -237,3 +237,11 @@ def test_image_with_descriptive_alt_is_kept(settings, tmp_path):
     (tmp_path / "logos.html").write_text(page)
     article = extract(tmp_path / "logos.html", settings, url="https://example.com/x")
     assert [b["src"] for b in article["blocks"] if b["type"] == "image"] == ["https://example.com/a/history.jpg"]
+
+
+def test_file_url_source_is_a_local_file(settings, tmp_path):
+    """extract() takes file:// URLs for local pages; a .url file pointing at file:// is refused."""
+    assert extract((LOCAL / "plain.md").resolve().as_uri(), settings)["title"] == "Plain Title"
+    (tmp_path / "local.url").write_text(f"{(LOCAL / 'article.html').resolve().as_uri()}\n")
+    with pytest.raises(InputError, match="only http"):
+        extract(tmp_path / "local.url", settings)

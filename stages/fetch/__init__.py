@@ -12,6 +12,8 @@ import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from stages.base import (
     Cancelled,
@@ -89,7 +91,7 @@ def fetch_article(
 
 
 def extract(source: str | Path, settings: "Settings | FetchSettings", *, url: str | None = None) -> dict[str, Any]:
-    """The article dict of ``source``: a URL, or a path to an ``.html``, ``.md`` or ``.url`` file.
+    """The article dict of ``source``: an http(s) or file:// URL, or a path to an ``.html``, ``.md`` or ``.url`` file.
 
     ``url`` is the page's address for a local HTML or Markdown file (for relative image links).
     """
@@ -151,6 +153,10 @@ def _extract(
     cancel: threading.Event | None,
 ) -> dict[str, Any]:
     fetch = getattr(settings, "fetch", settings)
+    if isinstance(source, str) and source.strip().lower().startswith("file://"):
+        # A file:// source from the caller (CLI, Python) is a local file. URLs read from inbox
+        # .url files never get here: read_url_file only accepts http(s).
+        source = Path(url2pathname(urlsplit(source.strip()).path))
     if isinstance(source, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source.strip()):
         article = _from_url(read_url_file(source), fetch, progress, cancel)
     else:

@@ -6,7 +6,6 @@ import threading
 import wave
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -124,7 +123,7 @@ def test_reading_is_spoken_and_pronunciation_dictionary_applies(tmp_path):
 
 def test_empty_and_emoji_phrases_are_dropped_with_a_note(tmp_path):
     """Empty and emoji-only phrases are dropped with a note; emoji inside a phrase stay in the text."""
-    script = write_script(tmp_path / "s.yaml", ["", "🎉🎉", "完成なのだ🎉"])
+    script = write_script(tmp_path / "s.yaml", [{"text": "字幕だけ", "reading": " "}, "🎉🎉", "完成なのだ🎉"])
     rec = Recorder()
     index = index_of(generate_audio(script, tmp_path, make_settings(tmp_path), rec, note=rec.note))
     assert index["dropped"] == ["000-000", "000-001"]
@@ -137,7 +136,7 @@ def test_empty_and_emoji_phrases_are_dropped_with_a_note(tmp_path):
 def test_a_script_with_nothing_to_speak_is_an_input_error(tmp_path):
     """When every phrase is dropped there is no narration to make: the input is wrong."""
     with pytest.raises(InputError, match="nothing to speak"):
-        generate_audio(write_script(tmp_path / "s.yaml", ["", "🎉"]), tmp_path, make_settings(tmp_path))
+        generate_audio(write_script(tmp_path / "s.yaml", ["✨", "🎉"]), tmp_path, make_settings(tmp_path))
 
 
 def test_long_phrase_is_split_and_an_absurd_one_rejected(tmp_path):

@@ -253,3 +253,10 @@ def test_environment_selects_voicevox(tmp_path, engine, monkeypatch):
     assert index["clips"]["000-000"]["engine"] == "voicevox"
     assert [r.params["speaker"] for r in engine.calls("POST", "/synthesis")] == ["2"]
     assert index["credits"] == ["VOICEVOX:四国めたん"]
+
+
+def test_a_phrase_that_yields_silence_is_an_input_error_naming_it(tmp_path, engine):
+    """Text the engine turns into silence alone (no moras) fails clearly, naming the phrase."""
+    script = write_script(tmp_path / "s.yaml", ["こんにちは", "ー"])
+    with pytest.raises(InputError, match=r"phrase 000-001: .*no audio"):
+        generate_audio(script, tmp_path, vv_settings(tmp_path, engine))

@@ -85,7 +85,7 @@ def generate_audio(
     note = note or no_note
     model = load_script(Path(script))
     language = (model.language or settings.script.language or "ja").lower()
-    root = Path(cache_dir if cache_dir is not None else settings.cache_dir) / "audio"
+    root = Path(cache_dir if cache_dir is not None else settings.cache_dir).absolute() / "audio"
     cache = ClipCache(root)
     engines: dict[str, Engine] = {}
     try:

@@ -263,8 +263,9 @@ def _accent_phrases(text: str) -> list[dict[str, Any]]:
             if kana in "ャュョ" and last["consonant"]:
                 last["consonant"] += "y"
             last["vowel"] = _SMALL[kana]
-        elif kana == "ー" and moras:
-            moras.append(_mora("ー", None, moras[-1]["vowel"], 5.6))
+        elif kana == "ー":  # a lengthening mark extends the previous vowel; alone it says nothing
+            if moras:
+                moras.append(_mora("ー", None, moras[-1]["vowel"], 5.6))
         elif kana == "ッ":
             moras.append(_mora("ッ", None, "cl", 0.0))
         elif kana == "ン":

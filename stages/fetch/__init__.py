@@ -204,8 +204,9 @@ def _from_url(url: str, fetch: "FetchSettings", progress: Progress, cancel: thre
 def _resolve_local_images(article: dict[str, Any], base_dir: Path) -> None:
     """Relative image paths of a saved page become absolute when the file is there."""
     for block in article["blocks"]:
-        if block["type"] == "image" and "://" not in block["src"] and not block["src"].startswith("data:"):
-            candidate = base_dir / block["src"]
+        src = block.get("src") or ""
+        if block["type"] == "image" and src and "://" not in src and not src.startswith(("data:", "/")):
+            candidate = base_dir / src
             if candidate.is_file():
                 block["src"] = str(candidate.resolve())
 

@@ -258,3 +258,12 @@ def test_readings_are_katakana(text):
 def test_to_katakana_reading_converts_hiragana_and_drops_symbols():
     """Hiragana becomes katakana; symbols the voice cannot speak go."""
     assert to_katakana_reading("こんにちは／「セカイ」!") == "コンニチハセカイ！"
+
+
+def test_language_is_guessed_when_the_article_does_not_say(settings):
+    """No language field: kana means Japanese, Latin letters English (readings only for ja)."""
+    english = {k: v for k, v in EN.items() if k != "language"}
+    assert write_extractive(english, settings).language == "en"
+    japanese = {k: v for k, v in JA.items() if k != "language"}
+    script = write_extractive(japanese, load_settings(home=settings.home, script={"language": "en"}))
+    assert script.language == "ja" and all(n.reading for _, _, n in script.phrases())

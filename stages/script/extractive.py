@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from stages.base import Cancelled, InputError, Progress, no_progress
 from stages.script.model import Narration, Script, Section, SlideContent
 from stages.script.text import (
+    article_language,
     estimate_seconds,
     is_cjk_language,
     is_japanese,
@@ -128,7 +129,7 @@ def write_extractive(
         InputError: the article has no narratable text.
         Cancelled: ``cancel`` was set between sections.
     """
-    language = str(article.get("language") or settings.script.language)
+    language = article_language(article, settings.script.language)
     words = _WORDS["ja"] if is_japanese(language) else _WORDS["en"]
     title = _clean(article.get("title")) or _first_heading(article) or words["untitled"]
     pronunciation = [(e.surface, e.reading) for e in settings.pronunciation]

@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from stages.base import Cancelled, InputError, Note, Progress, TransientError, no_note, no_progress
 from stages.script import prompts
 from stages.script.model import Script
-from stages.script.text import estimate_tokens, is_japanese, normalise_reading, reading_for
+from stages.script.text import article_language, estimate_tokens, is_japanese, normalise_reading, reading_for
 
 if TYPE_CHECKING:
     from stages.settings import LLMSettings, Persona, Settings
@@ -146,7 +146,7 @@ def write_with_llm(
         TransientError: 429, 5xx, timeouts and connection errors.
         Cancelled: ``cancel`` was set between steps.
     """
-    language = str(article.get("language") or settings.script.language)
+    language = article_language(article, settings.script.language)
     japanese = is_japanese(language)
     dialogue = settings.script.style == "dialogue" and len(settings.personas) >= 2
     personas = _personas(settings, dialogue)

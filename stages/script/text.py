@@ -33,8 +33,10 @@ Spoken length:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import sys
 import unicodedata
 from functools import lru_cache
 from typing import Iterable, Sequence
@@ -77,12 +79,33 @@ def is_japanese(language: str | None) -> bool:
 
 
 def guess_language(text: str, default: str = "en") -> str:
-    """``ja`` when the text has kana, ``zh`` for Han without kana, else ``default``."""
+    """A language for text that does not say: ``ja`` with kana, else by the script of its letters.
+
+    Mostly Latin letters: ``default`` when that is a Latin-script language, else ``en``. Han
+    without kana: ``default`` when that is ja or zh, else ``zh``.
+    """
     if re.search(r"[\u3040-\u30ff]", text):
         return "ja"
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return default
+    if sum(ch.isascii() for ch in letters) / len(letters) > 0.5:
+        return "en" if is_cjk_language(default) else default
     if re.search(r"[\u4e00-\u9fff]", text):
-        return "zh"
+        return default if is_cjk_language(default) else "zh"
     return default
+
+
+def article_language(article: dict, default: str) -> str:
+    """The article's stated ``language``, else a guess from its title and first blocks."""
+    stated = article.get("language")
+    if isinstance(stated, str) and stated.strip():
+        return stated.strip()
+    sample = [str(article.get("title") or "")]
+    for block in (article.get("blocks") or [])[:20]:
+        if isinstance(block, dict):
+            sample.append(str(block.get("text") or " ".join(map(str, block.get("items") or []))))
+    return guess_language(" ".join(sample), default)
 
 
 # --- sentences --------------------------------------------------------------------------------
@@ -287,9 +310,7 @@ def _is_hiragana(ch: str) -> bool:
 
 def _japanese_breaks(text: str) -> dict[int, int] | None:
     """Breaks at morpheme boundaries ranked by pyopenjtalk's analysis; None if it can't align."""
-    import pyopenjtalk
-
-    morphemes = pyopenjtalk.run_frontend(text)
+    morphemes = _pyopenjtalk().run_frontend(text)
     spans = _align(text, [m["string"] for m in morphemes])
     if spans is None:
         return None
@@ -367,12 +388,10 @@ def reading_for(text: str, pronunciation: Iterable[tuple[str, str]] = ()) -> str
         text: what the subtitles show.
         pronunciation: ``(surface, reading)`` pairs, applied longest surface first.
     """
-    import pyopenjtalk
-
     for surface, reading in sorted(pronunciation, key=lambda pair: -len(pair[0])):
         if surface:
             text = text.replace(surface, reading)
-    return to_katakana_reading(pyopenjtalk.g2p(text, kana=True))
+    return to_katakana_reading(_pyopenjtalk().g2p(text, kana=True))
 
 
 def to_katakana_reading(kana: str) -> str:
@@ -399,6 +418,14 @@ def normalise_reading(reading: str, pronunciation: Iterable[tuple[str, str]] = (
     if is_katakana_reading(reading):
         return reading
     return reading_for(reading, pronunciation)
+
+
+def _pyopenjtalk():
+    """pyopenjtalk, imported with its ONNX notice (a ``print``) sent to stderr, not stdout."""
+    if "pyopenjtalk" not in sys.modules:
+        with contextlib.redirect_stdout(sys.stderr):
+            import pyopenjtalk  # noqa: F401
+    return sys.modules["pyopenjtalk"]
 
 
 # --- lengths ----------------------------------------------------------------------------------

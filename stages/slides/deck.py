@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -261,7 +262,12 @@ def _save(path: Path, picture: Image.Image, meta: dict[str, Any]) -> dict[str, A
     data = buffer.getvalue()
     atomic_write_bytes(path, data)
     meta = {**meta, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    atomic_write_json(path.with_suffix(".json"), meta)
+    # The sidecar is renamed into place but not fsynced: after a crash it is either whole or
+    # unreadable, and an unreadable sidecar only means the slide is drawn again.
+    sidecar = path.with_suffix(".json")
+    tmp = sidecar.with_name(f".{sidecar.name}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(meta, ensure_ascii=False), "utf-8")
+    os.replace(tmp, sidecar)
     return meta
 
 
@@ -309,7 +315,7 @@ def _cover_exact(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
     w, h = size
     scale = max(w / picture.width, h / picture.height)
     nw, nh = max(w, round(picture.width * scale)), max(h, round(picture.height * scale))
-    resized = picture.resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    resized = picture.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=2.0)
     left, top = (nw - w) // 2, (nh - h) // 2
     return resized.crop((left, top, left + w, top + h))
 

@@ -462,7 +462,7 @@ def fit_image(image: Image.Image, box: tuple[int, int], fit: str) -> Image.Image
     else:
         scale = min(bw / iw, bh / ih, 2.0)
     nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
-    resized = image.resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0) if (nw, nh) != (iw, ih) else image
+    resized = image.resize((nw, nh), Image.Resampling.BICUBIC, reducing_gap=2.0) if (nw, nh) != (iw, ih) else image
     if nw > bw or nh > bh:
         left, top = max(0, (nw - bw) // 2), max(0, (nh - bh) // 2)
         resized = resized.crop((left, top, left + min(nw, bw), top + min(nh, bh)))

@@ -65,6 +65,7 @@ def test_persona_speaker_and_scales_reach_the_engine(tmp_path, engine):
     assert synth["3"]["speedScale"] == 1.0
     assert index["clips"]["000-001"]["voice"] == "1"
     assert "VOICEVOX:ずんだもん" in index["credits"]
+    assert engine.calls("GET", "/user_dict") == []  # no dictionary configured: the engine's is left alone
 
 
 def test_clip_length_follows_the_query(tmp_path, engine):

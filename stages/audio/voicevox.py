@@ -89,8 +89,10 @@ class VoicevoxEngine:
     def sync_dictionary(self, dictionary: list["PronunciationEntry"]) -> dict[str, int]:
         """Make the engine's words match ``dictionary``: add missing, update changed, remove ours
         that are gone. Returns counts by action."""
-        engine_words: dict[str, Any] = self._call("GET", "/user_dict", what="the user dictionary").json()
         ours = self._load_ours()
+        if not dictionary and not ours:
+            return {"added": 0, "updated": 0, "removed": 0}  # nothing to do: leave the engine alone
+        engine_words: dict[str, Any] = self._call("GET", "/user_dict", what="the user dictionary").json()
         ours = {uuid: sent for uuid, sent in ours.items() if uuid in engine_words}
         wanted = {entry.surface: _word_params(entry) for entry in dictionary}
         counts = {"added": 0, "updated": 0, "removed": 0}

@@ -178,7 +178,8 @@ class ChildProcessStage(FileStage):
         run_process(["sh", "-c", script], cancel=job.cancel, what="sh")
 
     def _watch(self, job_dir: Path) -> None:
-        while not ((job_dir / "child.pid").exists() and (job_dir / "grandchild.pid").exists()):
+        names = [job_dir / "child.pid", job_dir / "grandchild.pid"]
+        while not all(path.exists() and path.read_text().endswith("\n") for path in names):
             threading.Event().wait(0.01)
         self.entered.set()
 
@@ -203,7 +204,7 @@ class ManyProgressStage(FileStage):
             self.tick()
             job.check_cancelled()
             # A real renderer's counter can stall or jump back (re-encoding): percent must not.
-            current = i - 3 if i % 10 == 0 else i
+            current = i - 3 if i % 10 == 0 and i < self.calls else i
             self._progress(current, self.calls, f"frame {current}")
 
     def run(self, job: JobContext, progress: Progress) -> StageResult:

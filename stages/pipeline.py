@@ -56,6 +56,7 @@ def overall_percent(stage: str, current: int, total: int) -> float:
 
 def default_stages() -> dict[str, Stage]:
     """The real stages, by name. Imported lazily: the daemon's tests run without them."""
+    _preload_pyopenjtalk()
     from stages.audio import AudioStage
     from stages.fetch import FetchStage
     from stages.script import ScriptStage
@@ -69,3 +70,19 @@ def default_stages() -> dict[str, Stage]:
         "slides": SlidesStage(),
         "video": VideoStage(),
     }
+
+
+def _preload_pyopenjtalk() -> None:
+    """Import pyopenjtalk once, here, before stages run in worker threads.
+
+    Two stages use it (script readings, audio synthesis). Imported first from two worker threads
+    at once, one of them could see the half-initialised module; importing in the caller's thread
+    up front removes the race. Its import prints an ONNX notice, kept off stdout (the JSON log).
+    """
+    import contextlib
+    import sys
+
+    if "pyopenjtalk" in sys.modules:
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        import pyopenjtalk  # noqa: F401

@@ -267,3 +267,18 @@ def test_language_is_guessed_when_the_article_does_not_say(settings):
     japanese = {k: v for k, v in JA.items() if k != "language"}
     script = write_extractive(japanese, load_settings(home=settings.home, script={"language": "en"}))
     assert script.language == "ja" and all(n.reading for _, _, n in script.phrases())
+
+
+def test_many_short_sections_give_fewer_whole_sections_not_one_liners(tmp_path):
+    """With more headings than the budget allows, later sections go and kept ones stay whole."""
+    blocks = []
+    for i in range(20):
+        blocks.append({"type": "heading", "level": 2, "text": f"話題{i + 1}"})
+        blocks.append({"type": "paragraph", "text": "短い説明の文です。もう一つ説明の文があります。最後にまとめの文が来ます。"})
+    article = {"title": "見出しの多い記事", "language": "ja", "blocks": blocks}
+    full = write_extractive(article, load_settings(home=tmp_path, script={"max_minutes": 30}))
+    short = write_extractive(article, load_settings(home=tmp_path, script={"max_minutes": 2}))
+    assert 1 <= len(body(short)) < len(body(full)) == 20
+    assert [s.title for s in body(short)] == [f"話題{i + 1}" for i in range(len(body(short)))]
+    assert all(len(s.narrations) == len(body(full)[0].narrations) for s in body(short))
+    assert estimate_script_seconds(short) <= 120

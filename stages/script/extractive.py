@@ -22,10 +22,12 @@ Slides:
 
 Length (``script.max_minutes``):
     Spoken time is estimated by :func:`stages.script.text.estimate_seconds` plus one second per
-    section pause. When over budget, the opening and closing are kept whole, every body section is
-    cut to the same fraction of its length by dropping trailing sentences (its first sentence is
-    always kept), and if that is still too long, body sections are dropped from the end (the first
-    is always kept).
+    section pause. When over budget, the opening and closing are kept whole; then (1) only as many
+    body sections are kept, from the start, as leave each at least :data:`MIN_SECTION_SECONDS`
+    (so a long article gives fewer full sections, not many one-line ones); (2) every body section
+    is cut to the same fraction of its length by dropping trailing sentences (its first sentence
+    is always kept); (3) if that is still too long, body sections are dropped from the end (the
+    first is always kept).
 
 Personas:
     ``script.style = narration``: every phrase is the default persona's. ``dialogue``: sentences
@@ -60,6 +62,7 @@ BULLET_CHARS = 28
 BULLET_WORDS = 10
 MAX_BULLETS = 4
 SECTION_PAUSE_SECONDS = 1.0
+MIN_SECTION_SECONDS = 20.0
 _LISTED_TITLES = 5
 
 _WORDS = {
@@ -304,6 +307,8 @@ def _trim(drafts: list[_Draft], fixed_seconds: float, budget_seconds: float) -> 
 
     if total(drafts) <= budget_seconds:
         return drafts
+    room = budget_seconds - fixed_seconds - SECTION_PAUSE_SECONDS * (len(drafts) + 1)
+    drafts = drafts[: max(1, int(room // MIN_SECTION_SECONDS))]
     room = budget_seconds - fixed_seconds - SECTION_PAUSE_SECONDS * (len(drafts) + 1)
     body = sum(d.seconds for d in drafts)
     fraction = max(0.0, room / body) if body else 0.0

@@ -246,3 +246,31 @@ def test_api_key_is_sent_as_bearer_and_never_in_errors(tmp_path: Path):
         with pytest.raises(ImageApiError) as caught:
             generate_image("a prompt", settings.slides.image_api)
         assert "sk-test" not in str(caught.value) and "503" in str(caught.value)
+
+
+def test_images_form_with_a_link_instead_of_b64_falls_back(tmp_path: Path):
+    """The images form answering with a URL (not b64_json) is a failure, not a download."""
+    with ImageApiDouble() as api:
+        api.scenario = "url_only"
+        settings = api_settings(tmp_path, api, form="images")
+        job = make_job(tmp_path, prompted("en"))
+        index, notes = run(job, settings, tmp_path)
+        assert index["slides"][1]["layout"] == "bullets"
+        assert "b64_json" in notes.named("image generation failed")[0]["reason"]
+        assert "English" in api.requests[0][2]["prompt"]
+
+
+def test_transparent_image_shows_the_background_through(tmp_path: Path):
+    """An RGBA image keeps its transparency: its clear pixels show the slide background."""
+    settings = settings_for(tmp_path, (640, 360))
+    job = make_job(tmp_path, with_images(["clear.png"]))
+    picture = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
+    ImageDraw.Draw(picture).rectangle([100, 75, 300, 225], fill=(250, 40, 40, 255))
+    picture.save(job / "clear.png")
+    index, _ = run(job, settings, tmp_path)
+    box = next(b for b in index["slides"][1]["boxes"] if b["kind"] == "image")["box"]
+    pixels = Image.open(index["slides"][1]["path"]).convert("RGB")
+    cx, cy = (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+    assert pixels.getpixel((cx, cy))[0] > 200
+    from stages.slides.typeset import parse_colour
+    assert pixels.getpixel((box[0] + 3, cy)) == parse_colour(settings.theme.background)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from stages.fonts import FontFace
 from stages.linebreak import FORBIDDEN_START, is_cjk, tokens
@@ -286,7 +286,7 @@ class _Canvas:
         py = top + (bottom - top - scaled.height) // 2
         mask = _rounded_mask(scaled.width, scaled.height, round(self.area.height * 0.014))
         if scaled.mode == "RGBA":
-            mask = Image.fromarray(_min_arrays(mask, scaled.getchannel("A")))
+            mask = ImageChops.darker(mask, scaled.getchannel("A"))
         self.image.paste(scaled.convert("RGB"), (px, py), mask)
         box = [px, py, px + scaled.width, py + scaled.height]
         self.boxes.append({"kind": "image", "box": box})
@@ -400,13 +400,14 @@ class _Canvas:
                 self.draw.text((x, ln.baseline), ln.text, font=font, fill=colour, anchor="ls")
             box = list(self.draw.textbbox((x, ln.baseline), ln.text, font=font, anchor="ls"))
             if ln.marker and not self.dry:
-                box = self._marker(ln, size, ascent, descent, box)
+                box = self._marker(ln, size, box)
             union = box if union is None else [min(union[0], box[0]), min(union[1], box[1]),
                                                 max(union[2], box[2]), max(union[3], box[3])]
         self.boxes.append({"kind": kind, "box": union, "lines": [ln.text for ln in lines], "size": size,
                            "align": align})
 
-    def _marker(self, ln: _Line, size: int, ascent: int, descent: int, box: list[int]) -> list[int]:
+    def _marker(self, ln: _Line, size: int, box: list[int]) -> list[int]:
+        """An accent dot before the first line of a bullet; returns the line's box grown to hold it."""
         d = max(3, round(size * 0.34))
         centre_y = ln.baseline - round(size * 0.36)
         x0 = ln.x - round(size * 1.05)
@@ -585,8 +586,3 @@ def _disc_mask(r: int) -> Image.Image:
         _mask_cache[key] = mask
     return mask
 
-
-def _min_arrays(a: Image.Image, b: Image.Image):
-    import numpy as np
-
-    return np.minimum(np.asarray(a), np.asarray(b))

@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,6 +56,8 @@ def _settings(ctx: click.Context, home: Path | None = None, config: Path | None 
         return load_settings(config=config, home=home, **overrides)
     except ValidationError as exc:
         raise click.UsageError(f"invalid settings:\n{exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.UsageError(f"the settings file is not valid TOML: {exc}") from None
 
 
 def _store(settings) -> EventStore:

@@ -150,7 +150,7 @@ def _config(job: JobContext) -> dict:
 CONFIG = """
 [daemon]
 settle_seconds = {settle}
-rescan_seconds = 0.5
+rescan_seconds = {rescan}
 retry_attempts = 2
 retry_base_seconds = 0.05
 retry_max_seconds = 0.1
@@ -164,12 +164,12 @@ stage_factory = "tests.fixtures_service:service_stages"
 class ServiceDaemon:
     """``python -m daemon run --home HOME`` as a child process, with the fixture stages."""
 
-    def __init__(self, home: Path, *, settle: float = 0.2, cap: int = 64 * 1024, extra: str = "",
-                 env: dict[str, str] | None = None):
+    def __init__(self, home: Path, *, settle: float = 0.2, cap: int = 64 * 1024, rescan: float = 0.5,
+                 extra: str = "", env: dict[str, str] | None = None):
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         (home / "gates").mkdir(exist_ok=True)
-        (home / "moviegen.toml").write_text(CONFIG.format(settle=settle, cap=cap) + extra, encoding="utf-8")
+        (home / "moviegen.toml").write_text(CONFIG.format(settle=settle, cap=cap, rescan=rescan) + extra, encoding="utf-8")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEGEN_", "NOTIFY_SOCKET", "WATCHDOG_"))}
         self.env.update(env or {})
         self.proc: subprocess.Popen | None = None

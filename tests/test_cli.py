@@ -217,3 +217,10 @@ def test_events_follow_shows_live_progress_until_the_end(invoke, store, home: Pa
     thread.join()
     assert result.exit_code == 0
     assert "stage.finished" in result.output and "job.finished" in result.output
+
+
+def test_broken_toml_is_a_usage_error(home: Path) -> None:
+    """A TOML syntax error exits 2 with a message, not a traceback."""
+    (home / "moviegen.toml").write_text("[daemon]\nmax_jobs = 2\nmax_jobs = 3\n")
+    result = CliRunner().invoke(cli, ["--home", str(home), "status"])
+    assert result.exit_code == 2 and "not valid TOML" in result.output

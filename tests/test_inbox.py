@@ -228,8 +228,12 @@ def test_recover_finishes_an_interrupted_claim(settings, store, inbox) -> None:
     never = settings.jobs_dir / "20261126-000001-bbbbbb"
     never.mkdir()
     (never / "claim.json").write_text(json.dumps({"name": "y.md", "kind": "article", "claimed_at": "t"}))
-    assert inbox.recover() == [half.name]
+    bare = settings.jobs_dir / "20261126-000002-cccccc"
+    bare.mkdir()
+    (bare / "source.yaml").write_text("title: t\n")  # its claim.json was lost (power cut)
+    assert inbox.recover() == [half.name, bare.name]
     assert store.job(half.name)["state"] == "queued"
+    assert store.job(bare.name)["kind"] == "script"
     assert not never.exists()
     assert inbox.recover() == []
 

@@ -1,6 +1,6 @@
 """Daemon benchmarks: each function measures one thing and returns ``{name: value}``.
 
-Run: ``.venv/bin/python bench/daemon.py [name ...]`` prints ``name=value`` lines. Add a benchmark
+Run: ``.venv/bin/python bench/daemon.py [--quick] [name ...]`` prints ``name=value`` lines. Add a benchmark
 by writing a function returning a dict and listing it in ``BENCHMARKS``.
 """
 
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -113,13 +116,132 @@ class _Passthrough:
         return StageResult(outputs=[atomic_write_text(job.job_dir / f"{self.name}.txt", self.name)])
 
 
-BENCHMARKS: list[Callable[[], dict[str, float]]] = [progress_rows_10min_render]
+# --- the service: inbox pickup, idle cost, a burst of 500 files (a real daemon subprocess) -------
+
+QUICK = False  # --quick: shorter windows and fewer samples
+
+
+def _service_daemon(home: Path, settle: float):
+    """A real `python -m daemon run` on the test fixture stages, every job held in fetch."""
+    from tests.fixtures_service import ServiceDaemon
+
+    daemon = ServiceDaemon(home, settle=settle, rescan=5.0)
+    (daemon.home / "gates" / "hold-fetch").touch()  # measure the inbox, not the stages
+    return daemon.start()
+
+
+def inbox_pickup_latency() -> dict[str, float]:
+    """Rename into the inbox → ``job.submitted`` (median, p95), also beyond the settle window."""
+    settle = 1.0
+    latencies = []
+    with tempfile.TemporaryDirectory(prefix="moviegen-bench-pickup-") as tmp:
+        daemon = _service_daemon(Path(tmp), settle)
+        try:
+            for i in range(10 if QUICK else 30):
+                staged = daemon.home / f"pickup-{i}.md"
+                staged.write_text(f"# Pickup {i}\n")
+                t0 = time.time()
+                os.rename(staged, daemon.home / "inbox" / staged.name)
+                deadline = time.monotonic() + 30
+                while (at := _submitted_at(daemon, staged.name)) is None and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if at is None:
+                    raise RuntimeError(f"{staged.name} was never submitted")
+                latencies.append(at - t0)
+        finally:
+            daemon.stop()
+    latencies.sort()
+    median = statistics.median(latencies)
+    p95 = latencies[round(0.95 * (len(latencies) - 1))]
+    return {
+        "pickup_settle_seconds": settle,
+        "pickup_latency_median_s": round(median, 3),
+        "pickup_latency_p95_s": round(p95, 3),
+        "pickup_beyond_settle_median_s": round(median - settle, 3),
+        "pickup_beyond_settle_p95_s": round(p95 - settle, 3),
+    }
+
+
+def idle_cpu_and_rss() -> dict[str, float]:
+    """CPU % and peak RSS of an idle daemon over 60 s (10 s with --quick)."""
+    window = 10.0 if QUICK else 60.0
+    with tempfile.TemporaryDirectory(prefix="moviegen-bench-idle-") as tmp:
+        daemon = _service_daemon(Path(tmp), 1.0)
+        try:
+            time.sleep(1.0)  # past start-up
+            pid = daemon.proc.pid
+            cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+            peak_rss = 0
+            while time.monotonic() - t0 < window:
+                peak_rss = max(peak_rss, _rss_kib(pid))
+                time.sleep(0.5)
+            cpu1, t1 = _cpu_seconds(pid), time.monotonic()
+        finally:
+            daemon.stop()
+    return {
+        "idle_window_s": window,
+        "idle_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+        "idle_rss_mb": round(peak_rss / 1024, 1),
+    }
+
+
+def burst_500_files() -> dict[str, float]:
+    """500 files renamed into the inbox at once: time until all are submitted; none lost or doubled."""
+    count = 500
+    with tempfile.TemporaryDirectory(prefix="moviegen-bench-burst-") as tmp:
+        daemon = _service_daemon(Path(tmp), 0.2)
+        try:
+            staging = daemon.home / "staging"
+            staging.mkdir()
+            for i in range(count):
+                (staging / f"burst-{i:03d}.md").write_text(f"# Burst {i}\n")
+            t0 = time.monotonic()
+            for path in sorted(staging.iterdir()):
+                os.rename(path, daemon.home / "inbox" / path.name)
+            while daemon.count("job.submitted") < count and time.monotonic() < t0 + 120:
+                time.sleep(0.02)
+            elapsed = time.monotonic() - t0
+            names = [r[0] for r in daemon.query(
+                "SELECT json_extract(data, '$.name') FROM events WHERE kind = 'job.submitted'")]
+        finally:
+            daemon.stop()
+    return {
+        "burst_files": count,
+        "burst_submit_all_s": round(elapsed, 2),
+        "burst_lost": count - len(set(names)),
+        "burst_duplicated": len(names) - len(set(names)),
+    }
+
+
+def _submitted_at(daemon, name: str) -> float | None:
+    rows = daemon.query("SELECT at FROM events WHERE kind = 'job.submitted' AND json_extract(data, '$.name') = ?",
+                        (name,))
+    return datetime.fromisoformat(rows[0][0]).timestamp() if rows else None
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+BENCHMARKS: list[Callable[[], dict[str, float]]] = [
+    progress_rows_10min_render, inbox_pickup_latency, idle_cpu_and_rss, burst_500_files,
+]
 
 
 def main(argv: list[str]) -> None:
     # Only the figures go to stdout.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    wanted = set(argv)
+    global QUICK
+    QUICK = "--quick" in argv
+    wanted = set(argv) - {"--quick"}
     for bench in BENCHMARKS:
         if wanted and bench.__name__ not in wanted:
             continue

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings as hsettings, strategies as st
 
 from stages.base import Cancelled, InputError
-from stages.script import dump_script, estimate_script_seconds, generate_script, load_script
+from stages.script import estimate_script_seconds, generate_script, load_script
 from stages.script.extractive import write_extractive
 from stages.script.text import (
     is_katakana_reading,

@@ -322,3 +322,11 @@ def test_extract_json_and_strict_schema():
         assert definition["additionalProperties"] is False
         assert set(definition["required"]) == set(definition["properties"])
     assert "default" not in json.dumps(schema)
+
+
+def test_unknown_model_is_an_input_error_with_openai_details(tmp_path, double):
+    """A 404 with OpenAI's error body names the message, type and code; it is not retried."""
+    double.queue(openai_error(404, "The model `test/model` does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"))
+    with pytest.raises(InputError, match=r"404.*does not exist.*type=invalid_request_error, code=model_not_found"):
+        write_with_llm(ARTICLE, llm_settings(tmp_path, double))
+    assert len(double.requests) == 1

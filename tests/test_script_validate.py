@@ -159,3 +159,11 @@ def test_numbers_are_text_and_empty_narrations_are_errors(tmp_path, settings):
     path.write_text("title: 2024\nsections:\n  - title: 1\n    narrations: [42]\n")
     script = load_script(path, settings)
     assert script.title == "2024" and script.sections[0].narrations[0].text == "42"
+
+
+def test_a_missing_file_is_one_issue(tmp_path, settings):
+    """validate reports an unreadable file as an issue; load_script raises InputError."""
+    [issue] = validate_script_file(tmp_path / "nope.yaml", settings)
+    assert "cannot read the file" in issue.message
+    with pytest.raises(InputError, match="nope.yaml:1:1: cannot read"):
+        load_script(tmp_path / "nope.yaml", settings)

@@ -95,7 +95,7 @@ def _parse_and_validate(path: Path, settings: "Settings | None") -> tuple[Script
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"cannot read script {path}: {exc.strerror or exc}") from exc
+        return None, [ScriptIssue(1, 1, f"cannot read the file: {exc.strerror or exc}")]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
 from stages.base import Cancelled, Progress, atomic_temp_path, commit_temp, no_progress
@@ -67,11 +68,11 @@ def render_with_ffmpeg(
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=out_path.parent)) if own_work else Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        write_soundtrack(timeline, work / "soundtrack.wav", cancel=cancel)
-        _check(cancel)
         if settings.video.ffmpeg_mode == "segments" and not needs_graph(timeline):
             _render_segments(timeline, tmp, settings, progress, cancel, work)
         else:
+            write_soundtrack(timeline, work / "soundtrack.wav", cancel=cancel)
+            _check(cancel)
             _render_graph(timeline, tmp, settings, progress, cancel, work)
         _check(cancel)
         progress(timeline.frames, timeline.frames, "verifying")
@@ -102,6 +103,7 @@ def encoder_args(settings: "Settings") -> list[str]:
 def _render_segments(
     timeline: Timeline, tmp: Path, settings: "Settings", progress: Progress, cancel: threading.Event | None, work: Path
 ) -> None:
+    audio = _BackgroundAudio(timeline, work, cancel)  # soundtrack + AAC encode overlap the video
     runs = frame_runs(timeline)
     compositor = Compositor(timeline, work, cancel=cancel)
     splicer = Splicer()
@@ -150,7 +152,7 @@ def _render_segments(
                     transitions.clear()
                     transitions[run.picture.slide] = transition_frames(before, after, kind, run.steps, fps, work, cancel=cancel)
                 frame = transitions[run.picture.slide][run.step]
-            proc.stdin.write(frame.tobytes())
+            proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
             progress(min(splicer.frames_out, timeline.frames - 1), timeline.frames, "rendering")
         proc.stdin.close()
         while proc.poll() is None:
@@ -168,12 +170,40 @@ def _render_segments(
     if splicer.frames_out != timeline.frames:
         raise ProcessError("frame count mismatch", 1, f"wrote {splicer.frames_out} frames, expected {timeline.frames}")
     progress(timeline.frames - 1, timeline.frames, "muxing")
+    audio_path = audio.result()
     run_process(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "h264", "-framerate", str(fps), "-i", stream_path.name,
-         "-i", "soundtrack.wav", "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", AUDIO_BITRATE,
-         "-movflags", "+faststart", str(tmp)],
+         "-i", audio_path.name, "-map", "0:v", "-map", "1:a", "-c", "copy", "-movflags", "+faststart", str(tmp)],
         cancel=cancel, cwd=work, what="ffmpeg (mux)",
     )
+
+
+class _BackgroundAudio:
+    """Builds the soundtrack and encodes it to AAC in a thread while the pictures are encoded."""
+
+    def __init__(self, timeline: Timeline, work: Path, cancel: threading.Event | None):
+        self._error: BaseException | None = None
+        self._path = work / "soundtrack.m4a"
+        self._thread = threading.Thread(target=self._run, args=(timeline, work, cancel), daemon=True)
+        self._thread.start()
+
+    def _run(self, timeline: Timeline, work: Path, cancel: threading.Event | None) -> None:
+        try:
+            write_soundtrack(timeline, work / "soundtrack.wav", cancel=cancel)
+            run_process(
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", "soundtrack.wav", "-c:a", "aac", "-b:a", AUDIO_BITRATE,
+                 self._path.name],
+                cancel=cancel, cwd=work, what="ffmpeg (aac)",
+            )
+        except BaseException as exc:  # re-raised by result()
+            self._error = exc
+
+    def result(self) -> Path:
+        """The encoded soundtrack; raises what the thread raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._path
 
 
 # --- graph: one filter graph -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ frames come from ffmpeg's ``xfade`` between the pictures on either side.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.process import run_process
+from stages.process import ProcessError, run_process
 from stages.video.ass import write_ass
 from stages.video.timeline import Background, Timeline
 
@@ -99,19 +100,49 @@ class Compositor:
         self.work = Path(work)
         self.cancel = cancel
         self._under: dict[int, np.ndarray] = {}
+        self._bases: dict[tuple[int, int], np.ndarray] = {}
+        self._patches: dict[tuple[int, int, int, int], tuple[int, int, np.ndarray]] = {}
         self._sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
         self._subtitles = render_subtitle_overlays(timeline, self.work, cancel=cancel) if subtitles else []
 
     def picture(self, picture: Picture) -> np.ndarray:
-        """The RGB frame (height, width, 3) of ``picture``."""
-        frame = self.under(picture.slide).copy()
+        """The RGB frame (height, width, 3) of ``picture``.
+
+        Layers, bottom up: background, slide, characters, subtitle. Drawn as the cached
+        slide-plus-subtitle picture with each character's box pasted over it; a box is composited
+        once per (slide, state, and the cue when the cue reaches into the box).
+        """
+        frame = self._with_cue(picture.slide, picture.cue).copy()
         for c, state in enumerate(picture.characters):
-            x, y, sprite = self.sprite(c, state)
-            _blend(frame, sprite, x, y)
-        if picture.cue >= 0:
-            x, y, overlay = self._subtitles[picture.cue]
-            _blend(frame, overlay, x, y)
+            x, y, patch = self._character_patch(picture.slide, picture.cue, c, state)
+            frame[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
         return frame
+
+    def _with_cue(self, slide: int, cue: int) -> np.ndarray:
+        key = (slide, cue)
+        if key not in self._bases:
+            frame = self.under(slide).copy()
+            if cue >= 0:
+                x, y, overlay = self._subtitles[cue]
+                _blend(frame, overlay, x, y)
+            self._bases[key] = frame
+        return self._bases[key]
+
+    def _character_patch(self, slide: int, cue: int, character: int, state: int) -> tuple[int, int, np.ndarray]:
+        x, y, sprite = self.sprite(character, state)
+        h, w = self.size[1], self.size[0]
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(w, x + sprite.shape[1]), min(h, y + sprite.shape[0])
+        overlapping = cue if cue >= 0 and _overlaps(self._subtitles[cue], (x0, y0, x1, y1)) else -1
+        key = (slide, overlapping, character, state)
+        if key not in self._patches:
+            box = self.under(slide)[y0:y1, x0:x1].copy()
+            _blend(box, sprite, x - x0, y - y0)
+            if overlapping >= 0:
+                sx, sy, overlay = self._subtitles[overlapping]
+                _blend(box, overlay, sx - x0, sy - y0)
+            self._patches[key] = (x0, y0, box)
+        return self._patches[key]
 
     def under(self, slide: int) -> np.ndarray:
         """Background and slide, without characters or subtitles."""
@@ -189,7 +220,8 @@ def render_subtitle_overlays(
     write_ass(timeline, sheet, times=[(i * 0.1, (i + 1) * 0.1) for i in range(len(cues))])
     fonts = _fonts_dir(timeline, work)
     ass = f"ass=sheet.ass:fontsdir={fonts.name}" if fonts else "ass=sheet.ass"
-    graph = f"[0:v]{ass}[b];[1:v]{ass}[w]"
+    top = (h // 2) & ~1  # cues sit at the bottom: only the lower half is read back
+    graph = f"[0:v]{ass},crop={w}:{h - top}:0:{top}[b];[1:v]{ass},crop={w}:{h - top}:0:{top}[w]"
     (work / "sheet.graph").write_text(graph, encoding="utf-8")
     source = "color=c={}:s={}x{}:r=10:d={:.1f}"
     run_process(
@@ -201,11 +233,12 @@ def render_subtitle_overlays(
          "-map", "[w]", "-frames:v", str(len(cues)), "-f", "rawvideo", "-pix_fmt", "rgb24", "sheet-white.rgb"],
         cancel=cancel, cwd=work, what="ffmpeg (subtitles)",
     )
-    black = np.fromfile(work / "sheet-black.rgb", dtype=np.uint8).reshape(-1, h, w, 3)
-    white = np.fromfile(work / "sheet-white.rgb", dtype=np.uint8).reshape(-1, h, w, 3)
+    black = np.fromfile(work / "sheet-black.rgb", dtype=np.uint8).reshape(-1, h - top, w, 3)
+    white = np.fromfile(work / "sheet-white.rgb", dtype=np.uint8).reshape(-1, h - top, w, 3)
     overlays = []
     for i in range(len(cues)):
-        overlays.append(_matte(black[i], white[i]))
+        x, y, rgba = _matte(black[i], white[i])
+        overlays.append((x, y + top, rgba))
     (work / "sheet-black.rgb").unlink(missing_ok=True)
     (work / "sheet-white.rgb").unlink(missing_ok=True)
     return overlays
@@ -237,6 +270,12 @@ def _fonts_dir(timeline: Timeline, work: Path) -> Path | None:
     return folder
 
 
+def _overlaps(overlay: tuple[int, int, np.ndarray], box: tuple[int, int, int, int]) -> bool:
+    x, y, pixels = overlay
+    x0, y0, x1, y1 = box
+    return x < x1 and x + pixels.shape[1] > x0 and y < y1 and y + pixels.shape[0] > y0
+
+
 def _blend(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
     """Alpha-blend ``rgba`` onto ``frame`` at ``(x, y)`` in place, clipped to the frame."""
     h, w = frame.shape[:2]
@@ -265,12 +304,14 @@ def transition_frames(
     )
     (work / "xf.graph").write_text(graph, encoding="utf-8")
     raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(fps)]
-    run_process(
+    done = subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", *raw, "-i", "xf-a.rgb", *raw, "-i", "xf-b.rgb",
-         "-filter_complex_script", "xf.graph", "-map", "[v]", "-frames:v", str(steps), "-f", "rawvideo", "xf-out.rgb"],
-        cancel=cancel, cwd=work, what="ffmpeg (xfade)",
+         "-filter_complex_script", "xf.graph", "-map", "[v]", "-frames:v", str(steps), "-f", "rawvideo", "pipe:1"],
+        cwd=work, capture_output=True, check=False, start_new_session=True, timeout=600,
     )
-    frames = np.fromfile(work / "xf-out.rgb", dtype=np.uint8).reshape(-1, h, w, 3)
+    if done.returncode != 0:
+        raise ProcessError("ffmpeg (xfade) failed", done.returncode, done.stderr.decode("utf-8", "replace"))
+    frames = np.frombuffer(done.stdout, dtype=np.uint8).reshape(-1, h, w, 3)
     if len(frames) < steps:
         frames = np.concatenate([frames, np.repeat(frames[-1:], steps - len(frames), axis=0)])
     return frames[:steps]

@@ -47,20 +47,20 @@ duration = 0.3
 [[personas]]
 id = "narrator"
 name = "ナレーター"
-engine = "openjtalk"
+engine = "{engine}"
 subtitle_color = "#ffffff"
 
 [[personas]]
 id = "zundamon"
 name = "ずんだもん"
-engine = "openjtalk"
+engine = "{engine}"
 speed = 1.1
 subtitle_color = "#7cd46b"
 
 [[personas]]
 id = "metan"
 name = "四国めたん"
-engine = "openjtalk"
+engine = "{engine}"
 speed = 0.95
 subtitle_color = "#f08bb4"
 """
@@ -69,11 +69,13 @@ subtitle_color = "#f08bb4"
 class DaemonProcess:
     """`python -m daemon run --home HOME` as a child, started and stopped by tests."""
 
-    def __init__(self, home: Path, extra_config: str = ""):
+    def __init__(self, home: Path, extra_config: str = "", engine: str = "openjtalk"):
         self.home = home
         self.proc: subprocess.Popen | None = None
         home.mkdir(parents=True, exist_ok=True)
-        (home / "moviegen.toml").write_text(BASE_CONFIG + extra_config, encoding="utf-8")
+        (home / "moviegen.toml").write_text(
+            BASE_CONFIG.replace("{engine}", engine) + extra_config, encoding="utf-8"
+        )
         self.log = home / "daemon.log"
 
     @property

@@ -210,3 +210,36 @@ def test_soak_30_jobs_no_leaks(daemon: DaemonProcess):
     print(f"soak_rss_first_kb={rss_first} soak_rss_after_kb={rss_after} fds_first={fds_first} fds_after={fds_after}")
     assert rss_after <= rss_first * 1.2, (rss_first, rss_after)
     assert fds_after <= fds_first, (fds_first, fds_after)
+
+
+def test_voicevox_down_mid_job_then_retry_succeeds(tmp_path: Path):
+    """The engine goes down mid-job: retries, a clear failure naming the URL; `moviegen retry` then succeeds."""
+    from tests.doubles.voicevox import VoicevoxDouble
+
+    engine = VoicevoxDouble(synthesis_delay=0.3).start()
+    daemon = DaemonProcess(tmp_path / "home", f'[voicevox]\nurl = "{engine.url}"\nspeaker = 3\n', engine="voicevox")
+    try:
+        daemon.start()
+        daemon.drop("wal.yaml", SCRIPT_YAML)
+        wait_for(lambda: engine.calls("POST", "/synthesis"), 120, "the first synthesis", daemon)
+        engine.stop()
+        job = daemon.wait_jobs(1, timeout=120)[0]
+        assert job["state"] == "failed" and job["stage"] == "audio"
+        assert engine.url in job["error"], job["error"]
+        attempts = [e for e in daemon.events(job["job_id"]) if e["kind"] == "stage.failed" and e["stage"] == "audio"]
+        assert len(attempts) >= 2, "a transient failure must be retried before the job fails"
+        assert (daemon.home / "failed" / "wal.yaml.error.txt").exists()
+
+        engine.start()
+        retried = daemon.moviegen("retry", job["job_id"])
+        assert retried.returncode == 0, retried.stderr
+        wait_for(lambda: daemon.jobs()[0]["state"] == "done", 180, "the retried job", daemon)
+        job = daemon.jobs()[0]
+        _check_delivery(daemon, job)
+        kinds = [e["kind"] for e in daemon.events(job["job_id"])]
+        assert "job.retry_scheduled" in kinds and kinds[-1] == "job.finished"
+        script_runs = [e for e in daemon.events(job["job_id"]) if e["kind"] == "stage.started" and e["stage"] == "script"]
+        assert len(script_runs) == 1, "the retry resumes at the failed stage, not from the start"
+    finally:
+        daemon.stop()
+        engine.stop()

@@ -35,7 +35,7 @@ import structlog
 
 from daemon import manifest
 from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, now_iso
-from daemon.machine import JobModel, remove, restore, step
+from daemon.machine import JobModel, MachineError, remove, restore, step
 from stages.base import Cancelled, InputError, JobContext, Stage, TransientError
 from stages.pipeline import PERCENT_RANGES, overall_percent
 from stages.settings import Settings
@@ -176,12 +176,16 @@ class Runner:
         Returns False when the job is unknown, still active, or finished well.
         """
         row = self.store.job(job_id)
-        if row is None or row["state"] not in ("failed", "cancelled") or row["job_id"] in self._runs:
+        if self._stopping or row is None or row["state"] not in ("failed", "cancelled") or row["job_id"] in self._runs:
             return False
         model = self._restore(row["job_id"])
         if model is None:
             return False
-        step(model, "retry")
+        try:
+            step(model, "retry")
+        except MachineError:
+            remove(model)
+            return False
         self.store.append(model.job_id, "job.retry_scheduled",
                           stage=model.state if model.state in RUNNING_STATES else None)
         self._schedule(model, "retry")
@@ -356,7 +360,10 @@ class Runner:
         log.info("stage started", attempt=attempt)
         progress = _Progress(self, run, name, self._clock, self.settings.daemon.progress_interval_seconds)
         timeout = self.settings.daemon.stage_timeout_seconds.get(name)
-        result = await self._in_thread(run, stage.run, ctx, progress, timeout=timeout, name=name)
+        try:
+            result = await self._in_thread(run, stage.run, ctx, progress, timeout=timeout, name=name)
+        finally:
+            progress.closed = True
         seconds = time.monotonic() - t0
         await self._in_thread(
             run,
@@ -484,6 +491,10 @@ class Runner:
                 future.add_done_callback(_consume)
                 if run.reason == "timeout" or not future.done():
                     raise StageTimedOut(f"the {name} stage timed out after {timeout:g} s")
+            if run.reason == "shutdown" and not run.delivering:
+                # Record nothing more: the interrupted step reruns after the restart.
+                future.add_done_callback(_consume)
+                raise Cancelled("the daemon is stopping")
             return future.result()
         finally:
             run.in_thread = False
@@ -509,10 +520,13 @@ class _Progress:
         self._last: tuple[int, int] | None = None
         self._pending: tuple[int, int, str, float] | None = None
         self.written = 0
+        self.closed = False  # set when the attempt ended: late calls from stray threads are dropped
 
     def __call__(self, current: int, total: int, message: str = "") -> None:
         if self._run.token.is_set():
             raise Cancelled(f"job {self._run.model.job_id} was cancelled")
+        if self.closed:
+            return
         with self._lock:
             percent = max(overall_percent(self._stage, current, total), self._run.percent)
             self._run.percent = percent

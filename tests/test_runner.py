@@ -599,3 +599,52 @@ def test_unthrottled_progress_writes_every_change(home: Path, store: EventStore)
              {"j": "script"}, clock=clock)
     video = [e for e in store.events("j", kinds=["stage.progress"]) if e["data"]["total"] == 50]
     assert len(video) == 50
+
+
+# --- waiting jobs: backoff ----------------------------------------------------------------------
+
+
+def _first_failure_then(store: EventStore, settings: Settings, action) -> None:
+    """Start a job whose fetch keeps failing with a long backoff; once waiting, run ``action``."""
+    stages = pipeline(fetch=FlakyStage("fetch", fail_times=10))
+
+    async def main() -> None:
+        runner = Runner(store, settings, stages)
+        submit(store, settings, "j", "url")
+        await runner.start_job("j")
+        await until(lambda: store.events("j", kinds=["stage.failed"]))
+        await action(runner)
+        await runner.wait_idle()
+
+    asyncio.run(main())
+
+
+def test_cancel_during_backoff(home: Path, store: EventStore) -> None:
+    """A job sleeping before its next attempt is cancelled at once."""
+    settings = make_settings(home, retry_base_seconds=60, retry_max_seconds=60)
+
+    async def cancel(runner: Runner) -> None:
+        assert runner.cancel("j")
+
+    _first_failure_then(store, settings, cancel)
+    assert kinds(store, "j")[-2:] == [("stage.failed", "fetch"), ("job.cancelled", "fetch")]
+
+
+def test_shutdown_during_backoff_keeps_the_job(home: Path, store: EventStore) -> None:
+    """Shutdown while a job waits to retry records nothing terminal; recover finishes it."""
+    settings = make_settings(home, retry_base_seconds=60, retry_max_seconds=60)
+
+    async def stop(runner: Runner) -> None:
+        await runner.shutdown(grace=5)
+
+    _first_failure_then(store, settings, stop)
+    assert store.job("j")["state"] == "fetch"
+
+    async def again() -> None:
+        runner = Runner(store, settings, pipeline())
+        assert await runner.recover() == ["j"]
+        await runner.wait_idle()
+
+    asyncio.run(again())
+    assert store.job("j")["state"] == "done"
+    assert not store.events("j", kinds=["job.cancelled", "job.failed"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -64,7 +63,7 @@ def started(store: EventStore, job_id: str) -> list[str]:
     return [e["stage"] for e in store.events(job_id, kinds=["stage.started"])]
 
 
-async def until(predicate, what: str = "condition") -> None:
+async def until(predicate) -> None:
     """Poll the log until ``predicate()``; the pytest timeout bounds it."""
     while not predicate():
         await asyncio.sleep(0.01)

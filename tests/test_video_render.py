@@ -1,0 +1,192 @@
+"""The ffmpeg renderer on real, tiny videos (320x180, a few seconds)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.base import Cancelled, JobContext
+from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
+from stages.video.probe import RenderCheckFailed, probe
+from tests.test_video_fixtures import MOUTH_COLOR, SLIDE_COLORS, Phrase, make_job
+
+
+def decode_frames(path: Path, width: int, height: int) -> np.ndarray:
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, height, width, 3)
+
+
+def decode_audio(path: Path) -> np.ndarray:
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", "48000", "-"],
+        capture_output=True, check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """One small two-section video with a speaking character, rendered once in each mode."""
+    root = tmp_path_factory.mktemp("render")
+    job = make_job(
+        root,
+        [
+            [Phrase("最初の字幕", "narrator", 1.0), Phrase("次の字幕なのだ", "zundamon", 1.5)],
+            [Phrase("最後", "narrator", 0.8)],
+        ],
+        characters={"zundamon": (60, 60, 220)},
+    )
+    timeline = plan_timeline(job.dir, job.settings)
+    outputs = {}
+    for mode in ("segments", "graph"):
+        settings = job.settings.model_copy(deep=True)
+        settings.video.ffmpeg_mode = mode
+        seen: list[tuple[int, int]] = []
+        out = render_timeline(timeline, root / f"{mode}.mp4", settings, lambda c, t, m: seen.append((c, t)))
+        outputs[mode] = (out, seen)
+    return job, timeline, outputs
+
+
+@pytest.mark.parametrize("mode", ["segments", "graph"])
+def test_duration_and_streams(rendered, mode):
+    """H.264 yuv420p + AAC in MP4, the timeline's size, duration within one frame, every frame there."""
+    job, timeline, outputs = rendered
+    path, seen = outputs[mode]
+    info = probe(path)
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    audio = next(s for s in info["streams"] if s["codec_type"] == "audio")
+    assert (video["codec_name"], video["pix_fmt"], audio["codec_name"]) == ("h264", "yuv420p", "aac")
+    assert (video["width"], video["height"]) == (320, 180)
+    assert abs(float(video["duration"]) - timeline.duration) <= 1 / timeline.fps
+    assert len(decode_frames(path, 320, 180)) == timeline.frames
+    assert seen and all(t == timeline.frames for _, t in seen)
+    assert [c for c, _ in seen] == sorted(c for c, _ in seen)  # progress never goes backwards
+    verify_video(path, timeline)
+
+
+def test_subtitle_region_changes_with_the_cue(rendered):
+    """The subtitle band differs between two cues and is empty in the initial pause."""
+    job, timeline, outputs = rendered
+    frames = decode_frames(outputs["segments"][0], 320, 180).astype(int)
+    band = slice(int(timeline.subtitle_style.safe_box.y), 180)
+    fps = timeline.fps
+    pause, first, second = (frames[round(t * fps)][band] for t in (0.5, 1.5, 3.0))
+    assert np.abs(first - pause).mean() > 1.0
+    assert np.abs(second - first).mean() > 1.0
+
+
+def test_audio_is_silent_in_the_initial_pause_and_loud_in_narration(rendered):
+    job, timeline, outputs = rendered
+    for mode in ("segments", "graph"):
+        audio = decode_audio(outputs[mode][0])
+        rms = lambda a, b: float(np.sqrt(np.mean(audio[int(a * 48000) : int(b * 48000)] ** 2)))  # noqa: E731
+        assert rms(0.0, 0.9) < 1e-3
+        for clip in timeline.narration:
+            assert rms(clip.start + 0.15, clip.start + clip.duration - 0.15) > 0.02
+
+
+def test_mouth_open_only_while_speaking(rendered):
+    """The magenta open mouth appears in some frames, and only inside the character's speech."""
+    job, timeline, outputs = rendered
+    track = timeline.characters[0]
+    fps = timeline.fps
+    for mode in ("segments", "graph"):
+        frames = decode_frames(outputs[mode][0], 320, 180).astype(int)
+        x0, y0 = int(track.x), int(track.y)
+        box = frames[:, y0 : y0 + int(track.height), x0 : x0 + int(track.width)]
+        magenta = (np.abs(box - np.array(MOUTH_COLOR)).sum(axis=3) < 90).sum(axis=(1, 2)) > 30
+        open_frames = np.flatnonzero(magenta)
+        assert len(open_frames) > 0
+        speaking = np.zeros(timeline.frames, dtype=bool)
+        for a, b in track.speaking:
+            speaking[round(a * fps) : round(b * fps)] = True
+        assert speaking[open_frames].all(), mode
+        assert not magenta[~speaking].any()
+
+
+def test_transition_frames_blend_both_slides(rendered):
+    """Mid-fade, the slide area is neither the old colour nor the new one but between them."""
+    job, timeline, outputs = rendered
+    slide = timeline.slides[1]
+    mid = round((slide.start + slide.transition_in.duration / 2) * timeline.fps)
+    for mode in ("segments", "graph"):
+        frames = decode_frames(outputs[mode][0], 320, 180).astype(int)
+        patch = frames[mid, 70:80, 200:210].reshape(-1, 3).mean(axis=0)
+        old, new = np.array(SLIDE_COLORS[0]), np.array(SLIDE_COLORS[1])
+        assert np.abs(patch - old).sum() > 60 and np.abs(patch - new).sum() > 60, mode
+        before = frames[round(slide.start * timeline.fps) - 1, 70:80, 200:210].reshape(-1, 3).mean(axis=0)
+        after = frames[round((slide.start + slide.transition_in.duration) * timeline.fps) + 1, 70:80, 200:210].reshape(-1, 3).mean(axis=0)
+        assert np.abs(before - old).sum() < 40 and np.abs(after - new).sum() < 40, mode
+
+
+def test_held_frames_are_identical(rendered):
+    """Frames of a held picture decode bit-identically (the spliced skip pictures)."""
+    job, timeline, outputs = rendered
+    frames = decode_frames(outputs["segments"][0], 320, 180)
+    assert (frames[1] == frames[0]).all() and (frames[20] == frames[0]).all()
+
+
+@pytest.mark.parametrize("mode", ["segments", "graph"])
+def test_cancel_leaves_nothing_behind(tmp_path, mode):
+    """Cancelling kills ffmpeg's process group and leaves no output and no temporary files."""
+    job = make_job(tmp_path, [[Phrase("a", seconds=2.0)], [Phrase("b", seconds=2.0)]], video={"ffmpeg_mode": mode})
+    timeline = plan_timeline(job.dir, job.settings)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    cancel = threading.Event()
+
+    def progress(current: int, total: int, message: str) -> None:
+        cancel.set()
+
+    with pytest.raises(Cancelled):
+        render_timeline(timeline, out_dir / "video.mp4", job.settings, progress, cancel=cancel)
+    assert list(out_dir.iterdir()) == []
+    assert _ffmpeg_children() == []
+
+
+def test_stage_run_writes_video_and_side_files(tmp_path):
+    """VideoStage.run plans and renders; fingerprint follows settings and inputs."""
+    job = make_job(tmp_path, [[Phrase("はじめ", seconds=0.6)], [Phrase("おわり", seconds=0.6)]])
+    ctx = JobContext(job_id="j1", job_dir=job.dir, settings=job.settings, cache_dir=tmp_path / "cache", source=job.dir / "script.yaml", kind="script")
+    stage = VideoStage()
+    before = stage.fingerprint(ctx)
+    result = stage.run(ctx, lambda c, t, m: None)
+    for name in ("timeline.json", "video.mp4", "video.srt", "chapters.txt"):
+        assert (job.dir / name).is_file(), name
+    assert {str(p) for p in result.outputs} >= {"video.mp4", "video.srt", "chapters.txt", "timeline.json"}
+    assert (job.dir / "chapters.txt").read_text().splitlines()[0] == "0:00 Section 1"
+    assert stage.fingerprint(ctx) == before
+    other = JobContext(**{**ctx.__dict__, "settings": job.settings.model_copy(update={"video": job.settings.video.model_copy(update={"crf": 30})})})
+    assert stage.fingerprint(other) != before
+
+
+def test_verify_rejects_a_wrong_duration(rendered, tmp_path):
+    job, timeline, outputs = rendered
+    longer = timeline.model_copy(update={"duration": timeline.duration + 1.0, "frames": timeline.frames + 30})
+    with pytest.raises(RenderCheckFailed, match="lasts"):
+        verify_video(outputs["segments"][0], longer)
+
+
+def _ffmpeg_children() -> list[int]:
+    mine = os.getpid()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == mine and name == "ffmpeg":
+            found.append(int(entry.name))
+    return found

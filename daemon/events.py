@@ -205,27 +205,27 @@ _STEPS: dict[str, Callable[[dict, str | None, dict], None]] = {
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, job_id TEXT,"
-        " kind TEXT NOT NULL, stage TEXT, data TEXT NOT NULL DEFAULT '{}')"
+    db["events"].create(
+        {"seq": int, "at": str, "job_id": str, "kind": str, "stage": str, "data": str},
+        pk="seq", not_null={"at", "kind", "data"}, defaults={"data": "{}"}, if_not_exists=True,
     )
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, source TEXT, kind TEXT, state TEXT,"
-        " stage TEXT, percent REAL, message TEXT, error TEXT, attempts INTEGER, created_at TEXT,"
-        " updated_at TEXT, output TEXT)"
+    db["jobs"].create(
+        {"job_id": str, "source": str, "kind": str, "state": str, "stage": str, "percent": float,
+         "message": str, "error": str, "attempts": int, "created_at": str, "updated_at": str, "output": str},
+        pk="job_id", if_not_exists=True,
     )
 
 
 def _v2(db: sqlite_utils.Database) -> None:
     # CLI processes ask the daemon for cancel/retry through this table; it is not part of the log.
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, at TEXT NOT NULL,"
-        " job_id TEXT NOT NULL, command TEXT NOT NULL, taken_at TEXT)"
+    db["requests"].create(
+        {"id": int, "at": str, "job_id": str, "command": str, "taken_at": str},
+        pk="id", not_null={"at", "job_id", "command"}, if_not_exists=True,
     )
-    db.execute("CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq)")
-    db.execute("CREATE INDEX IF NOT EXISTS events_kind ON events (kind)")
-    db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state)")
-    db.execute("CREATE INDEX IF NOT EXISTS requests_open ON requests (taken_at)")
+    db["events"].create_index(["job_id", "seq"], index_name="events_job", if_not_exists=True)
+    db["events"].create_index(["kind"], index_name="events_kind", if_not_exists=True)
+    db["jobs"].create_index(["state"], index_name="jobs_state", if_not_exists=True)
+    db["requests"].create_index(["taken_at"], index_name="requests_open", if_not_exists=True)
 
 
 def _v3(db: sqlite_utils.Database) -> None:

@@ -72,6 +72,7 @@ class Daemon:
         self.runner: Any = None
         self.inbox: Inbox | None = None
         self._stop: asyncio.Event | None = None
+        self._lock: Any = None
         self._wake: asyncio.Event | None = None
         self._status = ""
 
@@ -83,6 +84,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._stop, self._wake = asyncio.Event(), asyncio.Event()
         prepare_home(self.settings)
+        lock = hold_home_lock(self.settings)
+        if lock is None:
+            self.log.error("daemon.already_running", home=str(self.settings.home),
+                           lock=str(self.settings.state / LOCK_FILE))
+            return 1
+        self._lock = lock
         self.store = EventStore(self.settings.db_path)
         outbox = Outbox(self.settings, store=self.store, log=self.log)
         self.runner = Runner(
@@ -129,8 +136,11 @@ class Daemon:
         rescan = self.settings.daemon.rescan_seconds
         while True:
             self._wake.clear()
-            for job_id in self.inbox.poll():
-                await self.runner.start_job(job_id)
+            try:
+                for job_id in self.inbox.poll():
+                    await self.runner.start_job(job_id)
+            except Exception as exc:  # an unreadable inbox must not end the watching
+                self.log.error("inbox.poll_failed", error=repr(exc))
             due = self.inbox.next_due()
             timeout = rescan if due is None else min(rescan, due + 0.01)
             try:
@@ -195,6 +205,31 @@ class Daemon:
         self.store.append(None, "daemon.stopped", pid=os.getpid())
         self.log.info("daemon.stopped")
         self.store.close()
+        self._lock.close()
+
+
+LOCK_FILE = "daemon.lock"
+
+
+def hold_home_lock(settings: "Settings") -> Any:
+    """Take ``state/daemon.lock`` (flock) so two daemons never share a home; None if taken.
+
+    The lock lives as long as the returned file object (and dies with the process, even SIGKILL).
+    """
+    import fcntl
+
+    settings.state.mkdir(parents=True, exist_ok=True)
+    handle = open(settings.state / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def run_daemon(settings: "Settings") -> int:

@@ -171,7 +171,10 @@ def events(ctx: click.Context, home: Path | None, config: Path | None, job_id: s
         seen = event["seq"]
     if not follow:
         return
-    final = _follow(store, job["job_id"], seen, printer)
+    try:
+        final = _follow(store, job["job_id"], seen, printer)
+    except KeyboardInterrupt:
+        sys.exit(130)
     sys.exit(0 if final == "done" else 1)
 
 

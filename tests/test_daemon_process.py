@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -99,6 +101,9 @@ def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path, daemons) -> N
     drop(daemon.home / "inbox", "calm.md", "# Calm\n")
     job = wait_for(lambda: daemon.job_of("calm.md"), 20, "the claim", daemon)
     wait_for(lambda: daemon.state(job) == "audio", 20, "the audio stage", daemon)
+    second = subprocess.run([sys.executable, "-m", "daemon", "run", "--home", str(daemon.home)],
+                            capture_output=True, text=True, env=daemon.env, timeout=60)
+    assert second.returncode == 1 and "already_running" in second.stdout  # one daemon per home
     assert daemon.stop() == 0
     assert daemon.count("daemon.stopped") == 1
     assert daemon.state(job) == "audio"

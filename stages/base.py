@@ -143,6 +143,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -173,6 +174,7 @@ def atomic_temp_path(path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     return Path(tmp)
 
@@ -184,6 +186,17 @@ def commit_temp(tmp: Path, path: Path) -> Path:
     os.replace(tmp, path)
     _fsync_dir(Path(path).parent)
     return Path(path)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes 0600 files; outputs (the outbox above all) get the usual mode under the umask.
+# Read once at import: os.umask is process-wide and not safe to poke from worker threads.
+_FILE_MODE = 0o666 & ~_current_umask()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 
-from stages.base import atomic_temp_path, atomic_write_json, atomic_write_text, commit_temp
+from stages.base import atomic_temp_path, atomic_write_json, commit_temp
 from stages.pipeline import INPUT_KINDS
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Outbox:
             files["subtitles"] = f"{stem}.srt"
         meta["files"] = files
         meta["delivered_at"] = _now_iso()
-        atomic_write_json(outbox / f"{stem}.json", meta)
+        write_public_text(outbox / f"{stem}.json", json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
         target = copy_atomic(video, outbox / files["video"])
 
         if "done" not in delivered and not claim.get("parent"):
@@ -109,7 +109,7 @@ class Outbox:
             atomic_write_json(job_dir / FAILED_FILE, {"name": name})
         note = failure_note(job_id=job_id, stage=stage, error=error, name=name, retryable=True,
                             hint=self._hint(job_id))
-        return atomic_write_text(failed / f"{name}{NOTE_SUFFIX}", note)
+        return write_public_text(failed / f"{name}{NOTE_SUFFIX}", note)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -265,15 +265,48 @@ def _split_name(name: str) -> tuple[str, str]:
 
 
 def copy_atomic(source: Path, target: Path) -> Path:
-    """Copy ``source`` to ``target`` through a temporary sibling, fsync, rename."""
+    """Copy ``source`` to ``target`` through a temporary sibling, fsync, rename.
+
+    The result is readable like any new file (``0666 & ~umask``), not private like a temp file.
+    """
     tmp = atomic_temp_path(target)
     try:
         shutil.copyfile(source, tmp)
+        os.chmod(tmp, public_mode())
         commit_temp(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def write_public(path: Path, data: bytes) -> Path:
+    """Write ``data`` atomically as a file others may read (outbox, failed/ and done/ notes)."""
+    tmp = atomic_temp_path(path)
+    try:
+        tmp.write_bytes(data)
+        os.chmod(tmp, public_mode())
+        commit_temp(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_public_text(path: Path, text: str) -> Path:
+    """UTF-8 text through :func:`write_public`."""
+    return write_public(path, text.encode("utf-8"))
+
+
+def public_mode() -> int:
+    """``0o666`` minus this process's umask (read from /proc, so no umask() race)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
 
 
 def move_no_clobber(source: Path, folder: Path, name: str, companions: Iterable[str] = ()) -> Path:

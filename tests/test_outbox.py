@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from daemon.events import EventStore
-from daemon.outbox import Outbox, job_date, slugify
+from daemon.outbox import Outbox, job_date, public_mode, slugify
 from stages.settings import load_settings
 
 JOB = "20261126-022000-3fa2c1"
@@ -89,6 +90,8 @@ def test_deliver_writes_mp4_srt_and_json(settings, tiny_mp4) -> None:
     assert (settings.done / "tomato.md").read_text() == "# tomato\n"
     assert sorted(p.name for p in settings.outbox.iterdir()) == sorted(
         [f"{stem}.mp4", f"{stem}.srt", f"{stem}.json"])
+    for path in settings.outbox.iterdir():  # like any new file (0644 under umask 022), not 0600
+        assert stat.S_IMODE(path.stat().st_mode) == public_mode(), path
 
 
 def test_deliver_tolerates_a_bare_job_folder(settings, tiny_mp4) -> None:

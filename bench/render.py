@@ -59,10 +59,14 @@ def main() -> None:
     def progress(current: int, total: int, message: str) -> None:
         last["frame"] = current
 
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = before.ru_utime + before.ru_stime
     started = time.perf_counter()
     render_timeline(timeline, out, settings, progress, renderer=args.renderer, timeline_path=timeline.save(job_dir / "timeline.json"))
     elapsed = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    peak_kb = children.ru_maxrss
     print(f"renderer={args.renderer}")
     if args.renderer == "ffmpeg":
         print(f"mode={args.mode}")
@@ -77,6 +81,10 @@ def main() -> None:
     print(f"render_seconds={elapsed:.2f}")
     print(f"video_seconds={timeline.duration:.2f}")
     print(f"peak_rss_mb={peak_kb / 1024:.0f}")
+    print(f"python_rss_mb={own.ru_maxrss / 1024:.0f}")
+    # CPU seconds do not depend on what else the machine is doing: the fairest ratio on a busy box.
+    print(f"cpu_seconds_python={own.ru_utime + own.ru_stime - cpu_before:.2f}")
+    print(f"cpu_seconds_children={children.ru_utime + children.ru_stime:.2f}")
     print(f"realtime_factor={timeline.duration / elapsed:.2f}")
     if args.keep:
         print(f"folder={root}", file=sys.stderr)

@@ -114,7 +114,7 @@ def _render_segments(
     # bframes=0 and ref=1: each picture predicts only from the one before, so held copies can be
     # spliced in between without changing what x264's pictures decode to.
     cmd = [
-        "ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+        "ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}",
         "-framerate", str(fps), "-i", "pipe:0", *encoder_args(settings),
         "-x264-params", "bframes=0:ref=1", "-threads", "0", "-f", "h264", "pipe:1",
     ]
@@ -143,14 +143,14 @@ def _render_segments(
             if errors:
                 break
             if run.transition_from is None:
-                frame = compositor.picture(run.picture)
+                frame = compositor.picture_yuv(run.picture)
             else:
                 if run.picture.slide not in transitions:
                     kind = timeline.slides[run.picture.slide].transition_in.type
-                    before = compositor.picture(run.transition_from)
-                    after = compositor.picture(run.picture)
+                    before = compositor.picture_yuv(run.transition_from)
+                    after = compositor.picture_yuv(run.picture)
                     transitions.clear()
-                    transitions[run.picture.slide] = transition_frames(before, after, kind, run.steps, fps, work, cancel=cancel)
+                    transitions[run.picture.slide] = transition_frames(before, after, kind, run.steps, (w, h), fps, work)
                 frame = transitions[run.picture.slide][run.step]
             proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
             progress(min(splicer.frames_out, timeline.frames - 1), timeline.frames, "rendering")

@@ -102,6 +102,9 @@ class Compositor:
         self._under: dict[int, np.ndarray] = {}
         self._bases: dict[tuple[int, int], np.ndarray] = {}
         self._patches: dict[tuple[int, int, int, int], tuple[int, int, np.ndarray]] = {}
+        self._bases_yuv: dict[tuple[int, int], np.ndarray] = {}
+        self._patches_yuv: dict[tuple[int, int, int, int], tuple[int, int, tuple[np.ndarray, ...]]] = {}
+        self._current = -1
         self._sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
         self._subtitles = render_subtitle_overlays(timeline, self.work, cancel=cancel) if subtitles else []
 
@@ -117,6 +120,53 @@ class Compositor:
             x, y, patch = self._character_patch(picture.slide, picture.cue, c, state)
             frame[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
         return frame
+
+    def picture_yuv(self, picture: Picture) -> np.ndarray:
+        """``picture`` as one raw yuv420p frame (flat: Y, then U, then V; BT.601 limited range).
+
+        Bases and character boxes are converted once and cached, so a picture costs two memcpys
+        and no colour conversion; only the slide on screen and the one before it stay cached.
+        """
+        self._evict(picture.slide)
+        frame = self._base_yuv(picture.slide, picture.cue).copy()
+        planes = _planes(frame, *self.size)
+        for c, state in enumerate(picture.characters):
+            x0, y0, patch = self._patch_yuv(picture.slide, picture.cue, c, state)
+            for plane, part, scale in zip(planes, patch, (1, 2, 2)):
+                plane[y0 // scale : y0 // scale + part.shape[0], x0 // scale : x0 // scale + part.shape[1]] = part
+        return frame
+
+    def _base_yuv(self, slide: int, cue: int) -> np.ndarray:
+        key = (slide, cue)
+        if key not in self._bases_yuv:
+            self._bases_yuv[key] = rgb_to_yuv420(self._with_cue(slide, cue))
+            self._bases.pop(key, None)
+        return self._bases_yuv[key]
+
+    def _patch_yuv(self, slide: int, cue: int, character: int, state: int) -> tuple[int, int, tuple[np.ndarray, ...]]:
+        x, y, sprite = self.sprite(character, state)
+        w, h = self.size
+        x0, y0 = max(0, x) & ~1, max(0, y) & ~1
+        x1, y1 = min(w, (x + sprite.shape[1] + 1) & ~1), min(h, (y + sprite.shape[0] + 1) & ~1)
+        overlapping = cue if cue >= 0 and _overlaps(self._subtitles[cue], (x0, y0, x1, y1)) else -1
+        key = (slide, overlapping, character, state)
+        if key not in self._patches_yuv:
+            box = self.under(slide)[y0:y1, x0:x1].copy()
+            _blend(box, sprite, x - x0, y - y0)
+            if overlapping >= 0:
+                sx, sy, overlay = self._subtitles[overlapping]
+                _blend(box, overlay, sx - x0, sy - y0)
+            self._patches_yuv[key] = (x0, y0, _planes(rgb_to_yuv420(box), x1 - x0, y1 - y0))
+        return self._patches_yuv[key]
+
+    def _evict(self, slide: int) -> None:
+        if slide == self._current:
+            return
+        self._current = slide
+        keep = {slide, slide - 1}
+        for cache in (self._under, self._bases, self._bases_yuv, self._patches, self._patches_yuv):
+            for key in [k for k in cache if (k if isinstance(k, int) else k[0]) not in keep]:
+                del cache[key]
 
     def _with_cue(self, slide: int, cue: int) -> np.ndarray:
         key = (slide, cue)
@@ -270,6 +320,29 @@ def _fonts_dir(timeline: Timeline, work: Path) -> Path | None:
     return folder
 
 
+def rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
+    """RGB (h, w, 3; even sizes) to flat yuv420p, BT.601 limited range like ffmpeg's default."""
+    h, w = rgb.shape[:2]
+    f = rgb.astype(np.float32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    y = 16.0 + 0.256788 * r + 0.504129 * g + 0.097906 * b
+    sub = f.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
+    r2, g2, b2 = sub[..., 0], sub[..., 1], sub[..., 2]
+    u = 128.0 - 0.148223 * r2 - 0.290993 * g2 + 0.439216 * b2
+    v = 128.0 + 0.439216 * r2 - 0.367788 * g2 - 0.071427 * b2
+    return np.concatenate([np.rint(p).clip(0, 255).astype(np.uint8).ravel() for p in (y, u, v)])
+
+
+def _planes(frame: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of a flat yuv420p frame."""
+    luma = w * h
+    return (
+        frame[:luma].reshape(h, w),
+        frame[luma : luma + luma // 4].reshape(h // 2, w // 2),
+        frame[luma + luma // 4 :].reshape(h // 2, w // 2),
+    )
+
+
 def _overlaps(overlay: tuple[int, int, np.ndarray], box: tuple[int, int, int, int]) -> bool:
     x, y, pixels = overlay
     x0, y0, x1, y1 = box
@@ -290,28 +363,31 @@ def _blend(frame: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
 
 
 def transition_frames(
-    before: np.ndarray, after: np.ndarray, kind: str, steps: int, fps: int, work: Path, *, cancel: threading.Event | None = None
+    before: np.ndarray, after: np.ndarray, kind: str, steps: int, size: tuple[int, int], fps: int, work: Path
 ) -> np.ndarray:
-    """``steps`` frames of ffmpeg's ``xfade`` from ``before`` to ``after`` (the first is all ``before``)."""
-    h, w = before.shape[:2]
-    (work / "xf-a.rgb").write_bytes(before.tobytes())
-    (work / "xf-b.rgb").write_bytes(after.tobytes())
+    """``steps`` yuv420p frames of ffmpeg's ``xfade`` from ``before`` to ``after`` (flat yuv420p frames).
+
+    The first frame is all ``before``; the frames are returned as an array of flat frames.
+    """
+    w, h = size
+    (work / "xf-a.yuv").write_bytes(before.tobytes())
+    (work / "xf-b.yuv").write_bytes(after.tobytes())
     duration = steps / fps
     graph = (
         f"[0:v]loop=loop={steps}:size=1:start=0,setpts=N/({fps}*TB)[a];"
         f"[1:v]loop=loop={steps}:size=1:start=0,setpts=N/({fps}*TB)[b];"
-        f"[a][b]xfade=transition={XFADE_NAMES[kind]}:duration={duration:.6f}:offset=0,format=rgb24[v]"
+        f"[a][b]xfade=transition={XFADE_NAMES[kind]}:duration={duration:.6f}:offset=0,format=yuv420p[v]"
     )
     (work / "xf.graph").write_text(graph, encoding="utf-8")
-    raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(fps)]
+    raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}", "-framerate", str(fps)]
     done = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", *raw, "-i", "xf-a.rgb", *raw, "-i", "xf-b.rgb",
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", *raw, "-i", "xf-a.yuv", *raw, "-i", "xf-b.yuv",
          "-filter_complex_script", "xf.graph", "-map", "[v]", "-frames:v", str(steps), "-f", "rawvideo", "pipe:1"],
         cwd=work, capture_output=True, check=False, start_new_session=True, timeout=600,
     )
     if done.returncode != 0:
         raise ProcessError("ffmpeg (xfade) failed", done.returncode, done.stderr.decode("utf-8", "replace"))
-    frames = np.frombuffer(done.stdout, dtype=np.uint8).reshape(-1, h, w, 3)
+    frames = np.frombuffer(done.stdout, dtype=np.uint8).reshape(-1, w * h * 3 // 2)
     if len(frames) < steps:
         frames = np.concatenate([frames, np.repeat(frames[-1:], steps - len(frames), axis=0)])
     return frames[:steps]

@@ -188,7 +188,7 @@ def _follow(store: EventStore, job_id: str, after: int, printer: Callable[[dict]
             for event in store.events(job_id, after=after):
                 after = event["seq"]
                 if event["kind"] != "stage.progress":
-                    bar.console.print(_event_line(event), markup=False, highlight=False)
+                    bar.console.print(_event_line(event), markup=False, highlight=False, soft_wrap=True)
             job = store.job(job_id) or {}
             bar.update(task, completed=job.get("percent") or 0, description=_describe(job))
     return str(job.get("state"))

@@ -89,6 +89,38 @@ def test_sigkill_mid_job_then_restart_resumes(tmp_path: Path, daemons) -> None:
     assert not [j for j, row in daemon.jobs().items() if row["state"] in RUNNING]
     assert daemon.count("daemon.stopped") == 1  # the SIGKILLed run recorded none
     assert_projection(daemon.db)
+    assert_json_logs(daemon.log, job)
+
+
+def assert_json_logs(log: Path, job_id: str) -> None:
+    """Not a terminal, so the daemon logs JSON lines; the runner's carry job_id and stage."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(e.get("event") == "daemon.started" for e in lines)
+    assert any(e.get("job_id") == job_id and e.get("stage") == "slides" for e in lines)
+    assert all("timestamp" in e and "level" in e for e in lines)
+
+
+def test_readable_logs_on_a_terminal() -> None:
+    """The console renderer gives readable lines (not JSON) with the bound fields."""
+    import io
+
+    from daemon.logs import configure_logging, get_logger
+
+    import structlog
+
+    try:
+        out = io.StringIO()
+        configure_logging(json_lines=False, stream=out)
+        get_logger("moviegen.test", job_id="J1").bind(stage="audio").info("stage started")
+        text = out.getvalue()
+        assert "stage started" in text and "job_id=J1" in text and "stage=audio" in text
+        assert not text.lstrip().startswith("{")
+        out = io.StringIO()
+        configure_logging(stream=out)  # a StringIO is not a TTY: JSON
+        get_logger("moviegen.test").info("hello", n=1)
+        assert json.loads(out.getvalue())["n"] == 1
+    finally:
+        structlog.reset_defaults()  # other tests in this process keep the default logging
 
 
 def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path, daemons) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from stages.base import Cancelled, Progress, atomic_temp_path, commit_temp, no_progress
+from stages.base import Cancelled, InputError, Progress, atomic_temp_path, commit_temp, no_progress
 from stages.process import ProcessError, kill_group, run_process
 from stages.video.ass import write_ass
 from stages.video.frames import XFADE_NAMES, Compositor, frame_runs, transition_frames, _fonts_dir
@@ -63,6 +63,8 @@ def render_with_ffmpeg(
         ProcessError: ffmpeg failed.
     """
     out_path = Path(out_path)
+    if timeline.width % 2 or timeline.height % 2:
+        raise InputError(f"video size {timeline.width}x{timeline.height}: H.264 yuv420p needs even width and height")
     tmp = atomic_temp_path(out_path)
     own_work = work_dir is None
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=out_path.parent)) if own_work else Path(work_dir)

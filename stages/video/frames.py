@@ -2,8 +2,9 @@
 
 :func:`frame_runs` cuts the timeline into runs of identical frames (a slide with its subtitle and the
 characters' current mouth/eye state) and single transition frames. :class:`Compositor` draws a run's
-picture (background, slide, characters, libass-rendered subtitle) as an RGB array; transition
-frames come from ffmpeg's ``xfade`` between the pictures on either side.
+picture (background, slide, characters, libass-rendered subtitle); transition
+frames come from ffmpeg's ``xfade`` between the pictures on either side. Pictures are handed on as
+raw yuv420p, converted from RGB once per cached layer rather than once per frame.
 """
 
 from __future__ import annotations
@@ -107,19 +108,6 @@ class Compositor:
         self._current = -1
         self._sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
         self._subtitles = render_subtitle_overlays(timeline, self.work, cancel=cancel) if subtitles else []
-
-    def picture(self, picture: Picture) -> np.ndarray:
-        """The RGB frame (height, width, 3) of ``picture``.
-
-        Layers, bottom up: background, slide, characters, subtitle. Drawn as the cached
-        slide-plus-subtitle picture with each character's box pasted over it; a box is composited
-        once per (slide, state, and the cue when the cue reaches into the box).
-        """
-        frame = self._with_cue(picture.slide, picture.cue).copy()
-        for c, state in enumerate(picture.characters):
-            x, y, patch = self._character_patch(picture.slide, picture.cue, c, state)
-            frame[y : y + patch.shape[0], x : x + patch.shape[1]] = patch
-        return frame
 
     def picture_yuv(self, picture: Picture) -> np.ndarray:
         """``picture`` as one raw yuv420p frame (flat: Y, then U, then V; BT.601 limited range).

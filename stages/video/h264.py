@@ -12,8 +12,9 @@ headers of the x264 slices that follow are rewritten in place (both are fixed-wi
 x264 predicts only from the previous picture (``ref=1``) and a repeat is identical to it, x264's
 pictures decode exactly as x264 intended.
 
-Only what x264 writes is supported: progressive frames, one slice group, CAVLC or CABAC, POC type 0
-or 2. Anything else raises :class:`UnsupportedStream` and the caller encodes the plain way.
+Only what x264 writes with ``bframes=0`` is supported: progressive frames, one slice group, one PPS,
+reference pictures only, CAVLC or CABAC, POC type 0 or 2. Anything else raises
+:class:`UnsupportedStream`.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ class Splicer:
         self._frame_num = 0
         self._since_idr = 0
         self._skip_cache: dict[tuple, bytes] = {}
-        self._pending: list[bytes] = []
+        self._open = False
         self.frames_out = 0
 
     def hold(self, frames: int) -> None:
@@ -270,15 +271,13 @@ class Splicer:
                 if first_mb == 0:
                     yield self._close_picture()
                     self._start_picture(kind == NAL_IDR)
+                if (nal[0] >> 5) & 3 == 0:
+                    raise UnsupportedStream("non-reference pictures (B-frames) cannot be held")
                 yield annexb(self._rewrite(nal, rbsp, kind))
-                self._last_slice = (nal[0] >> 5) & 3
             else:
-                if kind in (NAL_SPS, NAL_PPS, 6, 9) and self._pending_picture():
+                if kind in (NAL_SPS, NAL_PPS, 6, 9) and self._open:
                     yield self._close_picture()
                 yield annexb(nal)
-
-    def _pending_picture(self) -> bool:
-        return getattr(self, "_open", False)
 
     def _start_picture(self, idr: bool) -> None:
         if idr:
@@ -290,7 +289,7 @@ class Splicer:
         self._open = True
 
     def _close_picture(self) -> bytes:
-        if not getattr(self, "_open", False):
+        if not self._open:
             return b""
         self._open = False
         if self._picture >= len(self._holds):

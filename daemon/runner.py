@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
 import json
 import random
 import threading
@@ -45,6 +46,7 @@ HINT_TRANSIENT = "check the service; `moviegen retry JOB`"
 HINT_BUG = "this looks like a bug: the traceback is in `moviegen events JOB`; `moviegen retry JOB` once fixed"
 HINT_TIMEOUT = "raise daemon.stage_timeout_seconds for this stage or shorten the input; `moviegen retry JOB`"
 HINT_SETUP = "check the installation and daemon.stage_factory; `moviegen retry JOB`"
+HINT_DISK_FULL = "free some disk space (the job folder, the cache and the outbox need room), then `moviegen retry JOB`"
 
 # What a stage run came to.
 _OK, _FAILED, _CANCELLED, _STOPPED = "ok", "failed", "cancelled", "stopped"
@@ -341,6 +343,10 @@ class Runner:
             except Exception as exc:
                 if run.token.is_set() and run.reason in ("cancel", "shutdown"):
                     return self._interrupted(run, name)  # e.g. a child killed under a stage
+                if _disk_full(exc):
+                    log.error("disk full", error=str(exc))
+                    self._fail(run, name, f"disk full: {exc}", HINT_DISK_FULL, attempt=attempt, disk_full=True)
+                    return _FAILED
                 log.exception("stage raised")
                 self._fail(run, name, f"{type(exc).__name__}: {exc}", HINT_BUG, attempt=attempt,
                            traceback=traceback.format_exc())
@@ -567,3 +573,10 @@ def _small(data: dict[str, Any], limit: int = 2000) -> dict[str, Any]:
 def _consume(future: Any) -> None:
     with contextlib.suppress(BaseException):
         future.exception()
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """True for a full disk or quota: from our own writes (ENOSPC, EDQUOT) or a child's stderr."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(exc)

@@ -287,7 +287,9 @@ def test_cancel_and_retry_through_the_cli(tmp_path: Path, daemons) -> None:
     job2 = wait_for(lambda: daemon.job_of("retry-me.md"), 20, "the claim", daemon)
     wait_for(lambda: daemon.state(job2) == "failed", 20, "the job to fail", daemon)
     failed = daemon.home / "failed"
-    assert "fixture failure in slides" in (failed / "retry-me.md.error.txt").read_text()
+    note = failed / "retry-me.md.error.txt"  # written by the on_failed hook, just after job.failed
+    wait_for(note.exists, 10, "the failure note", daemon)
+    assert "fixture failure in slides" in note.read_text()
     assert daemon.cli("retry", job).returncode == 0  # a cancelled job may be retried too
     (gates / "fail-slides").unlink()
     before = max_seq(daemon)

@@ -21,9 +21,10 @@ from stages.video.remotion import (
     MARKER_ENV,
     RemotionUnavailable,
     doctor_checks,
-    probe_streams,
     render_with_remotion,
 )
+from stages.video.probe import probe
+from stages.video.ffmpeg import render_with_ffmpeg
 from stages.video.plan import plan_timeline
 from stages.video.timeline import Timeline
 from tests.test_video_fixtures import MOUTH_COLOR, SLIDE_COLORS, Phrase, make_job
@@ -37,6 +38,14 @@ pytestmark = pytest.mark.skipif(
 # through yuv420p and x264 at 320x180, which alone costs 1-3; a wrong slide, a misplaced
 # transition or a shifted layout costs tens.
 SLIDE_MAD_LIMIT = 6.0
+
+# The same for the subtitle band: glyph edges are anti-aliased by two different rasterizers
+# (FreeType through libass, Skia), so the band differs more than flat slide areas.
+SUBTITLE_MAD_LIMIT = 12.0
+
+# Every frame of the two renders, whole: catches a transition, a mouth or a cue off by frames.
+# Measured: at most 2.8 on this timeline.
+FRAME_MAD_LIMIT = 6.0
 
 SECTIONS = [[Phrase("こんにちは、世界", seconds=1.0)], [Phrase("二つ目のスライドです", seconds=0.8)]]
 VIDEO = {
@@ -136,11 +145,10 @@ def test_subtitle_drawn_in_the_safe_box(job, rendered):
 
 
 def test_parity_with_ffmpeg_renderer(job, rendered, tmp_path):
-    """Both renderers agree: duration within a frame, audio present, mid-slide frames alike."""
-    ffmpeg = pytest.importorskip("stages.video.ffmpeg", reason="the ffmpeg renderer is not on main yet")
+    """Both renderers agree: duration within a frame, audio present, mid-slide frames and subtitles alike."""
     the_job, timeline = job
     out, _ = rendered
-    reference = ffmpeg.render_with_ffmpeg(the_job.dir / "timeline.json", tmp_path / "ffmpeg.mp4", the_job.settings)
+    reference = render_with_ffmpeg(timeline, tmp_path / "ffmpeg.mp4", the_job.settings)
     ours, theirs = probe_streams(out), probe_streams(reference)
     assert abs(ours["video"] - theirs["video"]) <= 1 / timeline.fps
     assert "audio" in ours and "audio" in theirs
@@ -148,6 +156,20 @@ def test_parity_with_ffmpeg_renderer(job, rendered, tmp_path):
         t = _mid_slide(timeline, index)
         mad = _slide_area_mad(frame_at(out, t, timeline), frame_at(reference, t, timeline))
         assert mad < SLIDE_MAD_LIMIT, f"slide {index} at {t:.2f}s: renderers differ by {mad:.1f}"
+    ours_frames, their_frames = all_frames(out, timeline), all_frames(reference, timeline)
+    assert ours_frames.shape == their_frames.shape
+    per_frame = np.abs(ours_frames - their_frames).mean(axis=(1, 2, 3))
+    worst = int(per_frame.argmax())
+    assert per_frame[worst] < FRAME_MAD_LIMIT, f"frame {worst} differs by {per_frame[worst]:.1f}"
+    box = timeline.subtitle_style.safe_box
+    for cue in timeline.subtitles:
+        t = (cue.start + cue.end) / 2
+        a, b = frame_at(out, t, timeline), frame_at(reference, t, timeline)
+        rows_a, rows_b = _text_rows(a, box), _text_rows(b, box)
+        assert abs(rows_a[0] - rows_b[0]) <= 2 and abs(rows_a[1] - rows_b[1]) <= 2, (rows_a, rows_b)
+        band = (slice(int(box.y), timeline.height), slice(int(box.x), int(box.x + box.width)))
+        mad = float(np.abs(a[band] - b[band]).mean())
+        assert mad < SUBTITLE_MAD_LIMIT, f"cue {cue.phrase_id}: subtitle bands differ by {mad:.1f}"
 
 
 def test_cancel_kills_node_and_chromium(job, tmp_path):
@@ -283,6 +305,14 @@ def test_package_pins_one_exact_remotion_version():
 # --- helpers ----------------------------------------------------------------------------------
 
 
+def probe_streams(path: Path) -> dict[str, float]:
+    """Stream type -> duration in seconds (the first stream of each type)."""
+    found: dict[str, float] = {}
+    for stream in probe(path)["streams"]:
+        found.setdefault(stream["codec_type"], float(stream.get("duration") or 0.0))
+    return found
+
+
 def frame_at(video: Path, t: float, timeline: Timeline) -> np.ndarray:
     """The decoded RGB frame shown at time ``t``."""
     raw = subprocess.run(
@@ -292,6 +322,16 @@ def frame_at(video: Path, t: float, timeline: Timeline) -> np.ndarray:
         check=True,
     ).stdout  # fmt: skip
     return np.frombuffer(raw, dtype=np.uint8).reshape(timeline.height, timeline.width, 3).astype(np.float64)
+
+
+def all_frames(video: Path, timeline: Timeline) -> np.ndarray:
+    """Every decoded RGB frame: (frames, height, width, 3)."""
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(video), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, timeline.height, timeline.width, 3).astype(np.int16)
 
 
 def _mid_slide(timeline: Timeline, index: int) -> float:
@@ -305,6 +345,14 @@ def _slide_area_mad(a: np.ndarray, b: np.ndarray) -> float:
     h, w = a.shape[:2]
     area = (slice(0, int(h * 0.7)), slice(int(w * 0.25), int(w * 0.75)))
     return float(np.abs(a[area] - b[area]).mean())
+
+
+def _text_rows(frame: np.ndarray, box) -> tuple[int, int]:
+    """First and last row of bright (text) pixels inside the safe box."""
+    region = frame[int(box.y) :, int(box.x) : int(box.x + box.width)]
+    rows = np.where((region.min(axis=2) > 200).any(axis=1))[0]
+    assert rows.size, "no subtitle text found"
+    return int(box.y) + int(rows[0]), int(box.y) + int(rows[-1])
 
 
 def _magenta_pixels(frame: np.ndarray, track) -> int:

@@ -39,7 +39,8 @@ const Character: React.FC<{track: CharacterTrack; fps: number}> = ({track, fps})
 							top: track.y,
 							width: track.width,
 							height: track.height,
-							objectFit: 'contain',
+							// Stretched to the box, as the ffmpeg renderer resizes the sprite.
+							objectFit: 'fill',
 							visibility: name === shown ? 'visible' : 'hidden',
 						}}
 					/>

@@ -66,7 +66,8 @@ def render_with_remotion(
         RemotionUnavailable: node, Chromium or node_modules is missing.
         InputError: the timeline is invalid or names a missing asset.
         Cancelled, ProcessTimeout: from :func:`stages.process.run_process`.
-        RemotionError: the render failed, or its output does not match the timeline.
+        RemotionError: the render failed.
+        RenderCheckFailed: the output does not match the timeline (nothing is written then).
     """
     tools = _require_tools(settings)
     timeline = _load_timeline(Path(timeline_path))
@@ -257,44 +258,7 @@ class _LineReader:
 
 
 def _verify(path: Path, timeline: Timeline) -> None:
-    """The render has video of the timeline's length (within one frame) and an audio stream."""
-    try:
-        from stages.video import verify_video  # the shared check, once the video stage has it
-    except ImportError:
-        verify_video = None
-    if verify_video is not None:
-        try:
-            verify_video(path, timeline)
-            return
-        except InputError as exc:
-            raise RemotionError(f"Remotion output is wrong: {exc}") from exc
-    probe = probe_streams(path)
-    expected = timeline.frames / timeline.fps
-    video = probe.get("video")
-    if video is None or abs(video - expected) > 1.0 / timeline.fps + 1e-3:
-        raise RemotionError(f"Remotion output has video of {video} s, expected {expected:.3f} s")
-    if "audio" not in probe:
-        raise RemotionError("Remotion output has no audio stream")
+    """The shared check (size, duration within a frame, audio, clean decode) before committing."""
+    from stages.video.probe import verify_video
 
-
-def probe_streams(path: Path) -> dict[str, float]:
-    """ffprobe: stream type -> duration in seconds (first stream of each type), plus "format"."""
-    out = subprocess.run(
-        [
-            "ffprobe", "-v", "error",
-            "-show_entries", "stream=codec_type,duration:format=duration",
-            "-of", "json", str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )  # fmt: skip
-    if out.returncode != 0:
-        raise RemotionError(f"ffprobe cannot read {path}: {out.stderr.strip()[-500:]}")
-    data = json.loads(out.stdout or "{}")
-    result: dict[str, float] = {}
-    for stream in data.get("streams", []):
-        result.setdefault(stream.get("codec_type", "?"), float(stream.get("duration") or 0.0))
-    if "duration" in data.get("format", {}):
-        result["format"] = float(data["format"]["duration"])
-    return result
+    verify_video(path, timeline)

@@ -174,9 +174,10 @@ def test_disk_full_fails_the_job_clearly_and_the_daemon_lives(daemon: DaemonProc
         job = daemon.wait_jobs(1)[0]
         assert job["state"] == "failed"
         assert job["error"].startswith("disk full"), job["error"]
-        assert "free some disk space" in (daemon.home / "failed" / "coffee.md.error.txt").read_text(encoding="utf-8")
         error_txt = daemon.home / "failed" / "coffee.md.error.txt"
-        assert error_txt.exists() and (daemon.home / "failed" / "coffee.md").read_text(encoding="utf-8") == SHORT_MD
+        wait_for(error_txt.exists, 10, "the failure note", daemon)
+        assert "free some disk space" in error_txt.read_text(encoding="utf-8")
+        assert (daemon.home / "failed" / "coffee.md").read_text(encoding="utf-8") == SHORT_MD
         assert daemon.alive()
         daemon.drop("wal.yaml", "title: [unclosed\n")
         wait_for(lambda: len(daemon.jobs()) == 2 and daemon.jobs()[-1]["state"] == "failed", 60, "a second job", daemon)
@@ -229,7 +230,7 @@ def test_voicevox_down_mid_job_then_retry_succeeds(tmp_path: Path):
         assert engine.url in job["error"], job["error"]
         attempts = [e for e in daemon.events(job["job_id"]) if e["kind"] == "stage.failed" and e["stage"] == "audio"]
         assert len(attempts) >= 2, "a transient failure must be retried before the job fails"
-        assert (daemon.home / "failed" / "wal.yaml.error.txt").exists()
+        wait_for((daemon.home / "failed" / "wal.yaml.error.txt").exists, 10, "the failure note", daemon)
 
         engine.start()
         retried = daemon.moviegen("retry", job["job_id"])

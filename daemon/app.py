@@ -344,7 +344,7 @@ def doctor(settings: "Settings") -> list[Check]:
         checks.append(_http_check("voicevox", settings.voicevox.url.rstrip("/") + "/version", settings.voicevox.timeout))
     if settings.script.writer == "llm":
         checks.append(_http_check("llm", settings.llm.base_url.rstrip("/") + "/models", 10.0))
-        has_key = bool(settings.llm.api_key) or bool(settings.llm.api_key_env and os.environ.get(settings.llm.api_key_env))
+        has_key = bool(settings.llm.api_key and settings.llm.api_key.get_secret_value())
         checks.append(Check("llm api key", has_key, "set" if has_key else "missing (llm.api_key or llm.api_key_env)",
                             required=False))
     checks += _remotion_checks(settings)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 Hex = str  # "#rrggbb" or "#rrggbbaa"
@@ -20,6 +20,21 @@ class _Section(BaseModel):
     """A settings section: unknown keys are errors, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class _KeyFromEnv(_Section):
+    """A section with ``api_key`` / ``api_key_env``: the named variable is read here, at load time.
+
+    This keeps the rule that only the settings read the environment; stages see ``api_key`` only.
+    """
+
+    @model_validator(mode="after")
+    def _key_from_env(self):
+        if getattr(self, "api_key", None) is None and getattr(self, "api_key_env", None):
+            value = os.environ.get(self.api_key_env)
+            if value:
+                self.api_key = SecretStr(value)
+        return self
 
 
 class DaemonSettings(_Section):
@@ -69,7 +84,7 @@ class ScriptSettings(_Section):
     style: Literal["narration", "dialogue"] = "narration"
 
 
-class LLMSettings(_Section):
+class LLMSettings(_KeyFromEnv):
     base_url: str = "https://openrouter.ai/api/v1"
     model: str = ""
     api_key: SecretStr | None = None
@@ -152,7 +167,7 @@ class SafeAreaSettings(_Section):
     margin: float = Field(0.05, ge=0, lt=0.5)
 
 
-class ImageApiSettings(_Section):
+class ImageApiSettings(_KeyFromEnv):
     base_url: str = "https://openrouter.ai/api/v1"
     model: str = ""
     api_key: SecretStr | None = None

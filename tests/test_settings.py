@@ -39,3 +39,11 @@ def test_unknown_keys_are_refused(tmp_path: Path):
     config.write_text("[video]\nwidht = 10\n", encoding="utf-8")
     with pytest.raises(ValidationError):
         load_settings(config=config, home=tmp_path)
+
+
+def test_api_key_env_is_resolved_by_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`llm.api_key_env` names a variable; the settings read it, so stages never touch os.environ."""
+    monkeypatch.setenv("MY_ROUTER_KEY", "sk-test-123")
+    settings = load_settings(home=tmp_path, llm={"api_key_env": "MY_ROUTER_KEY"})
+    assert settings.llm.api_key is not None and settings.llm.api_key.get_secret_value() == "sk-test-123"
+    assert "sk-test-123" not in repr(settings) and "sk-test-123" not in str(settings.public_dict())

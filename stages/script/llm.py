@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import re
 import threading
 import time
@@ -424,10 +423,9 @@ def _with_readings(script: Script, settings: "Settings", cancel: threading.Event
 
 
 def _api_key(llm: "LLMSettings") -> str | None:
+    """The key; ``llm.api_key_env`` was already resolved into ``api_key`` by the settings."""
     if llm.api_key is not None and llm.api_key.get_secret_value():
         return llm.api_key.get_secret_value()
-    if llm.api_key_env:
-        return os.environ.get(llm.api_key_env) or None
     return None
 
 

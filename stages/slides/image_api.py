@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -154,10 +153,9 @@ def _error_message(response: httpx.Response) -> str:
 
 
 def _api_key(api: "ImageApiSettings") -> str | None:
+    """The key; ``api_key_env`` was already resolved into ``api_key`` by the settings."""
     if api.api_key is not None:
-        return api.api_key.get_secret_value()
-    if api.api_key_env:
-        return os.environ.get(api.api_key_env) or None
+        return api.api_key.get_secret_value() or None
     return None
 
 

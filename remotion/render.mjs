@@ -188,23 +188,62 @@ const serveFile = (req, res, file) => {
 
 // --- media facts ----------------------------------------------------------------------------
 
-/** Durations (s) of background videos, for looping; probed with Remotion's bundled ffprobe. */
+/** Durations (s) of background videos, for looping. */
 const probeVideoDurations = (timeline, urlOf) => {
 	const backgrounds = [timeline.background?.default, ...(timeline.background?.overrides ?? []).map((o) => o.background)];
 	const out = {};
-	const compositor = path.join(here, 'node_modules', '@remotion', 'compositor-linux-x64-gnu');
 	for (const bg of backgrounds) {
 		if (!bg || bg.type !== 'video' || !bg.path) continue;
-		const probe = spawnSync(
-			path.join(compositor, 'ffprobe'),
-			['-v', 'error', '-show_entries', 'format=duration', '-of', 'default=nw=1:nk=1', bg.path],
-			{cwd: compositor, env: {...process.env, LD_LIBRARY_PATH: compositor}, encoding: 'utf8'},
-		);
-		const seconds = Number.parseFloat(probe.stdout);
+		const seconds = Number.parseFloat(runFfprobe(['-v', 'error', '-show_entries', 'format=duration', '-of', 'default=nw=1:nk=1', bg.path]));
 		if (!(seconds > 0)) throw new InputError(`cannot read the duration of background video ${bg.path}`);
 		out[urlOf(bg.path)] = seconds;
 	}
 	return out;
+};
+
+/** Channel counts of the narration clips (WAV headers; ffprobe for anything else). */
+const narrationChannels = (timeline, urlOf) => {
+	const out = {};
+	for (const clip of timeline.narration ?? []) {
+		const url = urlOf(clip.audio);
+		if (!(url in out)) out[url] = wavChannels(clip.audio) ?? probeChannels(clip.audio);
+	}
+	return out;
+};
+
+const wavChannels = (file) => {
+	const fd = fs.openSync(file, 'r');
+	try {
+		const head = Buffer.alloc(4096);
+		const size = fs.readSync(fd, head, 0, head.length, 0);
+		if (size < 12 || head.toString('ascii', 0, 4) !== 'RIFF' || head.toString('ascii', 8, 12) !== 'WAVE') return null;
+		for (let at = 12; at + 8 <= size; ) {
+			const id = head.toString('ascii', at, at + 4);
+			const length = head.readUInt32LE(at + 4);
+			if (id === 'fmt ' && at + 12 <= size) return head.readUInt16LE(at + 10);
+			at += 8 + length + (length % 2);
+		}
+		return null;
+	} finally {
+		fs.closeSync(fd);
+	}
+};
+
+const probeChannels = (file) => {
+	const probe = runFfprobe(['-v', 'error', '-select_streams', 'a:0', '-show_entries', 'stream=channels', '-of', 'default=nw=1:nk=1', file]);
+	const channels = Number.parseInt(probe, 10);
+	if (!(channels > 0)) throw new InputError(`cannot read the audio of ${file}`);
+	return channels;
+};
+
+/** Remotion's bundled ffprobe (the compositor package ships it with its libraries). */
+const runFfprobe = (args) => {
+	const compositor = path.join(here, 'node_modules', '@remotion', 'compositor-linux-x64-gnu');
+	return spawnSync(path.join(compositor, 'ffprobe'), args, {
+		cwd: compositor,
+		env: {...process.env, LD_LIBRARY_PATH: compositor},
+		encoding: 'utf8',
+	}).stdout;
 };
 
 // --- bundle cache ---------------------------------------------------------------------------
@@ -279,6 +318,20 @@ const noDownload = () => {
 // proxy; its ChromiumOptions take no extra flags. `gl` stays unset: swangle ran half as fast.
 const chromiumOptions = {};
 
+// Remotion encodes the soundtrack to ADTS AAC (which cannot say "skip the encoder delay") and
+// copies it into the MP4, so the audio would play 2048 samples (43 ms at 48 kHz, 1.3 frames) late.
+// Shifting the copied stream back makes the MP4 muxer write an edit list: players then start the
+// audio exactly at 0, as in the ffmpeg renderer's output.
+const SAMPLE_RATE = 48000;
+const AUDIO_DELAY_SECONDS = 2048 / SAMPLE_RATE;
+
+const alignAudio = ({type, args}) => {
+	if (type !== 'stitcher') return args;
+	const at = args.findIndex((arg, i) => arg === '-i' && args[i + 2] === '-c:a' && args[i + 3] === 'copy');
+	if (at < 0) return args;
+	return [...args.slice(0, at), '-itsoffset', `-${AUDIO_DELAY_SECONDS.toFixed(6)}`, ...args.slice(at)];
+};
+
 const main = async () => {
 	const args = parseArgs(process.argv);
 	const browserExecutable = path.resolve(args.browser);
@@ -295,7 +348,11 @@ const main = async () => {
 		const {timeline, files} = rewriteAssets(raw, origin);
 		table.files = files;
 		const urlOf = (file) => `${origin}/a/${files.indexOf(file)}/${encodeURIComponent(path.basename(file))}`;
-		const inputProps = {timeline, videoDurations: probeVideoDurations(raw, urlOf)};
+		const inputProps = {
+			timeline,
+			videoDurations: probeVideoDurations(raw, urlOf),
+			narrationChannels: narrationChannels(raw, urlOf),
+		};
 
 		emit({type: 'status', message: 'bundling'});
 		const {serveUrl} = await cachedBundle(path.resolve(args.bundleCache));
@@ -336,6 +393,8 @@ const main = async () => {
 			crf: args.crf,
 			x264Preset: args.preset,
 			enforceAudioTrack: true,
+			ffmpegOverride: alignAudio,
+			sampleRate: SAMPLE_RATE,
 			concurrency: args.concurrency,
 			onProgress: ({renderedFrames, encodedFrames, stitchStage}) => {
 				const line = {type: 'progress', renderedFrames, encodedFrames, totalFrames, stage: stitchStage};

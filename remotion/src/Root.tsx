@@ -25,6 +25,7 @@ const placeholder: TimelineProps = {
 		},
 	},
 	videoDurations: {},
+	narrationChannels: {},
 };
 
 export const Root: React.FC = () => (

@@ -8,6 +8,8 @@ export type TimelineProps = {
 	timeline: Timeline;
 	/** Background video URL -> its duration in seconds (for looping). */
 	videoDurations: Record<string, number>;
+	/** Narration clip URL -> its channel count. */
+	narrationChannels: Record<string, number>;
 };
 
 /** frames == round(t * fps): the rounding both renderers use (stages/video/timeline.py). */

@@ -56,12 +56,14 @@ def overall_percent(stage: str, current: int, total: int) -> float:
 
 def default_stages() -> dict[str, Stage]:
     """The real stages, by name. Imported lazily: the daemon's tests run without them."""
-    _preload_pyopenjtalk()
     from stages.audio import AudioStage
     from stages.fetch import FetchStage
+    from stages.jtalk import pyopenjtalk
     from stages.script import ScriptStage
     from stages.slides import SlidesStage
     from stages.video import VideoStage
+
+    pyopenjtalk()  # the slow import happens here, not in the first job's worker thread
 
     return {
         "fetch": FetchStage(),
@@ -70,19 +72,3 @@ def default_stages() -> dict[str, Stage]:
         "slides": SlidesStage(),
         "video": VideoStage(),
     }
-
-
-def _preload_pyopenjtalk() -> None:
-    """Import pyopenjtalk once, here, before stages run in worker threads.
-
-    Two stages use it (script readings, audio synthesis). Imported first from two worker threads
-    at once, one of them could see the half-initialised module; importing in the caller's thread
-    up front removes the race. Its import prints an ONNX notice, kept off stdout (the JSON log).
-    """
-    import contextlib
-    import sys
-
-    if "pyopenjtalk" in sys.modules:
-        return
-    with contextlib.redirect_stdout(sys.stderr):
-        import pyopenjtalk  # noqa: F401

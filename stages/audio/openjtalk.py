@@ -8,9 +8,7 @@ users of pyopenjtalk in the process, such as the script stage's reading helper, 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +18,7 @@ import numpy as np
 from stages.audio.engine import Voice, semitones
 from stages.audio.text import mora_count, to_fullwidth, to_katakana
 from stages.base import InputError, atomic_write_text
+from stages.jtalk import pyopenjtalk as _pyopenjtalk
 
 if TYPE_CHECKING:
     from stages.settings import PronunciationEntry
@@ -81,16 +80,6 @@ class OpenJTalkEngine:
             userdic=str(dic).encode("utf-8"),
             userdic_reading_protection=[True],
         )
-
-
-def _pyopenjtalk():
-    """The pyopenjtalk module. Its import prints an ONNX notice with ``print``; that goes to
-    stderr, so stdout stays clean for JSON logs and ``name=value`` output."""
-    if "pyopenjtalk" not in sys.modules:
-        with contextlib.redirect_stdout(sys.stderr):
-            import pyopenjtalk.openjtalk  # noqa: F401
-            import pyopenjtalk.version  # noqa: F401
-    return sys.modules["pyopenjtalk"]
 
 
 def _csv_row(entry: "PronunciationEntry") -> str:

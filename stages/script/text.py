@@ -33,13 +33,13 @@ Spoken length:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
-import sys
 import unicodedata
 from functools import lru_cache
 from typing import Iterable, Sequence
+
+from stages.jtalk import pyopenjtalk as _pyopenjtalk
 
 JA_PHRASE_CHARS = 40
 WORD_PHRASE_WORDS = 15
@@ -420,12 +420,6 @@ def normalise_reading(reading: str, pronunciation: Iterable[tuple[str, str]] = (
     return reading_for(reading, pronunciation)
 
 
-def _pyopenjtalk():
-    """pyopenjtalk, imported with its ONNX notice (a ``print``) sent to stderr, not stdout."""
-    if "pyopenjtalk" not in sys.modules:
-        with contextlib.redirect_stdout(sys.stderr):
-            import pyopenjtalk  # noqa: F401
-    return sys.modules["pyopenjtalk"]
 
 
 # --- lengths ----------------------------------------------------------------------------------

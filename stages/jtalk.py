@@ -3,13 +3,14 @@
 Stages run in worker threads. A plain ``if "pyopenjtalk" not in sys.modules: import`` lets a
 second thread see the half-initialised module while the first is still importing it; the lock
 makes the first import finish before anyone uses the module. The import prints an ONNX notice
-with ``print``: it goes to stderr, so stdout stays clean for JSON logs and ``name=value`` output.
+with ``print`` (that the optional ONNX runtime is missing; nothing we use needs it): it is dropped,
+so stdout stays clean for JSON logs and ``name=value`` output and users see no false alarm.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
+import io
 import threading
 from types import ModuleType
 
@@ -24,7 +25,7 @@ def pyopenjtalk() -> ModuleType:
         return _MODULE
     with _LOCK:
         if _MODULE is None:
-            with contextlib.redirect_stdout(sys.stderr):
+            with contextlib.redirect_stdout(io.StringIO()):
                 import pyopenjtalk as module
                 import pyopenjtalk.openjtalk  # noqa: F401
                 import pyopenjtalk.version  # noqa: F401

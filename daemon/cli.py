@@ -141,8 +141,14 @@ def status(ctx: click.Context, home: Path | None, config: Path | None, as_json: 
         style = {"done": "green", "failed": "red", "cancelled": "yellow"}.get(job["state"], "cyan")
         table.add_row(job["job_id"], f"[{style}]{job['state']}[/]", job["stage"] or "",
                       f"{job['percent'] or 0:.0f}", str(job["source"] or ""), (job["updated_at"] or "")[:19],
-                      job["error"] or job["message"] or "")
+                      _first_line(job["error"] or job["message"] or ""))
     _console().print(table)
+
+
+def _first_line(text: str, limit: int = 80) -> str:
+    """A table cell's worth of a message; `moviegen events JOB` has the whole of it."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 @cli.command()

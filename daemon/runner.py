@@ -458,6 +458,7 @@ class Runner:
             kind=run.model.kind,
             cancel=run.token,
             note=note,
+            source_name=(store.job(job_id) or {}).get("source"),
         )
 
     @contextlib.asynccontextmanager

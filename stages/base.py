@@ -70,6 +70,7 @@ class JobContext:
         kind: the input kind: ``url``, ``article`` or ``script``.
         cancel: set when the job is cancelled or timed out; long loops must check it.
         note: records a ``stage.note`` event with a message and data.
+        source_name: the input's name as the user dropped it (for messages); None if unknown.
     """
 
     job_id: str
@@ -80,6 +81,12 @@ class JobContext:
     kind: str
     cancel: threading.Event = field(default_factory=threading.Event)
     note: Note = no_note
+    source_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The name to show the user for the input: as dropped, else the job's copy."""
+        return self.source_name or self.source.name
 
     def check_cancelled(self) -> None:
         """Raise :class:`Cancelled` if the job's token is set."""

@@ -181,6 +181,10 @@ def test_disk_full_fails_the_job_clearly_and_the_daemon_lives(daemon: DaemonProc
         assert daemon.alive()
         daemon.drop("wal.yaml", "title: [unclosed\n")
         wait_for(lambda: len(daemon.jobs()) == 2 and daemon.jobs()[-1]["state"] == "failed", 60, "a second job", daemon)
+        note = daemon.home / "failed" / "wal.yaml.error.txt"
+        wait_for(note.exists, 10, "the second failure note", daemon)
+        text = note.read_text(encoding="utf-8")
+        assert "wal.yaml:" in text and "source.yaml" not in text, "errors name the file as the user dropped it"
         assert daemon.alive()
     finally:
         daemon.stop()

@@ -88,8 +88,8 @@ class ScriptStage:
         """Write or adopt the script; an invalid script raises :class:`InputError` here."""
         out = job.job_dir / SCRIPT_FILE
         if job.kind == "script":
-            progress(0, 1, f"validating {job.source.name}")
-            script = adopt_script(job.source, out, job.settings)
+            progress(0, 1, f"validating {job.display_name}")
+            script = adopt_script(job.source, out, job.settings, name=job.display_name)
             progress(1, 1, "script adopted")
         else:
             article = job.job_dir / "article.json"
@@ -145,9 +145,12 @@ def generate_script(
     return path
 
 
-def adopt_script(source: Path, out: Path, settings: "Settings") -> Script:
-    """Validate a dropped script and write it, normalised (legacy forms, language), to ``out``."""
-    script = load_script(source, settings)
+def adopt_script(source: Path, out: Path, settings: "Settings", *, name: str | None = None) -> Script:
+    """Validate a dropped script and write it, normalised (legacy forms, language), to ``out``.
+
+    ``name`` is the file's name as dropped, so errors point at the user's file, not the job's copy.
+    """
+    script = load_script(source, settings, name=name)
     if script.language is None:
         script = script.model_copy(update={"language": settings.script.language})
     atomic_write_text(out, dump_script(script))

@@ -45,26 +45,28 @@ class ScriptIssue:
 class ScriptInvalid(InputError):
     """A script file failed validation; ``issues`` lists every problem found."""
 
-    def __init__(self, path: Path, issues: list[ScriptIssue]):
+    def __init__(self, path: Path, issues: list[ScriptIssue], name: str | None = None):
         self.path = Path(path)
         self.issues = issues
-        lines = "\n".join(f"  {self.path.name}:{issue}" for issue in issues)
-        super().__init__(f"{self.path.name} is not a valid script ({len(issues)} problem(s)):\n{lines}")
+        shown = name or self.path.name
+        lines = "\n".join(f"  {shown}:{issue}" for issue in issues)
+        super().__init__(f"{shown} is not a valid script ({len(issues)} problem(s)):\n{lines}")
 
 
-def load_script(path: Path, settings: "Settings | None" = None) -> Script:
+def load_script(path: Path, settings: "Settings | None" = None, *, name: str | None = None) -> Script:
     """Parse and validate a script file (YAML or JSON).
 
     Args:
         path: a ``.yaml``, ``.yml`` or ``.json`` script.
         settings: when given, persona ids are checked against ``settings.personas``.
+        name: the file's name as the user knows it, for messages (default: ``path.name``).
 
     Raises:
         ScriptInvalid: (an :class:`InputError`) listing every issue with its line and column.
     """
     script, issues = _parse_and_validate(Path(path), settings)
     if issues:
-        raise ScriptInvalid(Path(path), issues)
+        raise ScriptInvalid(Path(path), issues, name)
     assert script is not None
     return script
 

@@ -34,7 +34,7 @@ from PIL import Image
 from stages.base import Cancelled, InputError, Progress, atomic_temp_path, commit_temp, no_progress
 from stages.process import ProcessError, kill_group, run_process
 from stages.video.ass import write_ass
-from stages.video.frames import XFADE_NAMES, Compositor, frame_runs, transition_frames, _fonts_dir
+from stages.video.frames import XFADE_NAMES, Compositor, Transition, frame_runs, _fonts_dir
 from stages.video.h264 import Splicer
 from stages.video.mix import write_soundtrack
 from stages.video.probe import verify_video
@@ -70,7 +70,8 @@ def render_with_ffmpeg(
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=out_path.parent)) if own_work else Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if settings.video.ffmpeg_mode == "segments" and not needs_graph(timeline):
+        segments = settings.video.ffmpeg_mode == "segments" and not needs_graph(timeline)
+        if segments:
             _render_segments(timeline, tmp, settings, progress, cancel, work)
         else:
             write_soundtrack(timeline, work / "soundtrack.wav", cancel=cancel)
@@ -78,7 +79,8 @@ def render_with_ffmpeg(
             _render_graph(timeline, tmp, settings, progress, cancel, work)
         _check(cancel)
         progress(timeline.frames, timeline.frames, "verifying")
-        verify_video(tmp, timeline)
+        # segments mode decoded its stream while encoding it (see _render_segments)
+        verify_video(tmp, timeline, decode=not segments)
         return commit_temp(tmp, out_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -106,6 +108,23 @@ def _render_segments(
     timeline: Timeline, tmp: Path, settings: "Settings", progress: Progress, cancel: threading.Event | None, work: Path
 ) -> None:
     audio = _BackgroundAudio(timeline, work, cancel)  # soundtrack + AAC encode overlap the video
+    try:
+        _encode_video(timeline, settings, progress, cancel, work)
+        audio_path = audio.result()
+    except BaseException:
+        audio.stop()  # nothing may outlive the render or write into its work folder
+        raise
+    run_process(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "h264", "-framerate", str(timeline.fps), "-i", "video.h264",
+         "-i", audio_path.name, "-map", "0:v", "-map", "1:a", "-c", "copy", "-movflags", "+faststart", str(tmp)],
+        cancel=cancel, cwd=work, what="ffmpeg (mux)",
+    )
+
+
+def _encode_video(
+    timeline: Timeline, settings: "Settings", progress: Progress, cancel: threading.Event | None, work: Path
+) -> None:
+    """Composite, encode and splice the video to ``work/video.h264``, decoding it as it is written."""
     runs = frame_runs(timeline)
     compositor = Compositor(timeline, work, cancel=cancel)
     splicer = Splicer()
@@ -115,31 +134,36 @@ def _render_segments(
     stream_path = work / "video.h264"
     # bframes=0 and ref=1: each picture predicts only from the one before, so held copies can be
     # spliced in between without changing what x264's pictures decode to.
-    cmd = [
-        "ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}",
-        "-framerate", str(fps), "-i", "pipe:0", *encoder_args(settings),
-        "-x264-params", "bframes=0:ref=1", "-threads", "0", "-f", "h264", "pipe:1",
-    ]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    encoder = _Child(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}",
+         "-framerate", str(fps), "-i", "pipe:0", *encoder_args(settings),
+         "-x264-params", "bframes=0:ref=1", "-threads", "0", "-f", "h264", "pipe:1"],
+        "ffmpeg (x264)", stdout=True,
+    )
+    # The check that the video decodes runs here, on the spliced stream as it is written, so it
+    # overlaps the encode instead of following it. It decodes every frame of exactly the bytes the
+    # MP4 then carries (the mux copies the stream); verify_video(decode=False) afterwards checks the
+    # container: streams, size, duration and that every video packet is there.
+    decoder = _Child(["ffmpeg", "-nostdin", "-v", "error", "-threads", "1", "-f", "h264", "-i", "pipe:0", "-f", "null", "-"],
+                     "ffmpeg (decode check)", stdout=False)
     errors: list[BaseException] = []
-    stderr: list[bytes] = []
 
     def pump() -> None:
         try:
             with open(stream_path, "wb") as out:
-                while chunk := proc.stdout.read(1 << 16):
-                    out.write(splicer.feed(chunk))
-                out.write(splicer.finish())
+                while chunk := encoder.proc.stdout.read(1 << 16):
+                    _write_both(out, decoder, splicer.feed(chunk))
+                _write_both(out, decoder, splicer.finish())
+            decoder.proc.stdin.close()
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
-            kill_group(proc)
+            encoder.kill()
+            decoder.kill()
 
     reader = threading.Thread(target=pump, daemon=True)
-    err_reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
     reader.start()
-    err_reader.start()
     try:
-        transitions: dict[int, object] = {}
+        transition: Transition | None = None
         for run in runs:
             _check(cancel)
             if errors:
@@ -147,37 +171,75 @@ def _render_segments(
             if run.transition_from is None:
                 frame = compositor.picture_yuv(run.picture)
             else:
-                if run.picture.slide not in transitions:
+                if run.step == 0 or transition is None:
                     kind = timeline.slides[run.picture.slide].transition_in.type
                     before = compositor.picture_yuv(run.transition_from)
                     after = compositor.picture_yuv(run.picture)
-                    transitions.clear()
-                    transitions[run.picture.slide] = transition_frames(before, after, kind, run.steps, (w, h), fps, work)
-                frame = transitions[run.picture.slide][run.step]
-            proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+                    transition = Transition(before, after, kind, run.steps, (w, h))
+                frame = transition.frame(run.step)
+            encoder.proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
             progress(min(splicer.frames_out, timeline.frames - 1), timeline.frames, "rendering")
-        proc.stdin.close()
-        while proc.poll() is None:
-            _check(cancel)
-            reader.join(timeout=0.05)
+        encoder.proc.stdin.close()
+        for child in (encoder, decoder):
+            while child.proc.poll() is None:
+                _check(cancel)
+                reader.join(timeout=0.05)
         reader.join()
-        err_reader.join(timeout=5)
     except BaseException:
-        kill_group(proc)
+        encoder.kill()
+        decoder.kill()
         raise
     if errors:
         raise errors[0]
-    if proc.returncode != 0:
-        raise ProcessError("ffmpeg (x264) failed", proc.returncode, b"".join(stderr).decode("utf-8", "replace"))
+    encoder.check()
+    decoder.check(clean=True)
     if splicer.frames_out != timeline.frames:
         raise ProcessError("frame count mismatch", 1, f"wrote {splicer.frames_out} frames, expected {timeline.frames}")
     progress(timeline.frames - 1, timeline.frames, "muxing")
-    audio_path = audio.result()
-    run_process(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "h264", "-framerate", str(fps), "-i", stream_path.name,
-         "-i", audio_path.name, "-map", "0:v", "-map", "1:a", "-c", "copy", "-movflags", "+faststart", str(tmp)],
-        cancel=cancel, cwd=work, what="ffmpeg (mux)",
-    )
+
+
+class _Child:
+    """An ffmpeg fed through stdin (own process group), its stderr collected by a thread."""
+
+    def __init__(self, cmd: list[str], what: str, *, stdout: bool):
+        self.what = what
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True,
+        )
+        self._stderr: list[bytes] = []
+        self._thread = threading.Thread(target=lambda: self._stderr.append(self.proc.stderr.read()), daemon=True)
+        self._thread.start()
+
+    def kill(self) -> None:
+        kill_group(self.proc)
+
+    def check(self, *, clean: bool = False) -> None:
+        """Raise :class:`ProcessError` if it failed (or, with ``clean``, printed any error)."""
+        self._thread.join(timeout=5)
+        err = b"".join(self._stderr).decode("utf-8", "replace").strip()
+        if self.proc.returncode != 0 or (clean and err):
+            raise ProcessError(f"{self.what} failed", self.proc.returncode or 1, err)
+
+
+def _write_both(out, decoder: _Child, data: bytes) -> None:
+    if data:
+        out.write(data)
+        decoder.proc.stdin.write(data)
+
+
+class _Stop:
+    """Set when the caller cancels or when the render fails (``is_set`` is all run_process asks)."""
+
+    def __init__(self, cancel: threading.Event | None):
+        self._cancel = cancel
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set() or (self._cancel is not None and self._cancel.is_set())
 
 
 class _BackgroundAudio:
@@ -186,10 +248,16 @@ class _BackgroundAudio:
     def __init__(self, timeline: Timeline, work: Path, cancel: threading.Event | None):
         self._error: BaseException | None = None
         self._path = work / "soundtrack.m4a"
-        self._thread = threading.Thread(target=self._run, args=(timeline, work, cancel), daemon=True)
+        self._stop = _Stop(cancel)
+        self._thread = threading.Thread(target=self._run, args=(timeline, work, self._stop), daemon=True)
         self._thread.start()
 
-    def _run(self, timeline: Timeline, work: Path, cancel: threading.Event | None) -> None:
+    def stop(self) -> None:
+        """Kill its ffmpeg (if running) and wait for the thread to end."""
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self, timeline: Timeline, work: Path, cancel: "_Stop") -> None:
         try:
             write_soundtrack(timeline, work / "soundtrack.wav", cancel=cancel)
             run_process(
@@ -197,6 +265,11 @@ class _BackgroundAudio:
                  self._path.name],
                 cancel=cancel, cwd=work, what="ffmpeg (aac)",
             )
+            # the decode check for the audio (the video's is done while encoding)
+            stderr = run_process(["ffmpeg", "-nostdin", "-v", "error", "-i", self._path.name, "-f", "null", "-"],
+                                 cancel=cancel, cwd=work, what="ffmpeg (aac decode check)")
+            if stderr.strip():
+                raise ProcessError("the AAC track does not decode cleanly", 1, stderr)
         except BaseException as exc:  # re-raised by result()
             self._error = exc
 

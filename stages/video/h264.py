@@ -19,6 +19,7 @@ reference pictures only, CAVLC or CABAC, POC type 0 or 2. Anything else raises
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -26,6 +27,7 @@ NAL_SLICE = 1
 NAL_IDR = 5
 NAL_SPS = 7
 NAL_PPS = 8
+HEADER_BYTES = 32  # slice header fields the splicer reads or rewrites lie in this many bytes
 
 
 class UnsupportedStream(Exception):
@@ -108,16 +110,13 @@ def to_rbsp(payload: bytes) -> bytes:
 
 
 def from_rbsp(rbsp: bytes) -> bytes:
-    """Insert emulation-prevention bytes."""
-    out = bytearray()
-    zeros = 0
-    for byte in rbsp:
-        if zeros >= 2 and byte <= 3:
-            out.append(3)
-            zeros = 0
-        out.append(byte)
-        zeros = zeros + 1 if byte == 0 else 0
-    return bytes(out)
+    """Insert emulation-prevention bytes (before a byte <= 3 that follows two zero bytes)."""
+    return _NEEDS_EPB.sub(b"\x00\x00\x03", rbsp)
+
+
+# Two zeros followed by a byte <= 3, matching only the zeros, so the search goes on from that byte
+# (a zero there starts the next pair, as in the standard's byte-by-byte rule).
+_NEEDS_EPB = re.compile(b"\x00\x00(?=[\x00-\x03])")
 
 
 def annexb(nal: bytes) -> bytes:
@@ -265,7 +264,7 @@ class Splicer:
                 pps = parse_pps(to_rbsp(nal))
                 self._pps[pps.pps_id] = pps
             if kind in (NAL_SLICE, NAL_IDR):
-                rbsp = to_rbsp(nal)
+                rbsp = to_rbsp(nal[:HEADER_BYTES])  # the header fields read here lie well inside this
                 r = BitReader(rbsp[1:])
                 first_mb = r.ue()
                 if first_mb == 0:
@@ -315,8 +314,18 @@ class Splicer:
         return next(iter(self._pps.values()))
 
     def _rewrite(self, nal: bytes, rbsp: bytes, kind: int) -> bytes:
+        """``nal`` with frame_num (and pic_order_cnt_lsb) set for its new place.
+
+        Only a head of the NAL is unescaped, edited and escaped again: it is cut after a byte > 3,
+        so no emulation-prevention sequence spans the cut and the rest stays valid as it is.
+        """
         if kind == NAL_IDR:
             return nal
+        cut = HEADER_BYTES
+        while cut < len(nal) and nal[cut - 1] <= 3:
+            cut += 1
+        rest = nal[cut:]
+        rbsp = to_rbsp(nal[:cut])
         pps = self._active_pps()
         sps = self._sps[pps.sps_id]
         r = BitReader(rbsp[1:])
@@ -328,13 +337,15 @@ class Splicer:
         if sps.poc_type == 0:
             fields.append((r.pos + sps.log2_max_frame_num, sps.log2_max_poc_lsb, self._poc_lsb(sps)))
         body = bytearray(rbsp)
+        if 8 + fields[-1][0] + fields[-1][1] > 8 * len(body):
+            raise UnsupportedStream("slice header longer than expected")
         for pos, width, value in fields:
             for i in range(width):
                 bit = (value >> (width - 1 - i)) & 1
                 index = 1 + ((pos + i) >> 3)
                 mask = 1 << (7 - ((pos + i) & 7))
                 body[index] = (body[index] | mask) if bit else (body[index] & ~mask)
-        return bytes(body[:1]) + from_rbsp(bytes(body[1:]))
+        return bytes(body[:1]) + from_rbsp(bytes(body[1:])) + rest
 
     def _poc_lsb(self, sps: Sps) -> int:
         return (2 * self._since_idr) % (1 << sps.log2_max_poc_lsb)

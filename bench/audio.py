@@ -5,6 +5,9 @@ through ``generate_audio`` (engine, resampling, levelling, caching); ``*_engine_
 call alone. The VOICEVOX figure is the local test double, not the real engine: it measures our
 client and the HTTP round trips only.
 
+``openjtalk_*_workers1`` / ``_workers2`` compare OpenJTalk in the stage's own process with a
+pool of two worker processes (``audio.workers``); see :func:`openjtalk_workers`.
+
 Run: ``.venv/bin/python bench/audio.py``; prints ``name=value`` lines.
 """
 
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stages.audio import generate_audio  # noqa: E402
 from stages.audio.engine import Voice  # noqa: E402
 from stages.audio.espeak import EspeakEngine  # noqa: E402
+from stages.audio.jtalk_pool import shared_pool, shutdown_pool  # noqa: E402
 from stages.audio.openjtalk import OpenJTalkEngine  # noqa: E402
 from stages.settings import load_settings  # noqa: E402
 
@@ -38,6 +42,8 @@ JAPANESE = [
     "長い文は、自然な区切りで分けて読みます。", "絵文字は読み上げの前に取り除かれます。",
     "最後に、出力フォルダに動画が届きます。", "ご視聴ありがとうございました。",
 ]  # fmt: skip
+THREE_MINUTES_PHRASES = 32  # about 180 s of Mei's speech with the numbered endings
+
 ENGLISH = [
     "Today we look at a new tool.", "First, open the settings file.", "Drop a file into the inbox folder.",
     "The daemon picks it up and starts working.", "Progress is written to the event log.",
@@ -57,6 +63,7 @@ def main() -> None:
     try:
         engine_rtf("openjtalk", OpenJTalkEngine(work / "dict"), Voice("openjtalk", "mei"), JAPANESE)
         stage_rtf("openjtalk", work / "oj", JAPANESE, "ja", {})
+        openjtalk_workers(work / "ojw")
         if shutil.which("espeak-ng"):
             engine_rtf("espeak", EspeakEngine(), Voice("espeak", "en"), ENGLISH)
             stage_rtf("espeak", work / "es", ENGLISH, "en", {})
@@ -78,7 +85,9 @@ def engine_rtf(name: str, engine, voice: Voice, sentences: list[str]) -> None:
     print(f"{name}_engine_rtf={spent / audio:.4f}")
 
 
-def stage_rtf(name: str, work: Path, sentences: list[str], language: str, overrides: dict) -> None:
+def stage_rtf(
+    name: str, work: Path, sentences: list[str], language: str, overrides: dict, suffix: str = "", seconds: bool = False
+) -> None:
     work.mkdir(parents=True)
     script = write_script(work / "script.yaml", sentences, language)
     settings = load_settings(home=work / "home", **overrides)
@@ -87,8 +96,28 @@ def stage_rtf(name: str, work: Path, sentences: list[str], language: str, overri
     spent = time.perf_counter() - start
     clips = yaml.safe_load(index.read_text("utf-8"))["clips"]
     audio = sum(clip["duration"] for clip in clips.values())
-    print(f"{name}_stage_rtf={spent / audio:.4f}")
-    print(f"{name}_audio_seconds={audio:.1f}")
+    print(f"{name}_stage_rtf{suffix}={spent / audio:.4f}")
+    if seconds:
+        print(f"{name}_stage_seconds{suffix}={spent:.2f}")
+    if not suffix or suffix.endswith("1"):
+        print(f"{name}_audio_seconds={audio:.1f}")
+
+
+def openjtalk_workers(work: Path) -> None:
+    """The stage with OpenJTalk in-process (workers=1) and in a pool of 2 worker processes.
+
+    ``*_workers2`` on the 20 sentences starts the pool cold (what a one-shot run pays); the
+    3-minute figures use a pool already running (the daemon's case from its second job on).
+    """
+    shutdown_pool()
+    stage_rtf("openjtalk", work / "w1", JAPANESE, "ja", {"audio": {"workers": 1}}, suffix="_workers1")
+    stage_rtf("openjtalk", work / "w2", JAPANESE, "ja", {"audio": {"workers": 2}}, suffix="_workers2")
+    print(f"openjtalk_pool_startup_seconds={shared_pool(2).startup_seconds:.3f}")
+    long = [f"{JAPANESE[i % len(JAPANESE)]}これは{i + 1}番目の文です。" for i in range(THREE_MINUTES_PHRASES)]
+    for workers in (1, 2):
+        stage_rtf("openjtalk_3min", work / f"long{workers}", long, "ja", {"audio": {"workers": workers}},
+                  suffix=f"_workers{workers}", seconds=True)  # fmt: skip
+    shutdown_pool()
 
 
 def voicevox_double(work: Path) -> None:

@@ -143,6 +143,11 @@ class AudioSettings(_Section):
     )
     max_phrase_chars: int = Field(3000, ge=20, description="a longer phrase is an InputError")
     espeak_timeout: float = Field(60.0, gt=0, description="seconds per espeak-ng call")
+    workers: int = Field(
+        default_factory=lambda: min(2, os.cpu_count() or 1),
+        ge=1,
+        description="processes synthesizing OpenJTalk phrases at once (1: in the daemon's own process)",
+    )
 
 
 class VoicevoxSettings(_Section):

@@ -32,7 +32,7 @@ class AudioStage:
         return fingerprint_of(
             self.version,
             file_hash_or_none(job.job_dir / "script.yaml"),
-            s.audio.model_dump(mode="json"),
+            s.audio.model_dump(mode="json", exclude={"workers"}),  # workers change speed, not sound
             {"url": s.voicevox.url, "speaker": s.voicevox.speaker},
             [{f: getattr(p, f) for f in _VOICE_FIELDS} for p in s.personas],
             s.default_persona,

@@ -74,7 +74,7 @@ class Engine(Protocol):
         """Attribution lines the voices used require (for the index and the video's sidecar)."""
         ...
 
-    @property
-    def parallel(self) -> int:
-        """How many synthesize calls may run at once."""
+    def plan(self, texts: list[str]) -> int:
+        """Get ready to speak ``texts`` (the phrases not in the cache); returns how many
+        :meth:`synthesize` calls may run at once."""
         ...

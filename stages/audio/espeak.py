@@ -31,11 +31,10 @@ class EspeakEngine:
     """espeak-ng (Debian's binary). ``speaker`` is an espeak-ng voice such as ``en`` or ``en-us``."""
 
     name = "espeak"
-    parallel = 1
-
-    def __init__(self, binary: str = "espeak-ng", timeout: float = 60.0):
+    def __init__(self, binary: str = "espeak-ng", timeout: float = 60.0, parallel: int = 1):
         self.binary = binary
         self.timeout = timeout
+        self.parallel = max(1, parallel)  # each call is its own process: as many as there are cores
 
     def version(self) -> str:
         return _version(self._path())
@@ -59,6 +58,9 @@ class EspeakEngine:
             if name in known:
                 return name
         return default
+
+    def plan(self, texts: list[str]) -> int:
+        return self.parallel if len(texts) > 1 else 1
 
     def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
         pitch = int(round(min(99, max(0, _DEFAULT_PITCH + _PITCH_PER_SEMITONE * semitones(voice.pitch)))))

@@ -217,9 +217,9 @@ def _plan(
 def _engine(name: str, engines: dict[str, Engine], settings: "Settings", root: Path) -> Any:
     if name not in engines:
         if name == "openjtalk":
-            engines[name] = OpenJTalkEngine(root / "openjtalk-dict")
+            engines[name] = OpenJTalkEngine(root / "openjtalk-dict", workers=settings.audio.workers)
         elif name == "espeak":
-            engines[name] = EspeakEngine(timeout=settings.audio.espeak_timeout)
+            engines[name] = EspeakEngine(timeout=settings.audio.espeak_timeout, parallel=settings.audio.workers)
         else:
             engines[name] = VoicevoxEngine(settings.voicevox, state_dir=root)
     return engines[name]
@@ -283,7 +283,7 @@ def _produce(
     done = len(paths)
     progress(done, total, f"{done} of {total} clips from the cache")
     synthesized = 0
-    workers = max([engines[p.voice.engine].parallel for p in todo] or [1])
+    workers = max(engine.plan([p.spoken for p in todo if p.voice.engine == name]) for name, engine in engines.items())
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audio") as pool:
         running: dict[Future[Path], _Phrase] = {}
         try:

@@ -52,6 +52,9 @@ class VoicevoxEngine:
             self._version = str(self._call("GET", "/version", what="the version").json())
         return self._version
 
+    def plan(self, texts: list[str]) -> int:
+        return self.parallel
+
     def prepare(self, voices: list[Voice], dictionary: list["PronunciationEntry"]) -> None:
         self.version()
         styles = self._styles()

@@ -34,8 +34,8 @@ from PIL import Image
 from stages.base import Cancelled, InputError, Progress, atomic_temp_path, commit_temp, no_progress
 from stages.process import ProcessError, kill_group, run_process
 from stages.video.ass import write_ass
-from stages.video.frames import XFADE_NAMES, Compositor, Transition, frame_runs, _fonts_dir
-from stages.video.h264 import Splicer
+from stages.video.frames import XFADE_NAMES, Compositor, Transition, encode_plan, frame_runs, _fonts_dir
+from stages.video.h264 import MAX_COPY_RUN, Splicer
 from stages.video.mix import write_soundtrack
 from stages.video.probe import verify_video
 from stages.video.timeline import Timeline
@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 AUDIO_BITRATE = "192k"
+# Pictures a copy can show: the last few x264 wrote (a mouth open/shut, a blink, both speakers).
+# 4 fits the level-4 decoded picture buffer at 1080p; see stages.video.h264.
+REFERENCE_PICTURES = 4
+KEYINT_SECONDS = 8  # a GOP starts at least this often (x264's default keyint is 250 frames)
 
 
 def render_with_ffmpeg(
@@ -125,19 +129,24 @@ def _encode_video(
     timeline: Timeline, settings: "Settings", progress: Progress, cancel: threading.Event | None, work: Path
 ) -> None:
     """Composite, encode and splice the video to ``work/video.h264``, decoding it as it is written."""
-    runs = frame_runs(timeline)
+    fps = timeline.fps
+    plan = encode_plan(frame_runs(timeline), refs=REFERENCE_PICTURES, keyint=KEYINT_SECONDS * fps, max_copies=MAX_COPY_RUN)
     compositor = Compositor(timeline, work, cancel=cancel)
-    splicer = Splicer()
-    for run in runs:
-        splicer.hold(run.count)
-    w, h, fps = timeline.width, timeline.height, timeline.fps
+    splicer = Splicer(refs=REFERENCE_PICTURES)
+    for item in plan:
+        splicer.copies(item.spans)
+    w, h = timeline.width, timeline.height
     stream_path = work / "video.h264"
-    # bframes=0 and ref=1: each picture predicts only from the one before, so held copies can be
-    # spliced in between without changing what x264's pictures decode to.
+    keyframes = "+".join(f"eq(n,{i})" for i, item in enumerate(plan) if item.idr)
+    # bframes=0 and ref=1: each picture predicts only from the one before (the splicer's copies are
+    # non-reference pictures, invisible to that prediction). GOPs start where encode_plan says
+    # (slide starts, every KEYINT_SECONDS), not at x264's own choice, so copies know what they can
+    # reach.
     encoder = _Child(
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}",
          "-framerate", str(fps), "-i", "pipe:0", *encoder_args(settings),
-         "-x264-params", "bframes=0:ref=1", "-threads", "0", "-f", "h264", "pipe:1"],
+         "-x264-params", "bframes=0:ref=1:scenecut=0:keyint=infinite", "-force_key_frames", f"expr:{keyframes}",
+         "-forced-idr", "1", "-threads", "0", "-f", "h264", "pipe:1"],
         "ffmpeg (x264)", stdout=True,
     )
     # The check that the video decodes runs here, on the spliced stream as it is written, so it
@@ -164,7 +173,8 @@ def _encode_video(
     reader.start()
     try:
         transition: Transition | None = None
-        for run in runs:
+        for item in plan:
+            run = item.run
             _check(cancel)
             if errors:
                 break

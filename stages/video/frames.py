@@ -92,6 +92,58 @@ def frame_runs(timeline: Timeline) -> list[Run]:
     return runs
 
 
+@dataclass
+class Encode:
+    """One picture for x264 (a held picture or a transition step), whether it starts a GOP (IDR),
+    and the copies spliced after it: ``(back, count)`` = ``count`` frames of the x264 picture
+    ``back`` pictures before it (0: itself; see :class:`stages.video.h264.Splicer`)."""
+
+    run: Run
+    idr: bool
+    spans: list[tuple[int, int]]
+
+
+def encode_plan(runs: list[Run], *, refs: int, keyint: int, max_copies: int) -> list[Encode]:
+    """Which runs x264 encodes and which are copies of one of the last ``refs`` encoded pictures.
+
+    A GOP (IDR picture) starts at each slide's first frame and at the first encoded picture at
+    least ``keyint`` frames after the last IDR; copies never reach back past an IDR. At most
+    ``max_copies`` copies follow one encoded picture (the picture is encoded again after that).
+    """
+    plan: list[Encode] = []
+    window: list[Picture | None] = []  # encoded since the last IDR, newest last; None: a transition frame
+    last_idr = 0
+    for run in runs:
+        held = run.transition_from is None
+        if held and plan:
+            recent = window[-refs:]
+            back = next((len(recent) - 1 - i for i in range(len(recent) - 1, -1, -1) if recent[i] == run.picture), None)
+            if back is not None and sum(c for _, c in plan[-1].spans) + run.count <= max_copies:
+                _add_span(plan[-1].spans, back, run.count)
+                continue
+        remaining = run.count
+        while remaining > 0:
+            idr = not plan or run.picture.slide != plan[-1].run.picture.slide or run.start - last_idr >= keyint
+            if idr:
+                window = []
+                last_idr = run.start
+            plan.append(Encode(run, idr, []))
+            window.append(run.picture if held else None)
+            copies = min(remaining - 1, max_copies)
+            _add_span(plan[-1].spans, 0, copies)
+            remaining -= 1 + copies
+    return plan
+
+
+def _add_span(spans: list[tuple[int, int]], back: int, count: int) -> None:
+    if count <= 0:
+        return
+    if spans and spans[-1][0] == back:
+        spans[-1] = (back, spans[-1][1] + count)
+    else:
+        spans.append((back, count))
+
+
 class Compositor:
     """Draws pictures at the timeline's size; everything drawn is cached by what it depends on."""
 

@@ -2,18 +2,25 @@
 
 A slide with a subtitle that nobody speaks over is the same picture for seconds. Encoding each copy
 costs x264 about as much as a real frame (measured ~8 ms of CPU per 1080p frame even when nothing
-changes), so the render is bound by frames that carry no information. Instead, x264 encodes every
-*distinct* picture once (``bframes=0``, ``ref=1``) and this module inserts, after each, the number of
-"repeat" pictures it is held for: P pictures whose macroblocks are all ``P_Skip`` with a zero
-motion vector, i.e. exact copies of the previous picture, decoded bit-identically by any decoder.
+changes), so the render is bound by frames that carry no information. Instead, x264 encodes each
+picture once (``bframes=0``, ``ref=1``) and this module inserts exact copies after it: P pictures
+whose macroblocks are all ``P_Skip`` with a zero motion vector, decoded bit-identically by any
+decoder.
 
-Inserting reference pictures shifts ``frame_num`` (and ``pic_order_cnt_lsb`` for POC type 0), so the
-headers of the x264 slices that follow are rewritten in place (both are fixed-width fields). Because
-x264 predicts only from the previous picture (``ref=1``) and a repeat is identical to it, x264's
-pictures decode exactly as x264 intended.
+The copies are *non-reference* pictures, so the decoder's reference frames are x264's pictures
+alone and x264's pictures decode exactly as x264 intended (its ``frame_num`` stays right too). With
+the SPS raised to keep the last few x264 pictures as references (``refs``, within the level's
+limit), a copy can show any of them, not just the latest: a character's mouth going open, shut,
+open again costs two x264 pictures, not one per change. Copies pick their picture with
+``ref_pic_list_modification``.
 
-Only what x264 writes with ``bframes=0`` is supported: progressive frames, one slice group, one PPS,
-reference pictures only, CAVLC or CABAC, POC type 0 or 2. Anything else raises
+Rewrites: the SPS (POC type 2, which forbids consecutive non-reference pictures, becomes POC type 0
+with a 16-bit ``pic_order_cnt_lsb``; ``max_num_ref_frames`` and the VUI's
+``max_dec_frame_buffering`` become ``refs``), and each x264 slice header gets its
+``pic_order_cnt_lsb`` inserted (16 bits: the slice data moves by two whole bytes).
+
+Only what x264 writes with ``bframes=0:ref=1`` is supported: progressive frames, one slice group,
+one PPS, reference pictures only, CAVLC or CABAC, POC type 2. Anything else raises
 :class:`UnsupportedStream`.
 """
 
@@ -126,12 +133,18 @@ def annexb(nal: bytes) -> bytes:
 @dataclass
 class Sps:
     sps_id: int
+    profile_idc: int
+    level_idc: int
     chroma_array_type: int
     log2_max_frame_num: int
     poc_type: int
     log2_max_poc_lsb: int
+    max_num_ref_frames: int
     width_mbs: int
     height_mbs: int
+    # bit positions (in the RBSP after the NAL header byte) used by rewrite_sps
+    poc_span: tuple[int, int] = (0, 0)  # pic_order_cnt_type .. max_num_ref_frames, inclusive
+    reorder_span: tuple[int, int] | None = None  # max_num_reorder_frames and max_dec_frame_buffering
 
     @property
     def mbs(self) -> int:
@@ -153,7 +166,8 @@ class Pps:
 def parse_sps(rbsp: bytes) -> Sps:
     r = BitReader(rbsp[1:])
     profile = r.u(8)
-    r.u(16)  # constraint flags, level
+    r.u(8)  # constraint flags
+    level = r.u(8)
     sps_id = r.ue()
     chroma_format = 1
     separate_planes = 0
@@ -169,19 +183,74 @@ def parse_sps(rbsp: bytes) -> Sps:
                 if r.u(1):
                     _skip_scaling_list(r, 16 if i < 6 else 64)
     log2_max_frame_num = r.ue() + 4
+    poc_start = r.pos
     poc_type = r.ue()
     log2_max_poc_lsb = 0
     if poc_type == 0:
         log2_max_poc_lsb = r.ue() + 4
     elif poc_type == 1:
         raise UnsupportedStream("POC type 1")
-    r.ue()  # max_num_ref_frames
-    r.u(1)
+    max_refs = r.ue()
+    poc_end = r.pos
+    r.u(1)  # gaps_in_frame_num_value_allowed_flag
     width_mbs = r.ue() + 1
     height_units = r.ue() + 1
     if not r.u(1):
         raise UnsupportedStream("interlaced coding")
-    return Sps(sps_id, 0 if separate_planes else chroma_format, log2_max_frame_num, poc_type, log2_max_poc_lsb, width_mbs, height_units)
+    r.u(1)  # direct_8x8_inference_flag
+    if r.u(1):  # frame_cropping_flag
+        for _ in range(4):
+            r.ue()
+    reorder_span = None
+    if r.u(1):  # vui_parameters_present_flag
+        reorder_span = _vui_reorder_span(r)
+    return Sps(
+        sps_id, profile, level, 0 if separate_planes else chroma_format, log2_max_frame_num, poc_type, log2_max_poc_lsb,
+        max_refs, width_mbs, height_units, (poc_start, poc_end), reorder_span,
+    )
+
+
+def _vui_reorder_span(r: BitReader) -> tuple[int, int] | None:
+    """Read VUI parameters; the bit span of max_num_reorder_frames + max_dec_frame_buffering, if any."""
+    if r.u(1):  # aspect_ratio_info_present_flag
+        if r.u(8) == 255:
+            r.u(32)
+    if r.u(1):  # overscan_info_present_flag
+        r.u(1)
+    if r.u(1):  # video_signal_type_present_flag
+        r.u(4)
+        if r.u(1):
+            r.u(24)
+    if r.u(1):  # chroma_loc_info_present_flag
+        r.ue()
+        r.ue()
+    if r.u(1):  # timing_info_present_flag
+        r.u(32)
+        r.u(32)
+        r.u(1)
+    hrd = 0
+    for _ in range(2):  # nal_hrd, vcl_hrd
+        if r.u(1):
+            hrd += 1
+            count = r.ue() + 1
+            r.u(8)
+            for _ in range(count):
+                r.ue()
+                r.ue()
+                r.u(1)
+            r.u(20)
+    if hrd:
+        r.u(1)  # low_delay_hrd_flag
+    r.u(1)  # pic_struct_present_flag
+    if not r.u(1):  # bitstream_restriction_flag
+        return None
+    r.u(1)
+    for _ in range(4):
+        r.ue()
+    start = r.pos
+    r.ue()
+    r.ue()
+    return start, r.pos
 
 
 def _skip_scaling_list(r: BitReader, size: int) -> None:
@@ -190,6 +259,57 @@ def _skip_scaling_list(r: BitReader, size: int) -> None:
         if nxt != 0:
             nxt = (last + r.se() + 256) % 256
         last = nxt if nxt != 0 else last
+
+
+# ITU-T H.264 Table A-1: MaxDpbMbs by level_idc.
+_MAX_DPB_MBS = {
+    9: 396, 10: 396, 11: 900, 12: 2376, 13: 2376, 20: 2376, 21: 4752, 22: 8100, 30: 8100, 31: 18000, 32: 20480,
+    40: 32768, 41: 32768, 42: 34816, 50: 110400, 51: 184320, 52: 184320, 60: 696320, 61: 696320, 62: 696320,
+}
+
+
+def dpb_frames(level_idc: int, mbs: int) -> int:
+    """How many frames ``level_idc`` lets the decoder keep (MaxDpbFrames) at ``mbs`` macroblocks, at most 16."""
+    return min(16, _MAX_DPB_MBS.get(level_idc, 0) // max(1, mbs))
+
+
+def level_for(sps: Sps, refs: int) -> int:
+    """The stream's level, or the lowest higher one whose decoded picture buffer holds ``refs`` frames."""
+    if dpb_frames(sps.level_idc, sps.mbs) >= refs:
+        return sps.level_idc
+    for level in sorted(_MAX_DPB_MBS):
+        if level > sps.level_idc and dpb_frames(level, sps.mbs) >= refs:
+            return level
+    raise UnsupportedStream(f"no level keeps {refs} reference frames of {sps.mbs} macroblocks")
+
+
+def rewrite_sps(rbsp: bytes, sps: Sps, refs: int) -> bytes:
+    """The SPS (RBSP, with its header byte) with POC type 0 (16-bit lsb) and ``refs`` reference frames.
+
+    POC type 0 lets held copies be non-reference pictures, which type 2 forbids back to back; the
+    reference frames let a copy show any of the last ``refs`` pictures x264 wrote. The VUI's
+    ``max_dec_frame_buffering`` is raised to match (``max_num_reorder_frames`` stays 0), and the
+    level only if its buffer is too small for them (at 1080p, level 4 holds 4 frames).
+    """
+    reader = BitReader(rbsp[1:])
+    bits = [reader.u(1) for _ in range(8 * (len(rbsp) - 1))]
+    stop = len(bits) - 1 - bits[::-1].index(1)  # rbsp_stop_one_bit
+    w = BitWriter()
+    w.ue(0)  # pic_order_cnt_type
+    w.ue(POC_LSB_BITS - 4)
+    w.ue(refs)
+    a, b = sps.poc_span
+    out = bits[:a] + w.bits
+    if sps.reorder_span is None:
+        out += bits[b:stop]
+    else:
+        c, d = sps.reorder_span
+        tail = BitWriter()
+        tail.ue(0)  # max_num_reorder_frames
+        tail.ue(refs)  # max_dec_frame_buffering
+        out += bits[b:c] + tail.bits + bits[d:stop]
+    out[16:24] = [(level_for(sps, refs) >> (7 - i)) & 1 for i in range(8)]  # level_idc
+    return rbsp[:1] + _bits_to_bytes(out + [1])
 
 
 def parse_pps(rbsp: bytes) -> Pps:
@@ -215,28 +335,50 @@ def parse_pps(rbsp: bytes) -> Pps:
 
 # --- the splicer ------------------------------------------------------------------------------
 
+POC_LSB_BITS = 16
+# A copy's POC is inferred from the last reference picture's: it must be fewer than
+# 2**POC_LSB_BITS / 4 frames later. Planners encode a picture again before that (see Splicer.copies).
+MAX_COPY_RUN = (1 << POC_LSB_BITS) // 4 - 64
+
 
 class Splicer:
-    """Rewrites x264's Annex B output, inserting repeats after each picture.
+    """Rewrites x264's Annex B output, inserting exact copies of recent pictures after each picture.
 
-    Feed it x264's bytes with :meth:`feed` as they arrive and the hold of each picture (its
-    number of frames, >= 1, in input order) with :meth:`hold`; it yields the output stream.
+    Feed it x264's bytes with :meth:`feed` as they arrive, and say in input order what follows each
+    x264 picture with :meth:`copies` (or :meth:`hold`); it yields the output stream.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, refs: int = 4) -> None:
+        if not 1 <= refs <= 16:
+            raise ValueError("refs must be 1..16")
+        self.refs = refs
         self._buffer = b""
-        self._holds: list[int] = []
+        self._after: list[list[tuple[int, int]]] = []
         self._picture = 0
         self._sps: dict[int, Sps] = {}
         self._pps: dict[int, Pps] = {}
-        self._frame_num = 0
-        self._since_idr = 0
+        self._ref_frame_num = 0  # frame_num of the last reference (x264) picture
+        self._since_idr = 0  # pictures since the last IDR, in output order
+        self._pictures_since_idr = 0  # x264 pictures after the last IDR: how far back a copy may reach
         self._skip_cache: dict[tuple, bytes] = {}
         self._open = False
         self.frames_out = 0
 
     def hold(self, frames: int) -> None:
-        self._holds.append(frames)
+        """The next x264 picture is shown for ``frames`` frames (>= 1)."""
+        self.copies([(0, frames - 1)] if frames > 1 else [])
+
+    def copies(self, spans: list[tuple[int, int]]) -> None:
+        """After the next x264 picture come ``spans``: ``(back, count)`` = ``count`` copies of the
+        x264 picture ``back`` pictures before it (0: itself), ``back`` < ``refs``.
+
+        From one x264 picture to the next there may be at most :data:`MAX_COPY_RUN` copies in all.
+        """
+        if any(back >= self.refs or back < 0 or count < 0 for back, count in spans):
+            raise ValueError(f"copies {spans} reach past the {self.refs} reference pictures")
+        if sum(count for _, count in spans) > MAX_COPY_RUN:
+            raise ValueError("too many copies after one picture")
+        self._after.append(list(spans))
 
     def feed(self, data: bytes) -> bytes:
         """Consume stream bytes; return the output ready so far."""
@@ -257,51 +399,60 @@ class Splicer:
     def _process(self, nals: Iterable[bytes]) -> Iterator[bytes]:
         for nal in nals:
             kind = nal[0] & 0x1F
+            if kind in (NAL_SPS, NAL_PPS, 6, 9) and self._open:
+                yield self._close_picture()
             if kind == NAL_SPS:
-                sps = parse_sps(to_rbsp(nal))
+                rbsp = to_rbsp(nal)
+                sps = parse_sps(rbsp)
+                if sps.poc_type != 2 or sps.max_num_ref_frames != 1:
+                    raise UnsupportedStream("expected x264 with bframes=0 and ref=1 (POC type 2, one reference)")
                 self._sps[sps.sps_id] = sps
+                yield annexb(nal[:1] + from_rbsp(rewrite_sps(rbsp, sps, self.refs)[1:]))
             elif kind == NAL_PPS:
                 pps = parse_pps(to_rbsp(nal))
+                if pps.bottom_field_poc_present:
+                    raise UnsupportedStream("bottom-field POC in a progressive stream")
                 self._pps[pps.pps_id] = pps
-            if kind in (NAL_SLICE, NAL_IDR):
-                rbsp = to_rbsp(nal[:HEADER_BYTES])  # the header fields read here lie well inside this
-                r = BitReader(rbsp[1:])
-                first_mb = r.ue()
-                if first_mb == 0:
-                    yield self._close_picture()
-                    self._start_picture(kind == NAL_IDR)
+                yield annexb(nal)
+            elif kind in (NAL_SLICE, NAL_IDR):
                 if (nal[0] >> 5) & 3 == 0:
                     raise UnsupportedStream("non-reference pictures (B-frames) cannot be held")
-                yield annexb(self._rewrite(nal, rbsp, kind))
-            else:
-                if kind in (NAL_SPS, NAL_PPS, 6, 9) and self._open:
+                r = BitReader(to_rbsp(nal[:HEADER_BYTES])[1:])
+                if r.ue() == 0:  # first_mb_in_slice: a new picture
                     yield self._close_picture()
+                    self._start_picture(kind == NAL_IDR)
+                yield annexb(self._with_poc(nal, kind))
+            else:
                 yield annexb(nal)
 
     def _start_picture(self, idr: bool) -> None:
         if idr:
-            self._frame_num = 0
             self._since_idr = 0
+            self._ref_frame_num = 0
+            self._pictures_since_idr = 0
         else:
-            self._frame_num = (self._frame_num + 1) % (1 << self._active_sps().log2_max_frame_num)
             self._since_idr += 1
+            self._ref_frame_num = (self._ref_frame_num + 1) % (1 << self._active_sps().log2_max_frame_num)
+            self._pictures_since_idr += 1
         self._open = True
 
     def _close_picture(self) -> bytes:
         if not self._open:
             return b""
         self._open = False
-        if self._picture >= len(self._holds):
+        if self._picture >= len(self._after):
             raise UnsupportedStream("more pictures than holds")
-        hold = self._holds[self._picture]
+        spans = self._after[self._picture]
         self._picture += 1
-        self.frames_out += hold
+        self.frames_out += 1
         parts = []
-        for _ in range(hold - 1):
-            sps = self._active_sps()
-            self._frame_num = (self._frame_num + 1) % (1 << sps.log2_max_frame_num)
-            self._since_idr += 1
-            parts.append(annexb(self._skip_nal()))
+        for back, count in spans:
+            if count and back > self._pictures_since_idr:
+                raise UnsupportedStream("a copy refers to a picture before the last IDR")
+            for _ in range(count):
+                self._since_idr += 1
+                parts.append(annexb(self._skip_nal(back)))
+        self.frames_out += sum(count for _, count in spans)
         return b"".join(parts)
 
     def _active_sps(self) -> Sps:
@@ -313,60 +464,61 @@ class Splicer:
             raise UnsupportedStream("expected exactly one PPS")
         return next(iter(self._pps.values()))
 
-    def _rewrite(self, nal: bytes, rbsp: bytes, kind: int) -> bytes:
-        """``nal`` with frame_num (and pic_order_cnt_lsb) set for its new place.
+    def _with_poc(self, nal: bytes, kind: int) -> bytes:
+        """An x264 slice with the ``pic_order_cnt_lsb`` POC type 0 needs, inserted after the fields before it.
 
-        Only a head of the NAL is unescaped, edited and escaped again: it is cut after a byte > 3,
-        so no emulation-prevention sequence spans the cut and the rest stays valid as it is.
+        x264's frame_num stays right: copies are non-reference pictures and do not advance it. The
+        field is 16 bits, so the rest of the slice moves by exactly two bytes and CABAC's byte
+        alignment holds. Only a head of the NAL is unescaped, edited and escaped again: it is cut
+        after a byte > 3, so no emulation-prevention sequence spans the cut and the rest stays valid.
         """
-        if kind == NAL_IDR:
-            return nal
         cut = HEADER_BYTES
         while cut < len(nal) and nal[cut - 1] <= 3:
             cut += 1
-        rest = nal[cut:]
-        rbsp = to_rbsp(nal[:cut])
+        head = to_rbsp(nal[1:cut])
         pps = self._active_pps()
         sps = self._sps[pps.sps_id]
-        r = BitReader(rbsp[1:])
-        r.ue()
-        r.ue()
+        r = BitReader(head)
+        r.ue()  # first_mb_in_slice
+        r.ue()  # slice_type
         if r.ue() != pps.pps_id:
             raise UnsupportedStream("slice refers to another PPS")
-        fields = [(r.pos, sps.log2_max_frame_num, self._frame_num)]
-        if sps.poc_type == 0:
-            fields.append((r.pos + sps.log2_max_frame_num, sps.log2_max_poc_lsb, self._poc_lsb(sps)))
-        body = bytearray(rbsp)
-        if 8 + fields[-1][0] + fields[-1][1] > 8 * len(body):
+        r.u(sps.log2_max_frame_num)
+        if kind == NAL_IDR:
+            r.ue()  # idr_pic_id
+        pos = r.pos
+        if pos + 16 > 8 * len(head):
             raise UnsupportedStream("slice header longer than expected")
-        for pos, width, value in fields:
-            for i in range(width):
-                bit = (value >> (width - 1 - i)) & 1
-                index = 1 + ((pos + i) >> 3)
-                mask = 1 << (7 - ((pos + i) & 7))
-                body[index] = (body[index] | mask) if bit else (body[index] & ~mask)
-        return bytes(body[:1]) + from_rbsp(bytes(body[1:])) + rest
+        bits = 8 * len(head)
+        value = int.from_bytes(head, "big")
+        low = value & ((1 << (bits - pos)) - 1)
+        value = ((((value >> (bits - pos)) << POC_LSB_BITS) | self._poc_lsb()) << (bits - pos)) | low
+        return nal[:1] + from_rbsp(value.to_bytes(len(head) + POC_LSB_BITS // 8, "big")) + nal[cut:]
 
-    def _poc_lsb(self, sps: Sps) -> int:
-        return (2 * self._since_idr) % (1 << sps.log2_max_poc_lsb)
+    def _poc_lsb(self) -> int:
+        return (2 * self._since_idr) % (1 << POC_LSB_BITS)
 
-    def _skip_nal(self) -> bytes:
+    def _skip_nal(self, back: int) -> bytes:
+        """A non-reference P picture, all macroblocks skipped, predicting from the x264 picture ``back`` ago."""
         pps = self._active_pps()
         sps = self._sps[pps.sps_id]
         w = BitWriter()
         w.ue(0)  # first_mb_in_slice
         w.ue(5)  # P, all slices of the picture
         w.ue(pps.pps_id)
-        w.u(sps.log2_max_frame_num, self._frame_num)
-        if sps.poc_type == 0:
-            w.u(sps.log2_max_poc_lsb, self._poc_lsb(sps))
-            if pps.bottom_field_poc_present:
-                w.se(0)
+        w.u(sps.log2_max_frame_num, (self._ref_frame_num + 1) % (1 << sps.log2_max_frame_num))
+        w.u(POC_LSB_BITS, self._poc_lsb())
         if pps.redundant_pic_cnt:
             w.ue(0)
         w.u(1, 1)  # num_ref_idx_active_override_flag
-        w.ue(0)  # one reference: the previous picture
-        w.u(1, 0)  # ref_pic_list_modification_flag_l0
+        w.ue(0)  # one reference
+        if back:
+            w.u(1, 1)  # ref_pic_list_modification_flag_l0: put the wanted picture first
+            w.ue(0)  # modification_of_pic_nums_idc: subtract from CurrPicNum (= its frame_num)
+            w.ue(back)  # abs_diff_pic_num_minus1: the reference frames are CurrPicNum-1, -2, ...
+            w.ue(3)
+        else:
+            w.u(1, 0)  # the default list starts with the latest reference picture
         if pps.weighted_pred:
             w.ue(0)
             if sps.chroma_array_type != 0:
@@ -374,7 +526,7 @@ class Splicer:
             w.u(1, 0)
             if sps.chroma_array_type != 0:
                 w.u(1, 0)
-        w.u(1, 0)  # adaptive_ref_pic_marking_mode_flag: sliding window
+        # nal_ref_idc = 0: no dec_ref_pic_marking()
         if pps.cabac:
             w.ue(0)  # cabac_init_idc
         w.se(0)  # slice_qp_delta
@@ -392,7 +544,7 @@ class Splicer:
             tail.ue(sps.mbs)  # mb_skip_run
             tail.u(1, 1)  # rbsp_stop_one_bit
             payload = _bits_to_bytes(header_bits + tail.bits)
-        nal_header = bytes([(2 << 5) | NAL_SLICE])
+        nal_header = bytes([NAL_SLICE])  # nal_ref_idc 0
         return nal_header + from_rbsp(payload)
 
 

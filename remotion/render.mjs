@@ -19,7 +19,6 @@ import {spawnSync} from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 
@@ -328,7 +327,7 @@ const AUDIO_DELAY_SECONDS = 2048 / SAMPLE_RATE;
 const alignAudio = ({type, args}) => {
 	if (type !== 'stitcher') return args;
 	const at = args.findIndex((arg, i) => arg === '-i' && args[i + 2] === '-c:a' && args[i + 3] === 'copy');
-	if (at < 0) return args;
+	if (at < 0) throw new Error(`Remotion's stitcher arguments changed; update alignAudio: ${args.join(' ')}`);
 	return [...args.slice(0, at), '-itsoffset', `-${AUDIO_DELAY_SECONDS.toFixed(6)}`, ...args.slice(at)];
 };
 
@@ -387,8 +386,8 @@ const main = async () => {
 			codec: 'h264',
 			audioCodec: 'aac',
 			pixelFormat: 'yuv420p',
-			// Limited-range BT.709, tagged: what players assume for HD and what the ffmpeg renderer
-			// writes (the default would be full-range JPEG colours, yuvj420p).
+			// Limited-range BT.709, tagged, as players expect of HD video (Remotion's default is
+			// full-range JPEG colours, yuvj420p, which some players show washed out or crushed).
 			colorSpace: 'bt709',
 			crf: args.crf,
 			x264Preset: args.preset,

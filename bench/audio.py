@@ -112,7 +112,10 @@ def openjtalk_workers(work: Path) -> None:
     shutdown_pool()
     stage_rtf("openjtalk", work / "w1", JAPANESE, "ja", {"audio": {"workers": 1}}, suffix="_workers1")
     stage_rtf("openjtalk", work / "w2", JAPANESE, "ja", {"audio": {"workers": 2}}, suffix="_workers2")
-    print(f"openjtalk_pool_startup_seconds={shared_pool(2).startup_seconds:.3f}")
+    shutdown_pool()
+    start = time.perf_counter()
+    shared_pool(2).warm_up()
+    print(f"openjtalk_pool_startup_seconds={time.perf_counter() - start:.3f}")
     long = [f"{JAPANESE[i % len(JAPANESE)]}これは{i + 1}番目の文です。" for i in range(THREE_MINUTES_PHRASES)]
     for workers in (1, 2):
         stage_rtf("openjtalk_3min", work / f"long{workers}", long, "ja", {"audio": {"workers": workers}},

@@ -9,11 +9,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from stages.audio.generate import INDEX_VERSION, generate_audio, load_script, voice_for
 from stages.base import JobContext, Progress, StageResult, file_hash_or_none, fingerprint_of
 
+if TYPE_CHECKING:
+    from stages.audio.generate import INDEX_VERSION, generate_audio, load_script, voice_for
+
 __all__ = ["AudioStage", "INDEX_VERSION", "generate_audio", "load_script", "voice_for"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so that OpenJTalk worker processes, which import only
+    # stages.audio.openjtalk, start without the YAML, HTTP and script-model machinery.
+    if name in ("INDEX_VERSION", "generate_audio", "load_script", "voice_for"):
+        from stages.audio import generate
+
+        return getattr(generate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _VOICE_FIELDS = ("id", "engine", "speaker", "speed", "pitch", "intonation", "volume",
                  "pre_phoneme_length", "post_phoneme_length")  # fmt: skip
@@ -43,6 +56,8 @@ class AudioStage:
     def run(self, job: JobContext, progress: Progress) -> StageResult:
         """Synthesize (or reuse) every clip; the outputs are the index and every clip it names,
         so a clip that vanished from the cache makes the daemon run the stage again."""
+        from stages.audio.generate import generate_audio
+
         index_path = generate_audio(
             job.job_dir / "script.yaml",
             job.job_dir,

@@ -74,10 +74,16 @@ class OpenJTalkEngine:
     def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
         userdic = self._user_dictionary()
         half_tone = semitones(voice.pitch)
-        if self._pool is not None:
-            samples, rate = self._pool.speak(text, voice.speed, half_tone, userdic, cancel)
-        else:
+        pool = self._pool
+        if pool is None:
             samples, rate = speak(text, voice.speed, half_tone, userdic)
+        elif not pool.ready and _LOCK.acquire(blocking=False):
+            try:  # the workers are still starting: this process speaks meanwhile
+                samples, rate = _speak_locked(text, voice.speed, half_tone, userdic)
+            finally:
+                _LOCK.release()
+        else:
+            samples, rate = pool.speak(text, voice.speed, half_tone, userdic, cancel)
         # The HTS output is on the int16 scale and its peaks can pass it; levelling rescales.
         return np.asarray(samples, dtype=np.float64) / 32768.0, int(rate)
 
@@ -96,21 +102,24 @@ def speak(text: str, speed: float, half_tone: float, userdic: str | None) -> tup
 
     This is what the worker processes run too, so pool and in-process clips are the same bytes.
     """
-    pyopenjtalk = _pyopenjtalk()
     with _LOCK:
-        jtalk = None
-        if userdic is not None:
-            jtalk = _JTALKS.get(userdic)
-            if jtalk is None:
-                if len(_JTALKS) >= 4:  # a long-lived daemon whose dictionary keeps changing
-                    _JTALKS.pop(next(iter(_JTALKS)))
-                jtalk = _JTALKS[userdic] = pyopenjtalk.openjtalk.OpenJTalk(
-                    dn_mecab=pyopenjtalk.OPEN_JTALK_DICT_DIR,
-                    userdic=userdic.encode("utf-8"),
-                    userdic_reading_protection=[True],
-                )
-        samples, rate = pyopenjtalk.tts(text, speed=speed, half_tone=half_tone, jtalk=jtalk)
-    return samples, rate
+        return _speak_locked(text, speed, half_tone, userdic)
+
+
+def _speak_locked(text: str, speed: float, half_tone: float, userdic: str | None) -> tuple[np.ndarray, int]:
+    pyopenjtalk = _pyopenjtalk()
+    jtalk = None
+    if userdic is not None:
+        jtalk = _JTALKS.get(userdic)
+        if jtalk is None:
+            if len(_JTALKS) >= 4:  # a long-lived daemon whose dictionary keeps changing
+                _JTALKS.pop(next(iter(_JTALKS)))
+            jtalk = _JTALKS[userdic] = pyopenjtalk.openjtalk.OpenJTalk(
+                dn_mecab=pyopenjtalk.OPEN_JTALK_DICT_DIR,
+                userdic=userdic.encode("utf-8"),
+                userdic_reading_protection=[True],
+            )
+    return pyopenjtalk.tts(text, speed=speed, half_tone=half_tone, jtalk=jtalk)
 
 
 def build_user_dictionary(dict_dir: Path, dictionary: list["PronunciationEntry"]) -> Path:

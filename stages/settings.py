@@ -243,7 +243,15 @@ class VideoSettings(_Section):
         description="segments: stills encoded once + per-interval encodes joined without re-encoding (fast); "
         "graph: one filter graph for the whole video (simple, slow: the benchmark's baseline)",
     )
-    workers: int = Field(2, ge=1, description="segment encodes run at once")
+    workers: int = Field(
+        default_factory=lambda: min(4, max(2, os.cpu_count() or 2)), ge=1,
+        description="threads x264 encodes with (segments mode; the decode check and the AAC encode run beside it)",
+    )
+    decode_check: Literal["encoded", "full"] = Field(
+        "encoded",
+        description="segments mode, before handing the file on: encoded = decode every picture x264 made, in the "
+        "final stream, and count the spliced copies' packets (about 3x cheaper); full = decode every frame",
+    )
     width: int = 1920
     height: int = 1080
     fps: int = 30

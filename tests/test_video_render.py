@@ -12,6 +12,9 @@ import pytest
 
 from stages.base import Cancelled, JobContext
 from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
+from stages.video.ffmpeg import REFERENCE_PICTURES
+from stages.video.frames import Compositor, Transition, encode_plan, frame_runs
+from stages.video.h264 import MAX_COPY_RUN
 from stages.video.probe import RenderCheckFailed, probe
 from tests.test_video_fixtures import MOUTH_COLOR, SLIDE_COLORS, Phrase, make_job
 
@@ -190,3 +193,72 @@ def _ffmpeg_children() -> list[int]:
         if ppid == mine and name == "ffmpeg":
             found.append(int(entry.name))
     return found
+
+
+@pytest.mark.parametrize("mode", ["segments", "graph"])
+def test_audio_covers_the_whole_video(rendered, mode):
+    """The AAC track lasts as long as the video (graph mode used to end it up to 0.6 s early)."""
+    job, timeline, outputs = rendered
+    audio = next(s for s in probe(outputs[mode][0])["streams"] if s["codec_type"] == "audio")
+    assert abs(float(audio["duration"]) - timeline.duration) <= 1024 / 48000 + 1 / timeline.fps
+
+
+def test_segments_frames_show_the_planned_pictures(rendered, tmp_path):
+    """Every decoded frame is its own picture (up to compression): the copies that reach back to an
+    earlier x264 picture (mouth open, shut, open again) show the right one."""
+    job, timeline, outputs = rendered
+    plan = encode_plan(frame_runs(timeline), refs=REFERENCE_PICTURES, keyint=10**6, max_copies=MAX_COPY_RUN)
+    assert any(back > 0 for item in plan for back, _ in item.spans), "the fixture should reuse an older picture"
+    w, h = timeline.width, timeline.height
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(outputs["segments"][0]), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+        capture_output=True, check=True,
+    ).stdout
+    decoded = np.frombuffer(raw, dtype=np.uint8).reshape(-1, w * h * 3 // 2)
+    assert len(decoded) == timeline.frames
+    compositor = Compositor(timeline, tmp_path)
+    frame, transition = 0, None
+    for run in frame_runs(timeline):
+        if run.transition_from is None:
+            expected = compositor.picture_yuv(run.picture)
+        else:
+            if run.step == 0:
+                kind = timeline.slides[run.picture.slide].transition_in.type
+                transition = Transition(compositor.picture_yuv(run.transition_from), compositor.picture_yuv(run.picture), kind, run.steps, (w, h))
+            expected = transition.frame(run.step)
+        for f in range(frame, frame + run.count):
+            worst = max(
+                np.abs(a.astype(int) - b)[: ph // 4 * 4, : pw // 4 * 4].reshape(ph // 4, 4, pw // 4, 4).mean(axis=(1, 3)).max()
+                for a, b, (pw, ph) in zip(_split(decoded[f], w, h), _split(expected, w, h), ((w, h), (w // 2, h // 2), (w // 2, h // 2)))
+            )
+            assert worst < 24, f"frame {f} is not its picture ({worst:.0f})"
+        frame += run.count
+
+
+def _split(frame: np.ndarray, w: int, h: int) -> list[np.ndarray]:
+    luma = w * h
+    return [frame[:luma].reshape(h, w), frame[luma : luma * 5 // 4].reshape(h // 2, w // 2), frame[luma * 5 // 4 :].reshape(h // 2, w // 2)]
+
+
+def test_encode_plan_covers_every_frame_and_stays_inside_each_gop(rendered):
+    job, timeline, outputs = rendered
+    runs = frame_runs(timeline)
+    plan = encode_plan(runs, refs=3, keyint=20, max_copies=7)
+    assert sum(1 + sum(c for _, c in item.spans) for item in plan) == timeline.frames
+    assert plan[0].idr
+    since_idr = 0
+    for before, item in zip([None] + plan, plan):
+        if before is not None and item.run.picture.slide != before.run.picture.slide:
+            assert item.idr  # a GOP starts with each slide
+        since_idr = 0 if item.idr else since_idr + 1
+        assert sum(c for _, c in item.spans) <= 7
+        assert all(0 <= back < 3 and back <= since_idr for back, _ in item.spans)
+    assert len(plan) < sum(1 for _ in runs) + timeline.frames // 7  # copies replace most encodes
+
+
+def test_full_decode_check(tmp_path):
+    """decode_check="full" decodes every frame of the spliced stream (and passes)."""
+    job = make_job(tmp_path, [[Phrase("a", seconds=1.0)]], characters={"narrator": (60, 60, 220)}, video={"decode_check": "full"})
+    timeline = plan_timeline(job.dir, job.settings)
+    out = render_timeline(timeline, tmp_path / "full.mp4", job.settings)
+    verify_video(out, timeline)

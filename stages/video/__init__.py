@@ -63,7 +63,7 @@ class VideoStage:
                     path = getattr(persona.character, key)
                     character[f"{key}_sha256"] = file_hash_or_none(Path(path)) if path else None
             personas.append({"id": persona.id, "subtitle_color": persona.subtitle_color, "character": character})
-        video = settings.video.model_dump(mode="json")
+        video = settings.video.model_dump(mode="json", exclude={"workers", "decode_check"})  # speed, not picture
         extra = {}
         for key, path in (("bgm", settings.video.bgm.path), ("background", settings.video.background.path)):
             extra[key] = file_hash_or_none(Path(path)) if path else None

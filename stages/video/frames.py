@@ -316,6 +316,22 @@ def render_subtitle_overlays(
 
 
 def _matte(black: np.ndarray, white: np.ndarray) -> tuple[int, int, np.ndarray]:
+    # Where alpha > 0 some channel is below white on white or above black on black: that box is
+    # found with cheap uint8 reductions, and the matte is worked out inside it only.
+    h = black.shape[0]
+    rows = np.flatnonzero((white.reshape(h, -1).min(axis=1) < 255) | (black.reshape(h, -1).max(axis=1) > 0))
+    if len(rows) == 0:
+        return 0, 0, np.zeros((1, 1, 4), dtype=np.uint8)
+    band = slice(rows[0], rows[-1] + 1)
+    cols = np.flatnonzero(((white[band].min(axis=0) < 255) | (black[band].max(axis=0) > 0)).any(axis=1))
+    top, left = int(rows[0]), int(cols[0])
+    black = black[top : rows[-1] + 1, left : cols[-1] + 1]
+    white = white[top : rows[-1] + 1, left : cols[-1] + 1]
+    x, y, rgba = _matte_box(black, white)
+    return x + left, y + top, rgba
+
+
+def _matte_box(black: np.ndarray, white: np.ndarray) -> tuple[int, int, np.ndarray]:
     diff = white.astype(np.int16) - black.astype(np.int16)
     alpha = np.clip(255 - diff.max(axis=2), 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(alpha)

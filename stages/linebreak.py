@@ -50,6 +50,41 @@ def wrap(text: str, max_width: float, measure: Measure) -> list[str]:
     return lines
 
 
+def wrap_balanced(text: str, max_width: float, measure: Measure) -> list[str]:
+    """Like :func:`wrap`, but a paragraph that takes two lines is broken where they come out most even.
+
+    Greedy filling leaves orphans such as a last line of one kana ("…避けましょ" / "う"). For a
+    two-line paragraph the break is instead the kinsoku-legal one (between :func:`tokens`) that
+    makes the longer line shortest, i.e. the legal break nearest the middle; both lines still fit
+    ``max_width``. Paragraphs of one line or of three and more lines are wrapped as by :func:`wrap`.
+    """
+    lines: list[str] = []
+    for paragraph in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not paragraph.strip():
+            continue
+        wrapped = _wrap_paragraph(paragraph, max_width, measure)
+        if len(wrapped) == 2:
+            wrapped = _balanced_pair(paragraph, max_width, measure) or wrapped
+        lines.extend(wrapped)
+    return lines
+
+
+def _balanced_pair(paragraph: str, max_width: float, measure: Measure) -> list[str] | None:
+    units = tokens(paragraph)
+    best: tuple[tuple[float, float], list[str]] | None = None
+    for i in range(1, len(units)):
+        first, second = "".join(units[:i]).strip(), "".join(units[i:]).strip()
+        if not first or not second:
+            continue
+        w1, w2 = measure(first), measure(second)
+        if max(w1, w2) > max_width:
+            continue
+        key = (max(w1, w2), -w1)  # the longer line as short as possible; on a tie, the longer line first
+        if best is None or key < best[0]:
+            best = (key, [first, second])
+    return best[1] if best else None
+
+
 def tokens(text: str) -> list[str]:
     """Split ``text`` into the units a line may not break inside.
 

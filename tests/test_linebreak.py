@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import ImageFont
 
 from stages.fonts import FontNotFound, find_font, find_font_face, font_family_name
-from stages.linebreak import FORBIDDEN_END, FORBIDDEN_START, tokens, wrap
+from stages.linebreak import FORBIDDEN_END, FORBIDDEN_START, tokens, wrap, wrap_balanced
 
 
 def chars(text: str) -> float:
@@ -137,3 +137,35 @@ def test_missing_fontconfig_gives_install_hint(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(FontNotFound, match="apt-get install fonts-noto-cjk"):
         find_font("Some Family That Is Not Cached")
+
+
+def test_wrap_balanced_leaves_no_orphan():
+    """Two lines come out even at a kinsoku-legal break instead of a greedy full line plus one kana."""
+    text = "古いデータは定期的に消して、容量不足を避けましょう"
+    width = len(text) - 1
+    assert wrap(text, width, len)[-1] == "う"  # the greedy orphan
+    lines = wrap_balanced(text, width, len)
+    assert "".join(lines) == text and len(lines) == 2
+    assert abs(len(lines[0]) - len(lines[1])) <= 2
+    assert lines[1][0] not in FORBIDDEN_START and lines[0][-1] not in FORBIDDEN_END
+
+
+def test_wrap_balanced_keeps_kinsoku_words_and_other_line_counts():
+    # the middle falls inside "Python" and before "、": the nearest legal break is taken
+    lines = wrap_balanced("これはPythonの、テストです", 10, len)
+    assert lines == ["これはPython", "の、テストです"] or lines == ["これはPythonの、", "テストです"]
+    assert wrap_balanced("短い", 10, len) == ["短い"]
+    long = "あ" * 25
+    assert wrap_balanced(long, 10, len) == wrap(long, 10, len)  # three lines: as wrap
+    assert wrap_balanced("一行目\n二行目です", 10, len) == ["一行目", "二行目です"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="あいうえおかきくけこっゃー。、「」ab ", min_size=1, max_size=30), st.integers(4, 20))
+def test_property_wrap_balanced_fits_and_loses_nothing(text, width):
+    lines = wrap_balanced(text, width, len)
+    greedy = wrap(text, width, len)
+    assert len(lines) == len(greedy)
+    assert "".join(lines).replace(" ", "") == "".join(greedy).replace(" ", "")
+    if len(lines) == 2:
+        assert max(map(len, lines)) <= max(map(len, greedy))

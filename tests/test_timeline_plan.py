@@ -181,3 +181,22 @@ def test_ass_escapes_user_text(two_speakers):
     text = ass_text(tl)
     assert text.count("Dialogue:") == len(tl.subtitles)
     assert "Style: s0," in text and "Style: s1," in text
+
+
+def test_two_line_cue_is_balanced(tmp_path):
+    """A cue a little too long for one line splits near the middle, not into a full line and an orphan."""
+    job = make_job(tmp_path, [[Phrase("短い")]])
+    tl = plan_timeline(job.dir, job.settings)
+    style = tl.subtitle_style
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(style.font_file, size=round(style.size))
+    width = style.safe_box.width - 2 * style.outline
+    text = "あ"
+    while font.getlength(text + "う") <= width:
+        text += "あいうえお"[len(text) % 5]
+    text += "う"  # one character past a full line
+    job = make_job(tmp_path / "b", [[Phrase(text)]])
+    cue = plan_timeline(job.dir, job.settings).subtitles[0]
+    assert len(cue.lines) == 2 and "".join(cue.lines) == text
+    assert abs(len(cue.lines[0]) - len(cue.lines[1])) <= 2

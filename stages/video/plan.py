@@ -251,14 +251,14 @@ class _CueFitter:
     min_scale: float
 
     def fit(self, text: str) -> tuple[list[str], float]:
-        from stages.linebreak import wrap
+        from stages.linebreak import wrap_balanced
 
         width = self.style.safe_box.width - 2 * self.style.outline
         scale = 1.0
         while True:
             size = round(self.style.size * scale, 1)
             measure = self._measure(size)
-            lines = wrap(text, width, measure)
+            lines = wrap_balanced(text, width, measure)  # two lines come out even: no one-kana orphan
             if len(lines) <= self.style.max_lines:
                 return lines, size
             if scale - 0.05 < self.min_scale - 1e-9:

@@ -4,10 +4,13 @@ Two ways to the same picture (``settings.video.ffmpeg_mode``):
 
 ``segments`` (default, fast)
     Every *distinct* picture is drawn once (slide + characters + libass subtitle, composited in
-    numpy) and x264 encodes only those; each is then held for its run of identical frames by
-    splicing exact-copy "skip" pictures into the bitstream (:mod:`stages.video.h264`). Transition
-    frames come from ``xfade``. Per-frame work is spent only where a frame changes: transitions,
-    mouths and blinks. Memory stays flat (one frame in flight).
+    numpy on yuv420p) and x264 encodes only those; each is then held for its run of identical frames
+    by splicing exact-copy "skip" pictures into the bitstream (:mod:`stages.video.h264`). A copy can
+    show any of the last few x264 pictures, so a mouth going open/shut/open is encoded once per
+    state, not once per change (:func:`stages.video.frames.encode_plan`). Transition frames are
+    blended in numpy (:class:`stages.video.frames.Transition`). The decode check runs on the stream
+    as it is written, and the AAC encode in a thread, both beside x264. Memory stays flat (one
+    frame in flight).
 
 ``graph`` (simple, the benchmark's baseline)
     One filter graph: each slide decoded once and looped, ``xfade`` between slides, characters as

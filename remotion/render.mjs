@@ -372,6 +372,9 @@ const main = async () => {
 			onBrowserDownload: noDownload,
 			logLevel: 'error',
 			timeoutInMilliseconds: 120000,
+			// The page's console (a font that failed to load, say) goes to stderr, where the
+			// Python side keeps the tail for its error message.
+			onBrowserLog: ({type, text}) => process.stderr.write(`browser ${type}: ${text}\n`),
 		};
 		const composition = await selectComposition({...common, id: COMPOSITION});
 		const totalFrames = composition.durationInFrames;

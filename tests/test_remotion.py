@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import wave
@@ -76,12 +77,14 @@ def rendered(job):
     """The job rendered once by Remotion, with the progress calls it made."""
     the_job, timeline = job
     calls: list[tuple[int, int, str]] = []
+    before = _scratch_dirs()
     out = render_with_remotion(
         the_job.dir / "timeline.json",
         the_job.dir / "remotion.mp4",
         the_job.settings,
         lambda current, total, message: calls.append((current, total, message)),
     )
+    assert _scratch_dirs() <= before, "the render left its scratch folder (Chromium profile) behind"
     return out, calls
 
 
@@ -206,6 +209,7 @@ def test_cancel_kills_node_and_chromium(job, tmp_path):
         except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
             errors.append(exc)
 
+    before = _scratch_dirs()
     worker = threading.Thread(target=run)
     worker.start()
     worker.join(timeout=240)
@@ -218,6 +222,7 @@ def test_cancel_kills_node_and_chromium(job, tmp_path):
         time.sleep(0.1)
     assert not _alive(seen), f"left running: {_alive(seen)}"
     assert not _marked_processes()
+    assert _scratch_dirs() <= before
     assert not (tmp_path / "out.mp4").exists()
     assert not list(tmp_path.glob(".out.*"))
 
@@ -414,6 +419,10 @@ def _marked_processes() -> dict[int, str]:
         if f"{MARKER_ENV}=".encode() in environ and status.rsplit(")", 1)[1].split()[0] != "Z":
             found[int(entry.name)] = status[status.index("(") + 1 : status.rindex(")")]
     return found
+
+
+def _scratch_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("moviegen-remotion-*"))
 
 
 def _alive(pids: dict[int, str]) -> dict[int, str]:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,8 +106,7 @@ def render_with_remotion(
         commit_temp(tmp, out_path)
     finally:
         tmp.unlink(missing_ok=True)
-        # Chromium's profile and Remotion's downloads live here; a killed render leaves them.
-        shutil.rmtree(scratch, ignore_errors=True)
+        _clean_up(scratch)
     progress(timeline.frames, timeline.frames, f"done {timeline.frames}/{timeline.frames}")
     return out_path
 
@@ -202,6 +203,39 @@ def _child_env(scratch: Path) -> dict[str, str]:
         }
     )
     return env
+
+
+def _clean_up(scratch: Path) -> None:
+    """Kill what is left of the render (Chromium helpers outlive node briefly), drop its files.
+
+    The scratch folder holds Chromium's profile and Remotion's downloads; a Chromium process
+    still shutting down can write into it while it is being removed, so stragglers go first.
+    """
+    marker = f"{MARKER_ENV}={scratch.name}".encode() + b"\0"
+    for attempt in range(20):
+        left = [pid for pid in _pids_with(marker) if pid != os.getpid()]
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        shutil.rmtree(scratch, ignore_errors=True)
+        if not left and not scratch.exists():
+            return
+        time.sleep(0.05)
+
+
+def _pids_with(marker: bytes) -> list[int]:
+    """Processes whose environment holds ``marker`` (``NAME=value\\0``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _load_timeline(path: Path) -> Timeline:

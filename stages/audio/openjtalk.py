@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 
 MEI_CREDIT = '音声: HTS Voice "Mei" (MMDAgent) CC BY 3.0 — Nagoya Institute of Technology'
 
-# Starting the workers costs about a second; below this much uncached text (about 15 s of speech,
-# 1 s of synthesis alone) a cold pool would not pay for itself. A pool already running is used
-# from two phrases on.
+# Starting the workers takes 0.4-0.8 s of both cores (this process speaks meanwhile); below this
+# much uncached text (about 15 s of speech, 1.5 s of synthesis alone) a cold pool would not pay
+# for itself. A pool already running is used from two phrases on.
 COLD_POOL_MIN_CHARS = 120
 
 _LOCK = threading.Lock()  # one synthesis at a time: the HTS engine inside is shared

@@ -198,9 +198,12 @@ def test_cancel_kills_node_and_chromium(job, tmp_path):
     seen: dict[int, str] = {}
     errors: list[BaseException] = []
 
+    # Renders already running (another test run, a benchmark) are not this render's processes.
+    before = set(_marked_processes())
+
     def on_progress(current: int, total: int, message: str) -> None:
         if current > 0 and not cancel.is_set():
-            seen.update(_marked_processes())
+            seen.update({pid: name for pid, name in _marked_processes().items() if pid not in before})
             cancel.set()
 
     def run() -> None:

@@ -146,9 +146,9 @@ def render_timeline(
 
         if timeline_path is None:
             timeline_path = timeline.save(Path(out_path).with_name(Path(out_path).stem + ".timeline.json"))
-        result = render_with_remotion(timeline_path, out_path, settings, progress, cancel=cancel)
-        verify_video(Path(result), timeline)
-        return Path(result)
+        # render_with_remotion runs verify_video on its temporary file before renaming it into
+        # place (as render_with_ffmpeg does): no second decode here
+        return Path(render_with_remotion(timeline_path, out_path, settings, progress, cancel=cancel))
     raise InputError(f"unknown renderer {chosen!r}: use ffmpeg or remotion")
 
 

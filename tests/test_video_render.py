@@ -13,7 +13,7 @@ import pytest
 from stages.base import Cancelled, JobContext
 from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
 from stages.video.ffmpeg import REFERENCE_PICTURES
-from stages.video.frames import Compositor, Transition, encode_plan, frame_runs
+from stages.video.frames import Compositor, encode_plan, frame_runs
 from stages.video.h264 import MAX_COPY_RUN
 from stages.video.probe import RenderCheckFailed, probe
 from tests.test_video_fixtures import MOUTH_COLOR, SLIDE_COLORS, Phrase, make_job
@@ -217,15 +217,9 @@ def test_segments_frames_show_the_planned_pictures(rendered, tmp_path):
     decoded = np.frombuffer(raw, dtype=np.uint8).reshape(-1, w * h * 3 // 2)
     assert len(decoded) == timeline.frames
     compositor = Compositor(timeline, tmp_path)
-    frame, transition = 0, None
+    frame = 0
     for run in frame_runs(timeline):
-        if run.transition_from is None:
-            expected = compositor.picture_yuv(run.picture)
-        else:
-            if run.step == 0:
-                kind = timeline.slides[run.picture.slide].transition_in.type
-                transition = Transition(compositor.picture_yuv(run.transition_from), compositor.picture_yuv(run.picture), kind, run.steps, (w, h))
-            expected = transition.frame(run.step)
+        expected = compositor.frame_yuv(run)
         for f in range(frame, frame + run.count):
             worst = max(
                 np.abs(a.astype(int) - b)[: ph // 4 * 4, : pw // 4 * 4].reshape(ph // 4, 4, pw // 4, 4).mean(axis=(1, 3)).max()

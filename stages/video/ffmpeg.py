@@ -37,7 +37,19 @@ from PIL import Image
 from stages.base import Cancelled, InputError, Progress, atomic_temp_path, commit_temp, no_progress
 from stages.process import ProcessError, kill_group, run_process
 from stages.video.ass import write_ass
-from stages.video.frames import XFADE_NAMES, Compositor, Transition, encode_plan, frame_runs, _fonts_dir
+from stages.video.frames import (
+    COLOR_TAGS,
+    SCALE_BT709,
+    XFADE_NAMES,
+    Compositor,
+    _fonts_dir,
+    encode_plan,
+    frame_runs,
+    moving_backgrounds,
+    slide_background,
+    slide_rgba,
+    video_fit_filter,
+)
 from stages.video.h264 import MAX_COPY_RUN, Splicer
 from stages.video.mix import write_soundtrack
 from stages.video.probe import verify_video
@@ -77,7 +89,7 @@ def render_with_ffmpeg(
     work = Path(tempfile.mkdtemp(prefix=".render-", dir=out_path.parent)) if own_work else Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        segments = settings.video.ffmpeg_mode == "segments" and not needs_graph(timeline)
+        segments = settings.video.ffmpeg_mode == "segments"
         if segments:
             _render_segments(timeline, tmp, settings, progress, cancel, work)
         else:
@@ -97,15 +109,11 @@ def render_with_ffmpeg(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def needs_graph(timeline: Timeline) -> bool:
-    """True when only the filter-graph path can draw the timeline (a moving video background)."""
-    backgrounds = [timeline.background.default] + [o.background for o in timeline.background.overrides]
-    return any(b.type == "video" for b in backgrounds)
-
-
 def encoder_args(settings: "Settings") -> list[str]:
-    """x264 at the configured quality: the same CRF and preset in both modes."""
-    return ["-c:v", "libx264", "-preset", settings.video.preset, "-crf", str(settings.video.crf), "-pix_fmt", "yuv420p"]
+    """x264 at the configured quality (the same CRF and preset in both modes), tagged BT.709 limited
+    range in the stream's VUI and the container."""
+    return ["-c:v", "libx264", "-preset", settings.video.preset, "-crf", str(settings.video.crf), "-pix_fmt", "yuv420p",
+            *COLOR_TAGS]
 
 
 # --- segments: distinct pictures encoded once, held by spliced skip pictures -----------------------
@@ -135,6 +143,17 @@ def _encode_video(
     fps = timeline.fps
     plan = encode_plan(frame_runs(timeline), refs=REFERENCE_PICTURES, keyint=KEYINT_SECONDS * fps, max_copies=MAX_COPY_RUN)
     compositor = Compositor(timeline, work, cancel=cancel)
+    try:
+        _encode_pictures(timeline, settings, progress, cancel, work, plan, compositor)
+    finally:
+        compositor.close()
+
+
+def _encode_pictures(
+    timeline: Timeline, settings: "Settings", progress: Progress, cancel: threading.Event | None, work: Path,
+    plan: list, compositor: Compositor,
+) -> None:
+    fps = timeline.fps
     splicer = Splicer(refs=REFERENCE_PICTURES)
     for item in plan:
         splicer.copies(item.spans)
@@ -147,7 +166,7 @@ def _encode_video(
     # reach.
     encoder = _Child(
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}",
-         "-framerate", str(fps), "-i", "pipe:0", *encoder_args(settings),
+         "-framerate", str(fps), *COLOR_TAGS, "-i", "pipe:0", *encoder_args(settings),
          "-x264-params", "bframes=0:ref=1:scenecut=0:keyint=infinite", "-force_key_frames", f"expr:{keyframes}",
          "-forced-idr", "1", "-threads", str(settings.video.workers), "-f", "h264", "pipe:1"],
         "ffmpeg (x264)", stdout=True,
@@ -183,21 +202,11 @@ def _encode_video(
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
-        transition: Transition | None = None
         for item in plan:
-            run = item.run
             _check(cancel)
             if errors:
                 break
-            if run.transition_from is None:
-                frame = compositor.picture_yuv(run.picture)
-            else:
-                if run.step == 0 or transition is None:
-                    kind = timeline.slides[run.picture.slide].transition_in.type
-                    before = compositor.picture_yuv(run.transition_from)
-                    after = compositor.picture_yuv(run.picture)
-                    transition = Transition(before, after, kind, run.steps, (w, h))
-                frame = transition.frame(run.step)
+            frame = compositor.frame_yuv(item.run)
             encoder.proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
             progress(min(splicer.frames_out, timeline.frames - 1), timeline.frames, "rendering")
         encoder.proc.stdin.close()
@@ -313,15 +322,39 @@ def _render_graph(
     args: list[str] = []
     lines: list[str] = []
     slides = timeline.slides
+    size = (timeline.width, timeline.height)
+    moving = moving_backgrounds(timeline)
+
+    def add_input(*items: str) -> int:
+        args.extend(items)
+        return sum(1 for a in args if a == "-i") - 1
+
     for k, slide in enumerate(slides):
-        png = work / f"under-{k}.png"
-        Image.fromarray(compositor.under(k)).save(png, compress_level=1)
-        args += ["-i", png.name]
         overlap = 0
         if k + 1 < len(slides) and slides[k + 1].transition_in.type != "none":
             overlap = frame(slides[k + 1].start + slides[k + 1].transition_in.duration) - frame(slides[k + 1].start)
         length = frame(slide.end) - frame(slide.start) + overlap
-        lines.append(f"[{k}:v]format=yuv420p,loop=loop={max(length - 1, 0)}:size=1:start=0,setpts=N/({fps}*TB)[s{k}]")
+        if k in moving:  # the slide over its looping video background
+            background, _ = slide_background(timeline, k)
+            png = work / f"slide-{k}.png"
+            Image.fromarray(slide_rgba(slide.image, size), "RGBA").save(png, compress_level=1)
+            video = add_input("-stream_loop", "-1", "-i", str(background.path))
+            image = add_input("-i", png.name)
+            phase = frame(slide.start) - moving[k]
+            lines.append(
+                f"[{video}:v]{video_fit_filter(background.fit, size, fps)},trim=start_frame={phase}:end_frame={phase + length},"
+                f"setpts=N/({fps}*TB)[bg{k}]"
+            )
+            lines.append(f"[{image}:v]format=rgba,scale={SCALE_BT709},format=yuva420p[sl{k}]")
+            lines.append(f"[bg{k}][sl{k}]overlay=x=0:y=0:format=yuv420:eof_action=repeat[s{k}]")
+            continue
+        png = work / f"under-{k}.png"
+        Image.fromarray(compositor.under(k)).save(png, compress_level=1)
+        image = add_input("-i", png.name)
+        lines.append(
+            f"[{image}:v]scale={SCALE_BT709},format=yuv420p,loop=loop={max(length - 1, 0)}:size=1:start=0,"
+            f"setpts=N/({fps}*TB)[s{k}]"
+        )
     current = "s0"
     for k in range(1, len(slides)):
         transition = slides[k].transition_in
@@ -334,7 +367,6 @@ def _render_graph(
                 f":offset={frame(slides[k].start) / fps:.6f}[c{k}]"
             )
         current = f"c{k}"
-    index = len(slides)
     for c, track in enumerate(timeline.characters):
         layers = [("base", 0, [(0.0, timeline.duration)])]
         if track.eyes_closed:
@@ -342,16 +374,17 @@ def _render_graph(
         if track.mouth_open:
             layers.append(("mouth", 1, track.mouth_open_intervals))
         for name, state, intervals in layers:
+            enable = _enable(intervals, timeline) if name != "base" else ""
+            if name != "base" and not enable:
+                continue  # never shown: no input (an unused input shifted the soundtrack's index)
             x, y, pixels = compositor.sprite(c, state)
             png = work / f"char-{c}-{name}.png"
             Image.fromarray(pixels, "RGBA").save(png, compress_level=1)
-            args += ["-i", png.name]
-            enable = _enable(intervals, timeline) if name != "base" else ""
-            if name != "base" and not enable:
-                continue
-            lines.append(f"[{current}][{index}:v]overlay=x={x}:y={y}:format=auto{enable}[o{index}]")
+            index = add_input("-i", png.name)
+            # after the slides' xfade chain: characters stay put through every transition
+            lines.append(f"[{index}:v]format=rgba,scale={SCALE_BT709},format=yuva420p[p{index}]")
+            lines.append(f"[{current}][p{index}]overlay=x={x}:y={y}:format=yuv420{enable}[o{index}]")
             current = f"o{index}"
-            index += 1
     if timeline.subtitles:
         write_ass(timeline, work / "subs.ass")
         fonts = _fonts_dir(timeline, work)
@@ -359,7 +392,7 @@ def _render_graph(
     else:
         lines.append(f"[{current}]null[v]")
     (work / "graph.txt").write_text(";\n".join(lines), encoding="utf-8")
-    args += ["-i", "soundtrack.wav"]
+    soundtrack = add_input("-i", "soundtrack.wav")
     total = timeline.frames
 
     def on_line(line: str) -> None:
@@ -371,7 +404,7 @@ def _render_graph(
     # frame was written and dropped the audio still buffered (the AAC track was 0.1-0.6 s short).
     run_process(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", *args, "-filter_complex_script", "graph.txt",
-         "-map", "[v]", "-map", f"{index}:a", *encoder_args(settings), "-r", str(fps), "-t", f"{total / fps:.6f}",
+         "-map", "[v]", "-map", f"{soundtrack}:a", *encoder_args(settings), "-r", str(fps), "-t", f"{total / fps:.6f}",
          "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-movflags", "+faststart", "-progress", "pipe:1", "-nostats", str(tmp)],
         cancel=cancel, cwd=work, on_line=on_line, what="ffmpeg (render)",
     )

@@ -6,10 +6,28 @@ picture (background, slide, characters, libass-rendered subtitle); :class:`Trans
 transition frames between the pictures on either side. Pictures are handed on as raw yuv420p,
 converted from RGB once per cached layer (a slide, a cue's box, a character's box) rather than once
 per frame.
+
+Layers, bottom to top: the background, the slide, the characters, the subtitle. A slide is drawn
+contain-fitted and centred over the background with its own alpha, so the background shows only
+where the slide is transparent or does not reach (an opaque full-frame slide, what the slides stage
+writes, hides it). The background of a slide is the one in effect at the slide's start (its
+section's override, else the default) and moves with the slide in a transition; a video background
+loops from the start of its override (the default one from 0), like Remotion's ``<Loop>``.
+
+Pictures that do not change are drawn once (the fast path). Only a slide whose background is a
+video *and* visible is drawn frame by frame: the video is decoded once, in order, to raw yuv420p
+frames fitted to the output size (:class:`VideoLoop`), and the slide, characters and subtitle are
+blended over each frame as premultiplied yuv420p layers (:class:`Layer`). Transitions blend the
+two slides (with their backgrounds) only; characters and the subtitle are drawn over the blend each
+frame, so they stay still and blink or talk through the transition.
+
+Colour: RGB becomes limited-range BT.709 yuv420p (what the stream is tagged as, and what browsers
+assume for HD) here and in every ffmpeg conversion of the renderer.
 """
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.process import run_process
+from stages.base import InputError
+from stages.process import kill_group, run_process
 from stages.video.ass import write_ass
 from stages.video.timeline import Background, Timeline
 
@@ -29,11 +48,13 @@ BASE, MOUTH, EYES = 0, 1, 2
 
 @dataclass(frozen=True)
 class Picture:
-    """What a still frame shows: a slide, a cue (or -1) and each character's state."""
+    """What a frame shows: a slide, a cue (or -1), each character's state and the frame of the
+    slide's moving (video) background (-1: the background is still or hidden)."""
 
     slide: int
     cue: int
     characters: tuple[int, ...]
+    background: int = -1
 
 
 @dataclass(frozen=True)
@@ -66,6 +87,11 @@ def frame_runs(timeline: Timeline) -> list[Run]:
         if character.mouth_open:
             for a, b in character.mouth_open_intervals:
                 states[c, frame(a) : frame(b)] = MOUTH
+    moving = moving_backgrounds(timeline)
+    background = np.full(n, -1, dtype=np.int64)  # frame of the slide's video background
+    for i, origin in moving.items():
+        a, b = frame(timeline.slides[i].start), frame(timeline.slides[i].end)
+        background[a:b] = np.arange(a, b) - origin
     transition = np.zeros(n, dtype=np.int32)  # 1-based step inside a transition, 0 outside
     steps_at = np.zeros(n, dtype=np.int32)
     for i, item in enumerate(timeline.slides):
@@ -78,18 +104,63 @@ def frame_runs(timeline: Timeline) -> list[Run]:
     runs: list[Run] = []
     f = 0
     while f < n:
-        picture = Picture(int(slide[f]), int(cue[f]), tuple(int(s) for s in states[:, f]))
+        picture = Picture(int(slide[f]), int(cue[f]), tuple(int(s) for s in states[:, f]), int(background[f]))
         if transition[f]:
-            before = Picture(int(slide[f]) - 1, picture.cue, picture.characters)
+            previous = int(slide[f]) - 1
+            behind = f - moving[previous] if previous in moving else -1
+            before = Picture(previous, picture.cue, picture.characters, behind)
             runs.append(Run(f, 1, picture, before, int(transition[f]) - 1, int(steps_at[f])))
             f += 1
             continue
         g = f + 1
-        while g < n and not transition[g] and slide[g] == slide[f] and cue[g] == cue[f] and (states[:, g] == states[:, f]).all():
+        while (
+            g < n and not transition[g] and slide[g] == slide[f] and cue[g] == cue[f] and background[g] == background[f] < 0
+            and (states[:, g] == states[:, f]).all()
+        ):
             g += 1
         runs.append(Run(f, g - f, picture))
         f = g
     return runs
+
+
+def slide_background(timeline: Timeline, slide: int) -> tuple[Background, float]:
+    """The background under slide ``slide`` and the time its loop starts (an override's start, else 0)."""
+    t = timeline.slides[slide].start + 1e-6
+    for item in timeline.background.overrides:
+        if item.start <= t < item.end:
+            return item.background, item.start
+    return timeline.background.default, 0.0
+
+
+def moving_backgrounds(timeline: Timeline) -> dict[int, int]:
+    """``{slide: first frame of its background's loop}`` for the slides over a *visible* video background."""
+    size = (timeline.width, timeline.height)
+    moving = {}
+    for i, item in enumerate(timeline.slides):
+        background, origin = slide_background(timeline, i)
+        if background.type == "video" and background.path and not slide_covers_frame(item.image, size):
+            moving[i] = timeline.frame(origin)
+    return moving
+
+
+def slide_covers_frame(path: str | Path, size: tuple[int, int]) -> bool:
+    """True when the slide, contain-fitted, is opaque over the whole frame (the background is hidden)."""
+    with Image.open(path) as image:
+        alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+        if not alpha and image.size[0] * size[1] == image.size[1] * size[0]:
+            return True  # opaque and the frame's shape: nothing to decode
+    return bool(slide_rgba(path, size)[..., 3].min() == 255)
+
+
+def slide_rgba(path: str | Path, size: tuple[int, int]) -> np.ndarray:
+    """The slide as a full-frame RGBA layer: contain-fitted, centred, transparent around it."""
+    with Image.open(path) as image:
+        image = image.convert("RGBA")
+        if image.size != size:
+            image = ImageOps.contain(image, size, Image.LANCZOS)
+        layer = Image.new("RGBA", size, (0, 0, 0, 0))
+        layer.paste(image, ((size[0] - image.width) // 2, (size[1] - image.height) // 2))
+    return np.asarray(layer).copy()
 
 
 @dataclass
@@ -159,13 +230,82 @@ class Compositor:
         self._current = -1
         self._sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
         self._subtitles = render_subtitle_overlays(timeline, self.work, cancel=cancel) if subtitles else []
+        self._slide_layers: dict[int, Layer] = {}
+        self._sprite_layers: dict[tuple[int, int], Layer] = {}
+        self._cue_layers: dict[int, Layer] = {}
+        self._loops: dict[tuple[str, str, int], VideoLoop] = {}
+        self._moving = moving_backgrounds(timeline)
+        self._transition: tuple[tuple, Transition] | None = None
+
+    def close(self) -> None:
+        """Stop the background video decoders (if any)."""
+        for loop in self._loops.values():
+            loop.close()
+        self._loops.clear()
+
+    def __enter__(self) -> "Compositor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def frame_yuv(self, run: Run) -> np.ndarray:
+        """The frame of ``run`` (a held picture, or one step of a transition) as flat yuv420p."""
+        if run.transition_from is None:
+            return self.picture_yuv(run.picture)
+        before, after = run.transition_from, run.picture
+        kind = self.timeline.slides[after.slide].transition_in.type
+        key = (before.slide, before.background, after.slide, after.background, kind, run.steps)
+        if self._transition is None or self._transition[0] != key:
+            self._transition = (key, Transition(self.base_yuv(before), self.base_yuv(after), kind, run.steps, self.size))
+        frame = self._transition[1].frame(run.step)
+        self._draw_over(frame, after)
+        return frame
+
+    def base_yuv(self, picture: Picture) -> np.ndarray:
+        """Background and slide of ``picture`` (no characters, no subtitle) as flat yuv420p (do not modify)."""
+        self._evict(picture.slide)
+        if picture.background < 0:
+            if picture.slide not in self._under_yuv:
+                self._under_yuv[picture.slide] = rgb_to_yuv420(self.under(picture.slide))
+            return self._under_yuv[picture.slide]
+        frame = self._loop(picture.slide).frame(picture.background).copy()
+        if picture.slide not in self._slide_layers:
+            self._slide_layers[picture.slide] = Layer.from_rgba(slide_rgba(self.timeline.slides[picture.slide].image, self.size), 0, 0, self.size)
+        self._slide_layers[picture.slide].over(frame, self.size)
+        return frame
+
+    def _draw_over(self, frame: np.ndarray, picture: Picture) -> None:
+        """Characters and subtitle of ``picture`` blended over ``frame`` in place."""
+        for c, state in enumerate(picture.characters):
+            if (c, state) not in self._sprite_layers:
+                x, y, pixels = self.sprite(c, state)
+                self._sprite_layers[(c, state)] = Layer.from_rgba(pixels, x, y, self.size)
+            self._sprite_layers[(c, state)].over(frame, self.size)
+        if picture.cue >= 0:
+            if picture.cue not in self._cue_layers:
+                x, y, pixels = self._subtitles[picture.cue]
+                self._cue_layers[picture.cue] = Layer.from_rgba(pixels, x, y, self.size)
+            self._cue_layers[picture.cue].over(frame, self.size)
+
+    def _loop(self, slide: int) -> "VideoLoop":
+        background, _ = slide_background(self.timeline, slide)
+        key = (str(background.path), background.fit, self._moving.get(slide, 0))
+        if key not in self._loops:
+            self._loops[key] = VideoLoop(Path(str(background.path)), background.fit, self.size, self.timeline.fps)
+        return self._loops[key]
 
     def picture_yuv(self, picture: Picture) -> np.ndarray:
-        """``picture`` as one raw yuv420p frame (flat: Y, then U, then V; BT.601 limited range).
+        """``picture`` as one raw yuv420p frame (flat: Y, then U, then V; BT.709 limited range).
 
         Bases and character boxes are converted once and cached, so a picture costs two memcpys
         and no colour conversion; only the slide on screen and the one before it stay cached.
+        Over a moving background every frame is blended from layers instead.
         """
+        if picture.background >= 0:
+            frame = self.base_yuv(picture).copy()
+            self._draw_over(frame, picture)
+            return frame
         self._evict(picture.slide)
         frame = self._base_yuv(picture.slide, picture.cue).copy()
         planes = _planes(frame, *self.size)
@@ -207,25 +347,31 @@ class Compositor:
         return self._patches_yuv[key]
 
     def _evict(self, slide: int) -> None:
-        if slide == self._current:
+        if slide in (self._current, self._current - 1):  # the previous slide stays for its transition
             return
         self._current = slide
         keep = {slide, slide - 1}
-        for cache in (self._under, self._under_yuv, self._bases_yuv, self._patches_yuv):
+        for cache in (self._under, self._under_yuv, self._bases_yuv, self._patches_yuv, self._slide_layers):
             for key in [k for k in cache if (k if isinstance(k, int) else k[0]) not in keep]:
                 del cache[key]
+        wanted = set()
+        for i in keep:
+            if i in self._moving:
+                background, _ = slide_background(self.timeline, i)
+                wanted.add((str(background.path), background.fit, self._moving[i]))
+        for key in [k for k in self._loops if k not in wanted]:
+            self._loops.pop(key).close()
 
     def under(self, slide: int) -> np.ndarray:
         """Background and slide, without characters or subtitles."""
         if slide not in self._under:
             item = self.timeline.slides[slide]
-            canvas = background_image(self.timeline.background.at(item.start + 1e-6), self.size)
-            with Image.open(item.image) as image:
-                image = image.convert("RGBA")
-                if image.size != self.size:
-                    image = ImageOps.contain(image, self.size, Image.LANCZOS)
-                layer = Image.new("RGBA", self.size, (0, 0, 0, 0))
-                layer.paste(image, ((self.size[0] - image.width) // 2, (self.size[1] - image.height) // 2))
+            background, _ = slide_background(self.timeline, slide)
+            if background.type == "video":  # hidden by the slide here (else the picture is a moving one)
+                canvas = Image.new("RGB", self.size, "#000000")
+            else:
+                canvas = background_image(background, self.size)
+            layer = Image.fromarray(slide_rgba(item.image, self.size), "RGBA")
             canvas = Image.alpha_composite(canvas.convert("RGBA"), layer).convert("RGB")
             self._under[slide] = np.asarray(canvas).copy()
         return self._under[slide]
@@ -358,7 +504,7 @@ def _fonts_dir(timeline: Timeline, work: Path) -> Path | None:
 
 
 def rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
-    """RGB (h, w, 3; even sizes) to flat yuv420p, BT.601 limited range like ffmpeg's default.
+    """RGB (h, w, 3; even sizes) to flat yuv420p, BT.709 limited range (``out_color_matrix=bt709``).
 
     Chroma is the mean of each 2x2 block. Per-pixel (luma) and per-block (chroma), so converting an
     even-aligned box gives exactly the pixels converting the whole frame would (see
@@ -385,9 +531,145 @@ def rgb_to_yuv420(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-_LUMA = np.array([0.256788, 0.504129, 0.097906], dtype=np.float32)
-_CB = np.array([-0.148223, -0.290993, 0.439216], dtype=np.float32)
-_CR = np.array([0.439216, -0.367788, -0.071427], dtype=np.float32)
+def _bt709_limited() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the RGB (0-255) to limited-range Y, Cb, Cr matrix of BT.709 (offsets 16, 128, 128 apart)."""
+    kr, kb = 0.2126, 0.0722
+    kg = 1.0 - kr - kb
+    luma = np.array([kr, kg, kb])
+    cb = (np.array([0.0, 0.0, 1.0]) - luma) / (2 * (1 - kb))
+    cr = (np.array([1.0, 0.0, 0.0]) - luma) / (2 * (1 - kr))
+    return tuple((row * scale / 255.0).astype(np.float32) for row, scale in ((luma, 219.0), (cb, 224.0), (cr, 224.0)))
+
+
+_LUMA, _CB, _CR = _bt709_limited()
+
+# the arguments that make an ffmpeg conversion agree with rgb_to_yuv420 (scale filter options)
+SCALE_BT709 = "out_color_matrix=bt709:out_range=tv"
+# the stream's colour description (x264 writes it into the SPS's VUI; the MP4 carries it)
+COLOR_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+
+
+class Layer:
+    """An RGBA image at a place, as premultiplied yuv420p planes for blending over yuv420p frames.
+
+    Blending is linear in YUV as in RGB (the conversion is affine), so an opaque pixel comes out as
+    :func:`rgb_to_yuv420` gives it and a clear one leaves the frame alone; chroma uses each 2x2
+    block's mean alpha. Values are 8.8 fixed point: ``out = (frame * (256 - a) + p + 128) >> 8``.
+    """
+
+    def __init__(self, box: tuple[int, int, int, int], planes: tuple[np.ndarray, ...], keep: tuple[np.ndarray, ...]):
+        self.box = box
+        self.planes = planes  # premultiplied Y, U, V (uint16, x256)
+        self.keep = keep  # 256 - alpha (uint16) for luma and chroma
+
+    @classmethod
+    def from_rgba(cls, rgba: np.ndarray, x: int, y: int, size: tuple[int, int]) -> "Layer":
+        h, w = rgba.shape[:2]
+        x0, y0, x1, y1 = _even_box(x, y, w, h, *size)
+        box = np.zeros((max(0, y1 - y0), max(0, x1 - x0), 4), dtype=np.uint8)
+        if box.size:
+            sx0, sy0 = max(x0, x), max(y0, y)
+            sx1, sy1 = min(x1, x + w), min(y1, y + h)
+            if sx1 > sx0 and sy1 > sy0:
+                box[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = rgba[sy0 - y : sy1 - y, sx0 - x : sx1 - x]
+        a = box[..., 3].astype(np.float32) / 255.0
+        pre = box[..., :3].astype(np.float32) * a[..., None]
+        luma = pre @ _LUMA + 16.0 * a
+        pm = (pre[0::2, 0::2] + pre[1::2, 0::2] + pre[0::2, 1::2] + pre[1::2, 1::2]) * 0.25
+        am = (a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]) * 0.25
+        planes = tuple(np.rint(p * 256.0).astype(np.uint16) for p in (luma, pm @ _CB + 128.0 * am, pm @ _CR + 128.0 * am))
+        keep = tuple(np.rint((1.0 - q) * 256.0).astype(np.uint16) for q in (a, am))
+        return cls((x0, y0, x1, y1), planes, keep)
+
+    def over(self, frame: np.ndarray, size: tuple[int, int]) -> None:
+        """Blend onto the flat yuv420p ``frame`` (of ``size``) in place."""
+        x0, y0, x1, y1 = self.box
+        if x1 <= x0 or y1 <= y0:
+            return
+        for plane, pre, scale in zip(_planes(frame, *size), self.planes, (1, 2, 2)):
+            keep = self.keep[0 if scale == 1 else 1]
+            region = plane[y0 // scale : y1 // scale, x0 // scale : x1 // scale]
+            mixed = region.astype(np.uint16)
+            mixed *= keep
+            mixed += pre
+            mixed += 128
+            mixed >>= 8
+            region[...] = mixed
+
+
+def video_fit_filter(fit: str, size: tuple[int, int], fps: int) -> str:
+    """The filter chain that turns a background video into yuv420p frames of ``size`` at ``fps``."""
+    w, h = size
+    if fit == "contain":
+        scaled = f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2:{SCALE_BT709},pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black"
+    else:
+        scaled = f"scale={w}:{h}:force_original_aspect_ratio=increase:{SCALE_BT709},crop={w}:{h}"
+    return f"fps={fps},{scaled},setsar=1,format=yuv420p"
+
+
+class VideoLoop:
+    """A background video decoded once, in order, to yuv420p frames of ``size`` (cover or contain
+    fit, BT.709) at the output's rate, looped: ``frame(k)`` is frame ``k`` of the endless loop.
+
+    One ffmpeg decodes one pass into a pipe; frames are read as they are asked for (a render asks
+    in order), so memory holds one frame. Asking for an earlier frame starts a new pass; the
+    loop's length is learned at the end of the first pass.
+    """
+
+    def __init__(self, path: Path, fit: str, size: tuple[int, int], fps: int):
+        self.path, self.fit, self.size, self.fps = Path(path), fit, size, fps
+        self.length: int | None = None
+        self._proc: subprocess.Popen | None = None
+        self._next = 0
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def frame(self, k: int) -> np.ndarray:
+        """Frame ``k`` (>= 0) of the loop, flat yuv420p (do not modify)."""
+        while True:
+            j = k % self.length if self.length else k
+            if self._last is not None and self._last[0] == j:
+                return self._last[1]
+            if self._proc is None or j < self._next:
+                self._start()
+            while self._next <= j:
+                data = self._read()
+                if data is None:  # end of the first pass: now the length is known
+                    if self._next == 0:
+                        raise InputError(f"background video {self.path} has no frames")
+                    self.length = self._next
+                    self.close()
+                    break
+                self._last = (self._next, data)
+                self._next += 1
+            else:
+                return self._last[1]
+
+    def close(self) -> None:
+        if self._proc is not None:
+            kill_group(self._proc)
+            self._proc = None
+
+    def _start(self) -> None:
+        self.close()
+        self._proc = subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-v", "error", "-i", str(self.path), "-map", "0:v:0", "-an", "-sn",
+             "-vf", video_fit_filter(self.fit, self.size, self.fps), "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._next = 0
+
+    def _read(self) -> np.ndarray | None:
+        need = self.size[0] * self.size[1] * 3 // 2
+        chunks, got = [], 0
+        while got < need:
+            chunk = self._proc.stdout.read(need - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got < need:
+            return None
+        return np.frombuffer(b"".join(chunks), dtype=np.uint8)
 
 
 def _planes(frame: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -59,6 +59,14 @@ class DaemonSettings(_Section):
         description="module:function returning the stages by name (tests plug in their own)",
     )
 
+    @field_validator("slots")
+    @classmethod
+    def _slots_positive(cls, slots: dict[str, int]) -> dict[str, int]:
+        bad = sorted(name for name, count in slots.items() if count < 1)
+        if bad:
+            raise ValueError(f"slot counts must be at least 1 (a 0 would block those stages forever): {', '.join(bad)}")
+        return slots
+
 
 class FetchSettings(_Section):
     allow_private: bool = Field(False, description="allow private, loopback and link-local addresses")

@@ -47,3 +47,9 @@ def test_api_key_env_is_resolved_by_the_settings(tmp_path: Path, monkeypatch: py
     settings = load_settings(home=tmp_path, llm={"api_key_env": "MY_ROUTER_KEY"})
     assert settings.llm.api_key is not None and settings.llm.api_key.get_secret_value() == "sk-test-123"
     assert "sk-test-123" not in repr(settings) and "sk-test-123" not in str(settings.public_dict())
+
+
+def test_a_zero_slot_is_refused(tmp_path: Path):
+    """A resource slot of 0 would block every stage using it forever: it is a settings error."""
+    with pytest.raises(ValidationError, match="at least 1"):
+        load_settings(home=tmp_path, daemon={"slots": {"render": 0}})

@@ -37,10 +37,13 @@ class _KeyFromEnv(_Section):
         return self
 
 
+_DEFAULT_SLOTS = {"render": 1, "tts": 1, "network": 4, "cpu": 2}
+
+
 class DaemonSettings(_Section):
     max_jobs: int = Field(2, ge=1, description="jobs running at once")
     slots: dict[str, int] = Field(
-        default_factory=lambda: {"render": 1, "tts": 1, "network": 4, "cpu": 2},
+        default_factory=lambda: dict(_DEFAULT_SLOTS),
         description="per-resource slots: a stage holds its resource's slot while it runs",
     )
     settle_seconds: float = Field(1.0, ge=0, description="size and mtime unchanged this long = file complete")
@@ -58,6 +61,12 @@ class DaemonSettings(_Section):
         "stages.pipeline:default_stages",
         description="module:function returning the stages by name (tests plug in their own)",
     )
+
+    @field_validator("slots", mode="before")
+    @classmethod
+    def _slots_over_defaults(cls, slots: object) -> object:
+        # Setting one slot ([daemon.slots] render = 2) keeps the defaults of the others.
+        return {**_DEFAULT_SLOTS, **slots} if isinstance(slots, dict) else slots
 
     @field_validator("slots")
     @classmethod

@@ -53,3 +53,9 @@ def test_a_zero_slot_is_refused(tmp_path: Path):
     """A resource slot of 0 would block every stage using it forever: it is a settings error."""
     with pytest.raises(ValidationError, match="at least 1"):
         load_settings(home=tmp_path, daemon={"slots": {"render": 0}})
+
+
+def test_one_slot_keeps_the_other_defaults(tmp_path: Path):
+    """[daemon.slots] render = 2 changes render only; tts and network keep their limits."""
+    settings = load_settings(home=tmp_path, daemon={"slots": {"render": 2}})
+    assert settings.daemon.slots == {"render": 2, "tts": 1, "network": 4, "cpu": 2}

@@ -14,7 +14,16 @@ Two ways to the same picture (``settings.video.ffmpeg_mode``):
 
 ``graph`` (simple, the benchmark's baseline)
     One filter graph: each slide decoded once and looped, ``xfade`` between slides, characters as
-    overlays enabled at their intervals, the ``ass`` filter on top. Also used for video backgrounds.
+    overlays enabled at their intervals (after the ``xfade`` chain: they never move in a
+    transition), the ``ass`` filter on top. A visible video background is a looped input
+    (``-stream_loop -1``) trimmed to each slide's span under the slide's RGBA image.
+
+In ``segments`` mode a slide over a *visible* video background is the exception to "drawn once":
+its frames are blended one by one over the decoded background (:class:`stages.video.frames.VideoLoop`);
+with no video background, or an opaque full-frame slide over it, nothing is drawn per frame.
+
+Colour: RGB is converted to limited-range BT.709 (numpy and ``scale=out_color_matrix=bt709``) and
+the stream is tagged so (x264's VUI, kept by the splicer, and the MP4).
 
 In both, the soundtrack is one WAV built in numpy (:mod:`stages.video.mix`); user text only ever
 reaches ffmpeg inside the ASS file; filter graphs are built from numbers and fixed names and passed

@@ -11,6 +11,11 @@ A section (and its slide) starts where the previous section's narration ends, so
 pause before its first phrase; the first section starts at 0 and the last one runs to the end. The
 incoming transition overlaps that pause and is clamped to it, so it never shortens narration.
 Every start is snapped to a frame boundary (``round(t * fps) / fps``) so both renderers agree.
+
+Backgrounds: ``settings.video.background`` is the default; a section's ``background`` in the script
+becomes an override for exactly that section's span (its slide's ``[start, end)``). Renderers draw it
+under the slide, so it is seen where the slide is transparent or smaller than the frame (see
+:mod:`stages.video.timeline` for the layering and how a video background loops).
 """
 
 from __future__ import annotations

@@ -8,6 +8,17 @@ All asset paths are absolute. All pixel values are in the output's pixel space (
 The JSON schema of :class:`Timeline` is kept in ``timeline.schema.json`` beside this module for the
 TypeScript side; regenerate it with ``python -m stages.video.timeline`` after any change (changes
 are additive only: renderers in the field read older and newer timelines alike).
+
+How a frame is layered, bottom to top (both renderers):
+
+1. the background in effect for the slide (``background.overrides`` has one interval per section
+   whose script sets ``section.background``; elsewhere ``background.default``). A video background
+   plays and loops: the default one from 0 s, an override from its interval's start;
+2. the slide, contain-fitted and centred, with its own alpha: the background shows only where the
+   slide is transparent or does not reach (an opaque full-frame slide hides it). In a transition the
+   two slides (each over its background) are blended;
+3. the characters, never moved by a transition (a blink or mouth change during one is drawn);
+4. the subtitle.
 """
 
 from __future__ import annotations

@@ -180,6 +180,11 @@ class ThemeSettings(_Section):
     text: Hex = "#f5f7fa"
     font: str = Field("Noto Sans CJK JP", description="a fontconfig family or a path")
     logo: Path | None = None
+    panel_opacity: float = Field(
+        0.72, ge=0.3, le=1,
+        description="transparent slides (a section background override, or an image/video video.background): "
+        "opacity of the rounded panels in the background colour behind their text",
+    )
 
 
 class SafeAreaSettings(_Section):

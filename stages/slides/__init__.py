@@ -5,11 +5,16 @@ with the video stage is ``slides/index.json``::
 
     {"version": 1, "width": W, "height": H,
      "slides": [{"section": 0, "title": "…", "path": "/abs/cache/slides/….png", "layout": "title",
-                 "sha256": "…", "boxes": [{"kind": "heading", "box": [x0, y0, x1, y1], "lines": […]}, …]}],
+                 "sha256": "…", "transparent": false,
+                 "boxes": [{"kind": "heading", "box": [x0, y0, x1, y1], "lines": […]}, …]}],
      "safe_area": {"subtitle_top": px, "corners": [[x0, y0, x1, y1], …]},
      "stats": {"drawn": n, "cached": m}}
 
 exactly one slide per section, in order; the PNGs live in the shared cache ``<cache>/slides``.
+A ``transparent`` slide is an RGBA PNG (straight alpha) with a clear canvas and its text on
+translucent panels: the video stage shows the section's background around them. A section gets one
+when the script overrides its ``background`` or ``settings.video.background`` is an image or a
+video; otherwise slides are opaque RGB, filled with ``theme.background``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,19 @@ import json
 from pathlib import Path
 
 from stages.base import JobContext, Progress, StageResult, file_hash_or_none, fingerprint_of
-from stages.slides.deck import INDEX_VERSION, RENDERER_VERSION, generate_slides
+from stages.slides.deck import INDEX_VERSION, RENDERER_VERSION, generate_slides, input_key, wants_transparency
 from stages.slides.layout import LAYOUTS, SafeArea, SlideSpec
 
-__all__ = ["INDEX_VERSION", "LAYOUTS", "RENDERER_VERSION", "SafeArea", "SlideSpec", "SlidesStage", "generate_slides"]
+__all__ = [
+    "INDEX_VERSION",
+    "LAYOUTS",
+    "RENDERER_VERSION",
+    "SafeArea",
+    "SlideSpec",
+    "SlidesStage",
+    "generate_slides",
+    "wants_transparency",
+]
 
 
 class SlidesStage:
@@ -32,7 +46,9 @@ class SlidesStage:
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:
-        """Hash of the script, the article, the slides and theme settings, the logo and the frame size."""
+        """Hash of the script, the article, the slides and theme settings, the logo, the frame size,
+        and (:func:`~stages.slides.deck.input_key`) the local images' bytes, the resolved font
+        files and the backgrounds (which decide whether a slide is transparent)."""
         s = job.settings
         return fingerprint_of(
             self.version,
@@ -44,6 +60,7 @@ class SlidesStage:
             file_hash_or_none(Path(s.theme.logo)) if s.theme.logo else None,
             s.video.width,
             s.video.height,
+            input_key(job.job_dir / "script.yaml", job.job_dir, s),
         )
 
     def run(self, job: JobContext, progress: Progress) -> StageResult:

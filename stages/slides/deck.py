@@ -5,6 +5,13 @@ Each slide is content-addressed in ``<cache>/slides`` by everything that shapes 
 renderer version), so an unchanged section is never redrawn. A sidecar JSON beside each PNG keeps
 what the index needs (boxes, sha256) so a cache hit costs no decoding. Sections are drawn in a
 small thread pool; results are gathered by section index, so the output does not depend on timing.
+
+Backgrounds: the video stage draws a background (``settings.video.background``, or the section's
+``background`` override in the script) under each slide, seen where the slide is transparent. A
+section with an override, or any section when the default background is an image or a video, gets a
+*transparent* slide (RGBA, clear canvas, text on translucent panels; ``"transparent": true`` in the
+index); otherwise the slide is opaque RGB filled with ``theme.background``, exactly as before (its
+cache key does not mention transparency). See :func:`wants_transparency`.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ from PIL import Image
 
 from stages.base import Cancelled, Note, Progress, atomic_write_bytes, atomic_write_json, fingerprint_of, no_note, \
     no_progress
-from stages.fonts import find_font_face
+from stages.base import file_sha256
+from stages.fonts import FontNotFound, find_font_face
 from stages.linebreak import is_cjk
 from stages.slides.image_api import ImageApiError, generate_image, prompt_for
-from stages.slides.images import CheckedImage, ImageRejected, decode_checked, load_image
+from stages.slides.images import CheckedImage, ImageRejected, decode_checked, load_image, local_image_path
 from stages.slides.layout import IMAGE_LAYOUTS, SafeArea, SlideSpec, build_specs, language_of
 from stages.slides.typeset import Theme, draw_slide, fit_image, parse_colour
 
@@ -86,6 +94,10 @@ def generate_slides(
     specs = build_specs(model, article_data)
     outcomes = _produce_all(deck, model, specs, progress, cancel)
     for outcome in outcomes:
+        if wants_transparency(model.sections[outcome.section], settings) and not outcome.transparent:
+            note("slide hides the background", section=outcome.section, layout=outcome.layout,
+                 reason="a generated slide fills the frame")
+    for outcome in outcomes:
         for message, data in outcome.notes:
             note(message, **data)
     for message, data in deck.notes:
@@ -103,6 +115,7 @@ def generate_slides(
                 "path": str(o.path),
                 "layout": o.layout,
                 "sha256": o.sha256,
+                "transparent": o.transparent,
                 "boxes": o.boxes,
             }
             for o in outcomes
@@ -140,12 +153,15 @@ class _Deck:
         area = SafeArea.of(settings, logo.size if logo is not None else None)
         return cls(settings, job_dir, cache / "slides", cache, theme, area, logo, logo_sha, language, cancel, notes)
 
-    def key(self, spec: SlideSpec, image_sha: str | None) -> str:
+    def key(self, spec: SlideSpec, image_sha: str | None, transparent: bool = False) -> str:
         s = self.settings
-        return fingerprint_of(
+        parts: list[Any] = [
             "typeset", RENDERER_VERSION, spec.as_key(), image_sha, self.theme.key(), self.logo_sha,
             s.video.width, s.video.height, s.slides.safe_area.model_dump(mode="json"), s.slides.image_fit,
-        )
+        ]
+        if transparent:  # only then: opaque slides keep the keys they always had
+            parts.append({"transparent": True, "panel": self.theme.panel})
+        return fingerprint_of(*parts)
 
 
 @dataclass
@@ -157,6 +173,7 @@ class _Outcome:
     boxes: list[dict[str, Any]]
     drawn: bool
     notes: list[tuple[str, dict[str, Any]]]
+    transparent: bool = False
 
 
 def _produce_all(deck: _Deck, model: "Script", specs: list[SlideSpec], progress: Progress,
@@ -201,24 +218,25 @@ def _produce(deck: _Deck, i: int, section: "Section", spec: SlideSpec) -> _Outco
             notes.append(("image fallback", {"section": i, "image": spec.image, "reason": str(exc),
                                              "layout": spec.layout}))
             spec = spec.as_text()
-    return _typeset(deck, i, spec, checked, notes)
+    return _typeset(deck, i, spec, checked, notes, wants_transparency(section, deck.settings))
 
 
 def _typeset(deck: _Deck, i: int, spec: SlideSpec, checked: CheckedImage | None,
-             notes: list[tuple[str, dict[str, Any]]]) -> _Outcome:
-    key = deck.key(spec, checked.sha256 if checked else None)
+             notes: list[tuple[str, dict[str, Any]]], transparent: bool = False) -> _Outcome:
+    key = deck.key(spec, checked.sha256 if checked else None, transparent)
     path = deck.slides_dir / f"{key}.png"
     meta = _read_meta(path)
     drawn = False
     if meta is None:
         picture = checked.open() if checked is not None else None
-        result = draw_slide(spec, deck.theme, deck.area, picture, deck.logo, fit=deck.settings.slides.image_fit)
+        result = draw_slide(spec, deck.theme, deck.area, picture, deck.logo, fit=deck.settings.slides.image_fit,
+                            transparent=transparent)
         meta = _save(path, result.image, {"layout": spec.layout, "boxes": result.boxes,
                                           "truncated": result.truncated})
         drawn = True
     for element in meta.get("truncated", []):
         notes.append(("slide text truncated", {"section": i, "element": element, "layout": spec.layout}))
-    return _Outcome(i, path, meta["layout"], meta["sha256"], meta["boxes"], drawn, notes)
+    return _Outcome(i, path, meta["layout"], meta["sha256"], meta["boxes"], drawn, notes, transparent)
 
 
 def _generated(deck: _Deck, i: int, slide_prompt: str, notes: list[tuple[str, dict[str, Any]]]) -> _Outcome:
@@ -271,6 +289,71 @@ def _save(path: Path, picture: Image.Image, meta: dict[str, Any]) -> dict[str, A
     return meta
 
 
+# --- backgrounds and the stage's inputs ---------------------------------------------------------
+
+
+def wants_transparency(section: "Section", settings: "Settings") -> bool:
+    """True when the video shows a background behind this section's slide: the section overrides
+    the background, or the default background is an image or a video (not a plain colour)."""
+    return section.background is not None or settings.video.background.type != "color"
+
+
+def input_key(script: Path, job_dir: Path, settings: "Settings") -> dict[str, Any]:
+    """What the slides depend on beyond the script and settings files: the bytes of the local
+    images the script names, the font files fontconfig resolves for ``theme.font``, the sections'
+    background overrides and the default background. For the stage's fingerprint; never raises
+    for a bad script or a missing font (the run reports those)."""
+    from stages.script.loader import load_script
+
+    key: dict[str, Any] = {"background": settings.video.background.model_dump(mode="json")}
+    try:
+        model = load_script(Path(script))
+    except Exception as exc:  # noqa: BLE001 - the run raises the real error
+        key["script"] = f"unreadable: {type(exc).__name__}"
+        return key
+    key["sections"] = [s.background.model_dump(mode="json") if s.background else None for s in model.sections]
+    images: dict[str, str | None] = {}
+    for section in model.sections:
+        for source in (section.slide.image if section.slide else None, section.source_image_url):
+            if source and source not in images:
+                path = local_image_path(source, settings, job_dir)
+                images[source] = _stat_hash(path) if path is not None else None
+    key["images"] = images
+    font_lang = _font_language(model, language_of(model, settings))
+    fonts: list[Any] = []
+    for bold in (False, True):
+        try:
+            face = find_font_face(settings.theme.font, lang=font_lang, bold=bold)
+            fonts.append([str(face.path), face.index, _stat_hash(Path(face.path))])
+        except FontNotFound as exc:
+            fonts.append(f"not found: {exc}")
+    key["fonts"] = fonts
+    return key
+
+
+_hashes: dict[tuple[str, int, int], str] = {}
+_hashes_lock = threading.Lock()
+
+
+def _stat_hash(path: Path) -> str | None:
+    """sha256 of a file, remembered while its size and mtime stay the same (fonts are ~20 MB)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    stamp = (str(path), st.st_size, st.st_mtime_ns)
+    with _hashes_lock:
+        cached = _hashes.get(stamp)
+    if cached is None:
+        try:
+            cached = file_sha256(path)
+        except OSError:
+            return None
+        with _hashes_lock:
+            _hashes[stamp] = cached
+    return cached
+
+
 # --- setup helpers -----------------------------------------------------------------------------
 
 
@@ -283,6 +366,7 @@ def _theme(settings: "Settings", font_lang: str) -> Theme:
         regular=find_font_face(t.font, lang=font_lang),
         bold=find_font_face(t.font, lang=font_lang, bold=True),
         logo=t.logo,
+        panel=t.panel_opacity,
     )
 
 

@@ -72,6 +72,23 @@ def load_image(source: str, settings: "Settings", *, job_dir: Path, cache_dir: P
     return _checked(data, settings, cache_dir)
 
 
+def local_image_path(source: str, settings: "Settings", job_dir: Path) -> Path | None:
+    """The file a local image source (a path or ``file:`` URL) names, when it exists and is
+    allowed (inside the job folder or the moviegen home); None for URLs and refused paths."""
+    source = source.strip()
+    scheme = urlsplit(source).scheme.lower()
+    if scheme == "file":
+        path = Path(unquote(urlsplit(source).path))
+    elif scheme and len(scheme) > 1:
+        return None
+    else:
+        path = Path(source)
+    try:
+        return _resolve_local(path, settings, job_dir)
+    except ImageRejected:
+        return None
+
+
 def decode_checked(data: bytes, settings: "Settings", *, min_size: int | None = None) -> Image.Image:
     """Check image bytes (size, bomb guard, verify, load, minimum size) and return the decoded image."""
     limit = settings.slides.max_image_bytes
@@ -140,6 +157,14 @@ def _lock_for(key: str) -> threading.Lock:
 
 
 def _read_local(path: Path, settings: "Settings", job_dir: Path) -> bytes:
+    resolved = _resolve_local(path, settings, job_dir)
+    size = resolved.stat().st_size
+    if size > settings.slides.max_image_bytes:
+        raise ImageRejected(f"the image is {size} bytes, over the limit of {settings.slides.max_image_bytes}")
+    return resolved.read_bytes()
+
+
+def _resolve_local(path: Path, settings: "Settings", job_dir: Path) -> Path:
     candidate = path.expanduser()
     if not candidate.is_absolute():
         candidate = job_dir / candidate
@@ -152,10 +177,7 @@ def _read_local(path: Path, settings: "Settings", job_dir: Path) -> bytes:
         raise ImageRejected(f"image path {str(path)!r} is outside the job folder and the moviegen home: refused")
     if not resolved.is_file():
         raise ImageRejected(f"image path {str(path)!r} is not a file")
-    size = resolved.stat().st_size
-    if size > settings.slides.max_image_bytes:
-        raise ImageRejected(f"the image is {size} bytes, over the limit of {settings.slides.max_image_bytes}")
-    return resolved.read_bytes()
+    return resolved
 
 
 def _checked(data: bytes, settings: "Settings", cache_dir: Path) -> CheckedImage:

@@ -134,6 +134,43 @@ class SafeArea:
         return replace(self, left=max(self.left, self.corner_left + self.gap),
                        right=min(self.right, self.corner_right - self.gap), corner_top=self.height)
 
+    def inset(self, dx: int, dy: int | None = None) -> "SafeArea":
+        """The area shrunk by ``dx`` left and right and ``dy`` (default ``dx``) above and below, on
+        every side and around the corners and the logo, so content laid out inside it can be framed
+        by a panel that wide that still respects this area."""
+        dy = dx if dy is None else dy
+        if dx <= 0 and dy <= 0:
+            return self
+        logo = None
+        if self.logo is not None:
+            x0, y0, x1, y1 = self.logo
+            logo = (x0 - dx, y0 - dy, x1 + dx, y1 + dy)
+        return replace(
+            self,
+            left=self.left + dx,
+            top=self.top + dy,
+            right=self.right - dx,
+            bottom=self.bottom - dy,
+            corner_top=self.corner_top - dy if self.corner_top < self.height else self.corner_top,
+            corner_left=self.corner_left + dx if self.corner_left > 0 else 0,
+            corner_right=self.corner_right - dx if self.corner_right < self.width else self.width,
+            logo=logo,
+        )
+
+    def allows(self, box: list[int] | tuple[int, int, int, int]) -> bool:
+        """True when the rectangle ``[x0, y0, x1, y1]`` lies where content may go (the rule of :meth:`span`)."""
+        x0, y0, x1, y1 = box
+        if x0 < self.left or x1 > self.right or y0 < self.top or y1 > self.bottom:
+            return False
+        if y1 > self.corner_top - self.gap and (x0 < self.corner_left + self.gap or x1 > self.corner_right - self.gap):
+            return False
+        if self.logo is not None:
+            lx0, ly0, lx1, ly1 = self.logo
+            g = self.gap
+            if x0 < lx1 + g and x1 > lx0 - g and y0 < ly1 + g and y1 > ly0 - g:
+                return False
+        return True
+
     def corners(self) -> list[list[int]]:
         """The lower corner boxes kept free for characters, ``[x0, y0, x1, y1]``."""
         if self.corner_top >= self.height:

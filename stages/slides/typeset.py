@@ -5,6 +5,15 @@ images, the logo), so tests and the video stage can check that nothing crosses t
 Text is laid out top-down; each line asks :meth:`SafeArea.span` how wide it may be at its height,
 so a line beside a character corner is narrower than one above it. Auto-fit shrinks the type
 step by step to a minimum size, then truncates with an ellipsis and says so.
+
+A *transparent* slide (``draw_slide(..., transparent=True)``, for a section whose background the
+video shows: an override, or an image/video default) is RGBA: the canvas is clear (alpha 0), with
+no full-frame decoration, and the text blocks sit on translucent rounded panels in the theme's
+background colour (``Theme.panel``) so they stay legible over any picture. The text is laid out
+inside the safe area shrunk by the panel's padding, so the panels respect the safe areas too.
+Pixels are drawn in RGB over the theme's background as for an opaque slide, while an ``L`` ink
+channel records the coverage of everything drawn; the alpha is ink over panels
+(``screen(ink, panels)``, i.e. ``a + b - ab``), straight (not premultiplied), as PNG stores it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ class Theme:
     regular: FontFace
     bold: FontFace
     logo: Path | None = None
+    panel: float = 0.72  # opacity of the text panels of transparent slides (not in key(): see deck.key)
 
     @property
     def muted(self) -> tuple[int, int, int]:
@@ -78,7 +88,7 @@ def parse_colour(value: str) -> tuple[int, int, int]:
 
 
 def draw_slide(spec: SlideSpec, theme: Theme, area: SafeArea, image: Image.Image | None, logo: Image.Image | None,
-               *, fit: str = "contain") -> Drawn:
+               *, fit: str = "contain", transparent: bool = False) -> Drawn:
     """Draw ``spec`` at the frame size of ``area``.
 
     Text slides use one of two rectangles, so every line of a block shares its left edge: the
@@ -92,14 +102,16 @@ def draw_slide(spec: SlideSpec, theme: Theme, area: SafeArea, image: Image.Image
         image: the decoded article image for image layouts (RGB or RGBA), else None.
         logo: the decoded logo, already scaled to the box in ``area.logo``.
         fit: ``cover`` or ``contain`` for the article image.
+        transparent: draw an RGBA slide: a clear canvas, text on translucent panels (see the module).
     """
     layout = spec.layout if (spec.layout not in ("image", "image_caption") or image is not None) else "bullets"
+    pad = panel_padding(area.height) if transparent else (0, 0)
     target = area
     if layout in ("title", "bullets") and area.has_corners():
-        trial = _Canvas(theme, area.above_corners(), dry=True)
+        trial = _Canvas(theme, area.above_corners().inset(*pad), dry=True)
         _compose(trial, layout, spec, image, fit)
         target = area.above_corners() if trial.comfortable() else area.column()
-    canvas = _Canvas(theme, target)
+    canvas = _Canvas(theme, target.inset(*pad), frame=area, transparent=transparent)
     canvas.decorate(layout, area)
     if logo is not None and area.logo is not None:
         canvas.paste(logo, area.logo[:2], "logo")
@@ -184,10 +196,10 @@ def _closing(c: "_Canvas", spec: SlideSpec) -> None:
 def _image_caption(c: "_Canvas", spec: SlideSpec, image: Image.Image, fit: str) -> None:
     a = c.area
     h = a.height
-    caption_h = round(h * 0.11)
+    caption_h = round(h * 0.11) + c.pad[1]  # a transparent slide's caption panel clears the image
     box = c.picture(image, a.top + round(h * 0.03), a.bottom - caption_h, fit)
     if spec.caption and box is not None:
-        c.text_block("caption", [spec.caption], box[3] + round(h * 0.02), a.bottom, sizes=(0.04, 0.028),
+        c.text_block("caption", [spec.caption], box[3] + round(h * 0.02) + c.pad[1], a.bottom, sizes=(0.04, 0.028),
                      colour=c.theme.text, max_lines=2, line=1.35, align="center")
 
 
@@ -222,13 +234,22 @@ class _Plan:
 
 
 class _Canvas:
-    def __init__(self, theme: Theme, area: SafeArea, *, dry: bool = False):
+    def __init__(self, theme: Theme, area: SafeArea, *, dry: bool = False, frame: SafeArea | None = None,
+                 transparent: bool = False):
         self.theme = theme
-        self.area = area
+        self.area = area  # where text goes (inset by the panel padding on a transparent slide)
+        self.frame = frame or area  # the slide's safe area, which the panels respect
         self.dry = dry  # a dry canvas lays out text without drawing (to choose between areas)
         size = (1, 1) if dry else (area.width, area.height)
         self.image = Image.new("RGB", size, theme.background)
         self.draw = ImageDraw.Draw(self.image)
+        self.transparent = transparent and not dry
+        # the coverage of everything drawn (transparent slides only): the alpha, with the panels
+        self.ink = Image.new("L", size, 0) if self.transparent else None
+        self.ink_draw = ImageDraw.Draw(self.ink) if self.ink is not None else None
+        self.pad = panel_padding(area.height) if self.transparent else (0, 0)  # (x, y)
+        # what the panels frame, in drawing order: (box, padding), None where an image breaks a group
+        self.framed: list[tuple[list[int], tuple[int, int]] | None] = []
         self.boxes: list[dict[str, Any]] = []
         self.truncated: list[str] = []
         self.shrink = 1.0  # the smallest size/preferred-size ratio of any block
@@ -238,10 +259,56 @@ class _Canvas:
         return not self.truncated and self.shrink >= 0.85
 
     def result(self) -> Drawn:
-        return Drawn(self.image, self.boxes, self.truncated)
+        if not self.transparent:
+            return Drawn(self.image, self.boxes, self.truncated)
+        panels = Image.new("L", self.image.size, 0)
+        level = max(0, min(255, round(255 * self.theme.panel)))
+        for x0, y0, x1, y1 in self._panels():
+            mask = _rounded_mask(x1 - x0, y1 - y0, round(self.area.height * 0.018))
+            panels.paste(ImageChops.lighter(panels.crop((x0, y0, x1, y1)), mask.point(lambda v: v * level // 255)),
+                         (x0, y0))
+            self.boxes.append({"kind": "panel", "box": [x0, y0, x1, y1]})
+        picture = self.image.copy()
+        picture.putalpha(ImageChops.screen(self.ink, panels))
+        return Drawn(picture, self.boxes, self.truncated)
 
-    # decorations never enter the safe areas: they stay above the corners and the subtitle band
+    def _panels(self) -> list[list[int]]:
+        """Panel rectangles: consecutive framed boxes share one panel while it stays in the safe area."""
+        panels: list[list[int]] = []
+        current: list[int] | None = None
+        for item in [*self.framed, None]:
+            if item is None:
+                if current is not None:
+                    panels.append(current)
+                current = None
+                continue
+            (x0, y0, x1, y1), (px, py) = item
+            padded = self._clamp([x0 - px, y0 - py, x1 + px, y1 + py])
+            if current is None:
+                current = padded
+                continue
+            merged = [min(current[0], padded[0]), min(current[1], padded[1]),
+                      max(current[2], padded[2]), max(current[3], padded[3])]
+            if self.frame.allows(merged):
+                current = merged
+            else:
+                panels.append(current)
+                current = padded
+        return [p for p in panels if p[2] > p[0] and p[3] > p[1]]
+
+    def _clamp(self, box: list[int]) -> list[int]:
+        f = self.frame
+        return [max(box[0], f.left), max(box[1], f.top), min(box[2], f.right), min(box[3], f.bottom)]
+
+    def _frame(self, box: list[int], pad: tuple[int, int] | None = None) -> None:
+        if self.transparent:
+            self.framed.append((list(box), self.pad if pad is None else pad))
+
+    # decorations never enter the safe areas: they stay above the corners and the subtitle band;
+    # a transparent slide has none (they would hide the background the video shows)
     def decorate(self, layout: str, frame: SafeArea) -> None:
+        if self.transparent:
+            return
         a = frame
         w, h = a.width, a.height
         self.draw.rectangle([0, 0, w - 1, max(1, round(h * 0.008)) - 1], fill=self.theme.accent)
@@ -260,18 +327,24 @@ class _Canvas:
         if self.dry or self.area.span(y, y + height) is None:
             return
         self._rounded(x, y, x + width, y + height, height // 2, self.theme.accent)
+        self._frame([x, y, x + width, y + height])
 
     def card(self, x0: int, y0: int, x1: int, y1: int) -> None:
         """A rounded panel behind text (drawn before the text it holds)."""
         y1 = min(y1, self.area.bottom)
         if y1 - y0 > 0 and x1 - x0 > 0 and not self.dry:
-            self._rounded(x0, y0, x1, y1, round(self.area.height * 0.018), self.theme.card)
+            if self.transparent:  # the translucent panel is the card (it already has its padding)
+                self._frame([x0, y0, x1, y1], (0, 0))
+            else:
+                self._rounded(x0, y0, x1, y1, round(self.area.height * 0.018), self.theme.card)
             self.boxes.append({"kind": "card", "box": [x0, y0, x1, y1]})
 
     def paste(self, picture: Image.Image, xy: tuple[int, int], kind: str) -> list[int]:
         mask = picture.getchannel("A") if picture.mode == "RGBA" else None
         self.image.paste(picture.convert("RGB"), xy, mask)
         box = [xy[0], xy[1], xy[0] + picture.width, xy[1] + picture.height]
+        if self.ink is not None:
+            self.ink.paste(255, tuple(box), mask)
         self.boxes.append({"kind": kind, "box": box})
         return box
 
@@ -289,6 +362,9 @@ class _Canvas:
             mask = ImageChops.darker(mask, scaled.getchannel("A"))
         self.image.paste(scaled.convert("RGB"), (px, py), mask)
         box = [px, py, px + scaled.width, py + scaled.height]
+        if self.ink is not None:
+            self.ink.paste(255, tuple(box), mask)
+        self.framed.append(None)  # text above and below an image gets panels of its own
         self.boxes.append({"kind": "image", "box": box})
         return box
 
@@ -398,6 +474,8 @@ class _Canvas:
                     ln.x = x
             if not self.dry:
                 self.draw.text((x, ln.baseline), ln.text, font=font, fill=colour, anchor="ls")
+                if self.ink_draw is not None:
+                    self.ink_draw.text((x, ln.baseline), ln.text, font=font, fill=255, anchor="ls")
             box = list(self.draw.textbbox((x, ln.baseline), ln.text, font=font, anchor="ls"))
             if ln.marker and not self.dry:
                 box = self._marker(ln, size, box)
@@ -405,6 +483,8 @@ class _Canvas:
                                                 max(union[2], box[2]), max(union[3], box[3])]
         self.boxes.append({"kind": kind, "box": union, "lines": [ln.text for ln in lines], "size": size,
                            "align": align})
+        if not self.dry and union is not None:
+            self._frame(union)
 
     def _marker(self, ln: _Line, size: int, box: list[int]) -> list[int]:
         """An accent dot before the first line of a bullet; returns the line's box grown to hold it."""
@@ -423,6 +503,8 @@ class _Canvas:
             return
         mask = _rounded_mask(w, h, radius)
         self.image.paste(colour, (x0, y0, x1, y1), mask)
+        if self.ink is not None:
+            self.ink.paste(255, (x0, y0, x1, y1), mask)
 
     def _soft_disc(self, cx: int, cy: int, r: int, colour: tuple[int, int, int]) -> None:
         """An anti-aliased disc (drawn large on a mask, then reduced)."""
@@ -431,6 +513,8 @@ class _Canvas:
         mask = _disc_mask(r)
         x0, y0 = cx - r, cy - r
         self.image.paste(colour, (x0, y0, x0 + mask.width, y0 + mask.height), mask)
+        if self.ink is not None:
+            self.ink.paste(255, (x0, y0, x0 + mask.width, y0 + mask.height), mask)
 
     def _image_box(self, size: tuple[int, int], y0: int, y1: int) -> tuple[int, int, int, int] | None:
         a = self.area
@@ -452,6 +536,11 @@ class _Canvas:
             return iw * scale * ih * scale
 
         return max(candidates, key=shown)
+
+
+def panel_padding(height: int) -> tuple[int, int]:
+    """The padding ``(x, y)`` between a text panel's edge and its text on a transparent slide."""
+    return max(3, round(height * 0.04)), max(2, round(height * 0.028))
 
 
 def fit_image(image: Image.Image, box: tuple[int, int], fit: str) -> Image.Image:

@@ -397,7 +397,16 @@ def _render_graph(
     if timeline.subtitles:
         write_ass(timeline, work / "subs.ass")
         fonts = _fonts_dir(timeline, work)
-        lines.append(f"[{current}]ass=subs.ass" + (f":fontsdir={fonts.name}" if fonts else "") + "[v]")
+        # libass draws on a transparent RGBA layer (premultiplied, so unpremultiplied after), which
+        # then goes to yuva420p with BT.709 like every other layer. ``ass`` straight on the yuv420p
+        # video converted the colours with BT.601 (ffmpeg 5.1's drawutils): pure yellow came out
+        # (255, 238, 0) after a BT.709 decode.
+        lines.append(
+            f"color=c=black@0:s={timeline.width}x{timeline.height}:r={fps}:d={timeline.frames / fps:.6f},format=rgba,"
+            "ass=subs.ass:alpha=1" + (f":fontsdir={fonts.name}" if fonts else "") + ","
+            f"unpremultiply=inplace=1,scale={SCALE_BT709},format=yuva420p[subs]"
+        )
+        lines.append(f"[{current}][subs]overlay=x=0:y=0:format=yuv420:eof_action=pass[v]")
     else:
         lines.append(f"[{current}]null[v]")
     (work / "graph.txt").write_text(";\n".join(lines), encoding="utf-8")

@@ -428,6 +428,11 @@ def render_subtitle_overlays(
 
     libass draws over an opaque frame, so each cue is drawn on black and on white in one ffmpeg run
     and the alpha recovered from the difference (``alpha = 255 - (white - black)``).
+
+    The frames libass draws on are rgb24 (``format=rgb24`` before ``ass``), so the colours are the
+    ASS file's exactly. (They used to be yuv420p frames from ``-f lavfi`` inputs: ffmpeg 5.1's
+    ``ass`` filter then converted each colour with BT.601, the frames went back to RGB, and the
+    chroma was subsampled there and again in the output: saturated colours came out paler.)
     """
     cues = timeline.subtitles
     if not cues:
@@ -438,13 +443,14 @@ def render_subtitle_overlays(
     fonts = _fonts_dir(timeline, work)
     ass = f"ass=sheet.ass:fontsdir={fonts.name}" if fonts else "ass=sheet.ass"
     top = (h // 2) & ~1  # cues sit at the bottom: only the lower half is read back
-    graph = f"[0:v]{ass},crop={w}:{h - top}:0:{top}[b];[1:v]{ass},crop={w}:{h - top}:0:{top}[w]"
+    source = "color=c={}:s={}x{}:r=10:d={:.1f},format=rgb24"
+    graph = (
+        f"{source.format('black', w, h, len(cues) * 0.1)},{ass},crop={w}:{h - top}:0:{top}[b];"
+        f"{source.format('white', w, h, len(cues) * 0.1)},{ass},crop={w}:{h - top}:0:{top}[w]"
+    )
     (work / "sheet.graph").write_text(graph, encoding="utf-8")
-    source = "color=c={}:s={}x{}:r=10:d={:.1f}"
     run_process(
         ["ffmpeg", "-nostdin", "-v", "error", "-y",
-         "-f", "lavfi", "-i", source.format("black", w, h, len(cues) * 0.1),
-         "-f", "lavfi", "-i", source.format("white", w, h, len(cues) * 0.1),
          "-filter_complex_script", "sheet.graph",
          "-map", "[b]", "-frames:v", str(len(cues)), "-f", "rawvideo", "-pix_fmt", "rgb24", "sheet-black.rgb",
          "-map", "[w]", "-frames:v", str(len(cues)), "-f", "rawvideo", "-pix_fmt", "rgb24", "sheet-white.rgb"],

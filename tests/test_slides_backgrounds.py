@@ -1,0 +1,333 @@
+"""Slides over the video's background: transparent slides where a background shows, opaque otherwise.
+
+A section with a ``background`` override (or every section when ``video.background`` is an image or
+a video) gets an RGBA slide: a clear canvas, text on translucent panels, inside the safe areas. The
+common case (a colour background from settings, no override) stays the opaque RGB slide it was,
+byte for byte. The end-to-end test renders through the real video stage and looks at a frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL
+import pytest
+import yaml
+from PIL import Image
+
+from stages.base import JobContext
+from stages.fonts import find_font_face
+from stages.settings import load_settings
+from stages.slides import SlidesStage, generate_slides
+from stages.slides.typeset import parse_colour
+from tests.test_slides import Notes, assert_clear_of_safe_areas, make_job, script_data
+
+ARTIFACTS = Path(__file__).parent / "artifacts" / "slides_backgrounds"
+RED = {"type": "color", "value": "#ff0000"}
+TEXT_KINDS = ("title", "kicker", "footer", "heading", "bullets", "caption")
+
+# Slides drawn by the renderer before transparent slides existed (commit 8fa97cb), 320x180, default
+# settings: the opaque default must stay byte-identical (same cache key = file name, same bytes).
+# They depend on Pillow's rasteriser and the font file, so they are only compared with those.
+GOLDEN_PILLOW = "13.0.0"
+GOLDEN_FONT = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+               "b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a")
+GOLDEN = {
+    "ja": [
+        ("7cb30cf8554c3b68000e1e628b732fc60709a73cbfc6948ad514021c67419bde", "f81dad82a596ff747481c9e1a67fbcf73e36cf4db5e74e0aff909a2c54fa5bc1"),
+        ("a45378d3e3da49cad280bcf2c2b51ec899d073ec3268c234772f6c0eeefea3ab", "e7973ef529239f8f8d8b25902fe4cc55eb6fdf3a1fff52396a5f7e9f1d6c5d51"),
+        ("060cec27e6d4ccade6e7af2104aeeb6eaca6ba03b204518556271b86290d8386", "c4a4b51d35fe361dace1bc73ba8cd93b3bc5e7134d84f5aa946ee0c937c583c0"),
+        ("19dca89c2a2cb297154752f6b3fd9b3ff03044721407e262343b3fab76ee6267", "7c521df884add4db3fd9b5af62af4788a3663fbc6baf4a7a8f3deaa1db8e0b25"),
+    ],
+    "en": [
+        ("7082ca8ab15c54741e33a2ec16ac5131db88a76e4c508f332f27369034ffa577", "5ad32e744eb54ab7705aa5cedb02f3c158a14d7ce26f3645c27b8444622eafcd"),
+        ("cebdf16ec06e83c9c3e92b5462592088d508512f06f5746e47d2491f3e2d21f7", "2fb4b8d3f326c9965278b9c4eda0422abc365149ff2d5c7f83329cc9e214e86d"),
+        ("69d34550d82fa319f42c8530b6b8236f27b377e745e75dcbba55ba157c898a06", "3e7d426cddb2b14958551d57eec08c93d5735efde6c658374fb888d8a853dbc0"),
+        ("8e23305fd7597d73ffdec9e8e4c5c0fea1bad363cf41333c35ada9d82d854a2f", "7c8e6d316d3f477871dad9e7d8dc1cc2e90785298280a580c2c6db8794af1262"),
+    ],
+}
+
+
+def small(tmp_path: Path, **overrides: Any):
+    return load_settings(home=tmp_path / "home", video={"width": 320, "height": 180, **overrides.pop("video", {})},
+                         **overrides)
+
+
+def draw(job: Path, settings, tmp_path: Path) -> tuple[dict[str, Any], Notes]:
+    notes = Notes()
+    path = generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache", note=notes)
+    return json.loads(path.read_text("utf-8")), notes
+
+
+def with_backgrounds(data: dict[str, Any], sections: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    for i, background in sections.items():
+        data["sections"][i]["background"] = background
+    return data
+
+
+def rgba(slide: dict[str, Any]) -> np.ndarray:
+    with Image.open(slide["path"]) as im:
+        assert im.mode == "RGBA", slide
+        return np.asarray(im).copy()
+
+
+def boxes_of(slide: dict[str, Any], *kinds: str) -> list[list[int]]:
+    return [b["box"] for b in slide["boxes"] if b["kind"] in kinds]
+
+
+def inside(inner: list[int], outer: list[int]) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
+
+
+def assert_transparent_slide(slide: dict[str, Any], index: dict[str, Any], opacity: float = 0.72) -> None:
+    """Clear where nothing is drawn (corners, band, margins); text on panels opaque enough to read."""
+    pixels = rgba(slide)
+    alpha = pixels[..., 3]
+    h, w = alpha.shape
+    assert slide["transparent"] is True
+    for y, x in ((0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)):
+        assert alpha[y, x] == 0, f"section {slide['section']}: frame corner ({x},{y}) not clear"
+    band = index["safe_area"]["subtitle_top"]
+    assert (alpha[band:] == 0).all(), f"section {slide['section']}: subtitle band not clear"
+    for x0, y0, x1, y1 in index["safe_area"]["corners"]:
+        assert (alpha[y0:y1, x0:x1] == 0).all(), f"section {slide['section']}: character corner not clear"
+    # only panels, images and the logo hold anything: everywhere else alpha is 0
+    covered = np.zeros_like(alpha, dtype=bool)
+    for x0, y0, x1, y1 in boxes_of(slide, "panel", "image", "logo"):
+        covered[y0:y1, x0:x1] = True
+    assert (alpha[~covered] == 0).all(), f"section {slide['section']}: something drawn outside panels and images"
+    panels = boxes_of(slide, "panel")
+    texts = boxes_of(slide, *TEXT_KINDS)
+    assert texts and panels
+    for box in texts:
+        assert any(inside(box, p) for p in panels), f"section {slide['section']}: text {box} not on a panel {panels}"
+    level = round(255 * opacity)
+    for x0, y0, x1, y1 in panels:
+        inner = alpha[y0 + 3 : y1 - 3, x0 + 3 : x1 - 3]
+        assert inner.min() >= level - 1, f"section {slide['section']}: panel alpha {inner.min()} < {level}"
+        assert inner.min() >= 0.6 * 255
+    # the text itself is (nearly) opaque: a text box's brightest pixel is bright and solid
+    for x0, y0, x1, y1 in texts:
+        box = pixels[y0:y1, x0:x1].astype(int)
+        y, x = np.unravel_index(box[..., :3].sum(axis=2).argmax(), box.shape[:2])
+        assert box[y, x, :3].sum() > 600 and box[y, x, 3] >= 240, (slide["section"], box[y, x])
+
+
+def test_a_section_background_override_gives_a_transparent_slide(tmp_path: Path):
+    """Sections with an override are RGBA with a clear canvas and panelled text; the others stay opaque."""
+    settings = small(tmp_path)
+    job = make_job(tmp_path, with_backgrounds(script_data("ja", 1), {1: RED, 3: {"type": "image", "path": "bg.png"}}))
+    index, notes = draw(job, settings, tmp_path)
+    assert [s["transparent"] for s in index["slides"]] == [False, True, False, True]
+    for i in (1, 3):
+        assert_transparent_slide(index["slides"][i], index)
+    for i in (0, 2):
+        with Image.open(index["slides"][i]["path"]) as im:
+            assert im.mode == "RGB"
+    assert_clear_of_safe_areas(index)  # panels included
+    assert not notes.named("slide hides the background")
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_an_image_or_video_default_background_makes_every_slide_transparent(tmp_path: Path, kind: str):
+    settings = small(tmp_path, video={"background": {"type": kind, "path": str(tmp_path / f"bg.{kind}")}})
+    job = make_job(tmp_path, script_data("en", 1))
+    index, _ = draw(job, settings, tmp_path)
+    assert all(s["transparent"] for s in index["slides"])
+    for slide in index["slides"]:
+        assert_transparent_slide(slide, index)
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+@pytest.mark.parametrize("scale", [1, 4])
+@pytest.mark.parametrize("size", [(320, 180), (640, 360)])
+def test_transparent_slides_keep_text_and_panels_out_of_the_safe_areas(tmp_path: Path, language: str, scale: int,
+                                                                       size: tuple[int, int]):
+    """Short and long texts, both languages: panels and text stay inside the margins, above the
+    subtitle band and clear of the character corners; long text still shrinks or truncates."""
+    w, h = size
+    settings = small(tmp_path, video={"width": w, "height": h})
+    data = with_backgrounds(script_data(language, scale), {i: RED for i in range(4)})
+    index, notes = draw(make_job(tmp_path, data), settings, tmp_path)
+    margin_x, margin_y = round(w * 0.05), round(h * 0.05)
+    for slide in index["slides"]:
+        assert_transparent_slide(slide, index)
+        for x0, y0, x1, y1 in boxes_of(slide, "panel"):
+            assert margin_x <= x0 and x1 <= w - margin_x and margin_y <= y0, (slide["section"], slide["boxes"])
+    assert_clear_of_safe_areas(index)
+    if scale == 4:
+        assert notes.named("slide text truncated")
+
+
+def test_image_slides_with_a_logo_on_a_transparent_canvas(tmp_path: Path):
+    """Article image and logo are drawn as usual (opaque); heading and caption get their own panels."""
+    settings = small(tmp_path, video={"width": 640, "height": 360}, theme={"logo": str(tmp_path / "logo.png")})
+    Image.new("RGBA", (120, 40), (250, 200, 20, 255)).save(tmp_path / "logo.png")
+    job = make_job(tmp_path, {"title": "t", "sections": [
+        {"title": "Intro", "narrations": ["Hello."]},
+        {"title": "A picture", "narrations": ["Look."], "slide": {"image": "pic.png", "layout": "image"},
+         "background": RED},
+        {"title": "Another", "narrations": ["Look."], "background": RED,
+         "slide": {"image": "pic.png", "layout": "image_caption", "caption": "What the picture shows"}},
+    ]})
+    gradient = np.dstack([np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (300, 1))] * 3)
+    Image.fromarray(gradient).save(job / "pic.png")
+    index, notes = draw(job, settings, tmp_path)
+    assert not notes.named("image fallback")
+    for slide in index["slides"][1:]:
+        assert slide["layout"] in ("image", "image_caption")
+        assert_transparent_slide(slide, index)
+        pixels = rgba(slide)
+        (x0, y0, x1, y1), = boxes_of(slide, "image")
+        assert (pixels[y0 + 8 : y1 - 8, x0 + 8 : x1 - 8, 3] == 255).all()
+        (lx0, ly0, lx1, ly1), = boxes_of(slide, "logo")
+        assert (pixels[ly0:ly1, lx0:lx1, 3] == 255).all()
+        for panel in boxes_of(slide, "panel"):
+            assert not (panel[0] < x1 and panel[2] > x0 and panel[1] < y1 and panel[3] > y0), "panel over the image"
+            assert not (panel[0] < lx1 and panel[2] > lx0 and panel[1] < ly1 and panel[3] > ly0), "panel over the logo"
+    assert_clear_of_safe_areas(index)
+
+
+def test_default_slides_are_opaque_and_unchanged(tmp_path: Path):
+    """No override and a colour background: opaque RGB slides, ``transparent: false``, and the very
+    files (cache keys and bytes) the renderer drew before transparent slides existed."""
+    face = find_font_face("Noto Sans CJK JP", lang="ja")
+    comparable = PIL.__version__ == GOLDEN_PILLOW and str(face.path) == GOLDEN_FONT[0] and \
+        hashlib.sha256(Path(face.path).read_bytes()).hexdigest() == GOLDEN_FONT[1]
+    settings = small(tmp_path)
+    for language in ("ja", "en"):
+        job = make_job(tmp_path, script_data(language, 1), name=f"job-{language}")
+        index, _ = draw(job, settings, tmp_path)
+        for slide in index["slides"]:
+            assert slide["transparent"] is False
+            with Image.open(slide["path"]) as im:
+                assert im.mode == "RGB"
+        if comparable:
+            assert [(Path(s["path"]).stem, s["sha256"]) for s in index["slides"]] == GOLDEN[language]
+    if not comparable:
+        pytest.skip(f"golden slides were drawn with Pillow {GOLDEN_PILLOW} and {GOLDEN_FONT[0]}")
+
+
+def test_opaque_and_transparent_versions_are_cached_apart(tmp_path: Path):
+    """Adding an override redraws only that slide (a new cache key); removing it finds the old one."""
+    settings = small(tmp_path)
+    plain = script_data("ja", 1)
+    job = make_job(tmp_path, plain)
+    first, _ = draw(job, settings, tmp_path)
+    make_job(tmp_path, with_backgrounds(script_data("ja", 1), {2: RED}))
+    second, _ = draw(job, settings, tmp_path)
+    assert second["stats"] == {"drawn": 1, "cached": 3}
+    assert [a["path"] == b["path"] for a, b in zip(first["slides"], second["slides"])] == [True, True, False, True]
+    make_job(tmp_path, plain)
+    third, _ = draw(job, settings, tmp_path)
+    assert third["stats"] == {"drawn": 0, "cached": 4} and third["slides"] == first["slides"]
+
+
+def test_fingerprint_covers_local_images_fonts_and_backgrounds(tmp_path: Path):
+    """The stage reruns when a local image's bytes, the font file or a background changes."""
+    font = tmp_path / "fonts" / "Body.ttf"
+    font.parent.mkdir()
+    shutil.copyfile("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", font)
+    settings = small(tmp_path, theme={"font": str(font)})
+    data = script_data("en", 1)
+    data["sections"][1]["slide"] = {"image": "pic.png", "layout": "image"}
+    job_dir = make_job(tmp_path, data)
+    Image.new("RGB", (200, 100), (10, 200, 30)).save(job_dir / "pic.png")
+    job = JobContext(job_id="j", job_dir=job_dir, settings=settings, cache_dir=tmp_path / "cache",
+                     source=job_dir / "script.yaml", kind="script")
+    stage = SlidesStage()
+    seen = [stage.fingerprint(job)]
+    assert stage.fingerprint(job) == seen[0]
+
+    def changed() -> bool:
+        now = stage.fingerprint(job)
+        fresh = now not in seen
+        seen.append(now)
+        return fresh
+
+    Image.new("RGB", (200, 100), (200, 10, 30)).save(job_dir / "pic.png")
+    assert changed(), "local image bytes"
+    shutil.copyfile("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", font)
+    assert changed(), "font file"
+    make_job(tmp_path, with_backgrounds(data, {2: RED}))
+    assert changed(), "section background"
+    job.settings = small(tmp_path, theme={"font": str(font)}, video={"background": {"type": "color", "value": "#123456"}})
+    assert changed(), "video.background"
+    result = stage.run(job, lambda c, t, m: None)
+    index = json.loads(result.outputs[0].read_text("utf-8"))
+    assert [s["transparent"] for s in index["slides"]] == [False, False, True, False]
+
+
+# --- end to end: the real video stage shows the override around the panel ----------------------
+
+
+def write_wav(path: Path, seconds: float, rate: int = 48000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 330 * t) * 32767).astype("<i2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+def frame_at(video: Path, seconds: float, png: Path) -> np.ndarray:
+    png.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{seconds:.3f}", "-i", str(video), "-frames:v", "1",
+                    str(png)], check=True)
+    with Image.open(png) as im:
+        return np.asarray(im.convert("RGB")).astype(int)
+
+
+def test_the_video_stage_shows_a_section_override_around_the_slide_panel(tmp_path: Path):
+    """script.yaml with a red override on section 2, real audio, slides from this stage, then
+    ``stages.video.render_video`` at 320x180: red around the panel, the panel dark, the text legible;
+    section 1 (no override) is the opaque slide in the theme's colour."""
+    from stages.video import render_video
+
+    job = tmp_path / "job"
+    script = {"title": "Backgrounds", "language": "en", "sections": [
+        {"title": "Plain", "narrations": ["One."]},
+        {"title": "Red around the panel", "narrations": ["Two."], "background": RED,
+         "slide": {"heading": "Red around the panel", "bullets": ["The override shows", "Text stays legible"]}},
+    ]}
+    job.mkdir()
+    (job / "script.yaml").write_text(yaml.safe_dump(script), "utf-8")
+    clips = {pid: {"path": str(write_wav(job / "audio" / f"{pid}.wav", 0.6)), "duration": 0.6, "speaker": "narrator"}
+             for pid in ("000-000", "001-000")}
+    (job / "audio" / "index.json").write_text(json.dumps({"sample_rate": 48000, "clips": clips, "dropped": [],
+                                                          "credits": []}), "utf-8")
+    settings = load_settings(home=tmp_path / "home", video={"width": 320, "height": 180, "fps": 10,
+                                                            "preset": "ultrafast"})
+    index = json.loads(generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache").read_text())
+    assert [s["transparent"] for s in index["slides"]] == [False, True]
+    video = render_video(job, job / "video.mp4", settings)
+    timeline = json.loads((job / "timeline.json").read_text("utf-8"))
+    plain, red = timeline["slides"]
+    second = frame_at(video, (red["start"] + red["end"]) / 2 + 0.35, ARTIFACTS / "override-frame.png")
+    first = frame_at(video, plain["start"] + 0.3, ARTIFACTS / "plain-frame.png")
+
+    def is_red(p: np.ndarray) -> bool:
+        return p[0] > 200 and p[1] < 60 and p[2] < 60
+
+    for x, y in ((4, 4), (315, 4), (4, 100), (315, 100), (160, 4)):
+        assert is_red(second[y, x]), f"override not visible at ({x},{y}): {second[y, x]}"
+        assert np.abs(first[y, x] - np.array(parse_colour("#10233f"))).max() < 16, first[y, x]
+    slide = index["slides"][1]
+    panel = boxes_of(slide, "panel")[0]
+    heading = boxes_of(slide, "heading")[0]
+    # inside the panel, left of the text: the theme's colour at 72% over red, clearly not red
+    px, py = panel[0] + 2, (panel[1] + panel[3]) // 2
+    assert not is_red(second[py, px]) and second[py, px][0] < 140, second[py, px]
+    # the heading's text pixels are bright on the dark panel
+    hx0, hy0, hx1, hy1 = heading
+    assert second[hy0:hy1, hx0:hx1].sum(axis=2).max() > 600

@@ -3,7 +3,9 @@
 Prints ``name=value`` lines: ``ms_per_slide`` (one worker, so it is the cost of one slide),
 ``ms_per_slide_parallel`` (the default pool, wall time divided by slides), and
 ``ms_per_slide_cached`` (a rerun: every slide is a cache hit) and ``cpu_ms_per_slide`` (CPU time of
-the one-worker run: steadier than wall time on a shared machine).
+the one-worker run: steadier than wall time on a shared machine). ``ms_per_transparent_slide`` is
+the one-worker cost when every slide is transparent (an image ``video.background``: RGBA, text on
+panels, a bigger PNG).
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ def script(folder: Path) -> Path:
     return path
 
 
-def timed(path: Path, folder: Path, cache: Path, workers: int) -> tuple[float, float]:
+def timed(path: Path, folder: Path, cache: Path, workers: int, *, transparent: bool = False) -> tuple[float, float]:
     """Wall and CPU milliseconds per slide (CPU time is steadier on a shared machine)."""
-    settings = load_settings(home=folder / "home", slides={"workers": workers})
+    video = {"background": {"type": "image", "path": str(folder / "picture.jpg")}} if transparent else {}
+    settings = load_settings(home=folder / "home", slides={"workers": workers}, video=video)
     start, cpu = time.perf_counter(), time.process_time()
     generate_slides(path, folder, settings, cache_dir=cache)
     return (time.perf_counter() - start) * 1000 / SECTIONS, (time.process_time() - cpu) * 1000 / SECTIONS
@@ -63,11 +66,13 @@ def main() -> None:
         serial, serial_cpu = timed(path, folder, folder / "c1", 1)
         parallel, _ = timed(path, folder, folder / "c2", 2)
         cached, _ = timed(path, folder, folder / "c2", 2)
+        transparent, _ = timed(path, folder, folder / "c3", 1, transparent=True)
     print(f"slides={SECTIONS}")
     print("size=1920x1080")
     print(f"ms_per_slide_parallel={parallel:.1f}")
     print(f"ms_per_slide_cached={cached:.1f}")
     print(f"cpu_ms_per_slide={serial_cpu:.1f}")
+    print(f"ms_per_transparent_slide={transparent:.1f}")
     print(f"ms_per_slide={serial:.1f}")
 
 

@@ -41,16 +41,24 @@ GOLDEN_FONT = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
                "b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a")
 GOLDEN = {
     "ja": [
-        ("7cb30cf8554c3b68000e1e628b732fc60709a73cbfc6948ad514021c67419bde", "f81dad82a596ff747481c9e1a67fbcf73e36cf4db5e74e0aff909a2c54fa5bc1"),
-        ("a45378d3e3da49cad280bcf2c2b51ec899d073ec3268c234772f6c0eeefea3ab", "e7973ef529239f8f8d8b25902fe4cc55eb6fdf3a1fff52396a5f7e9f1d6c5d51"),
-        ("060cec27e6d4ccade6e7af2104aeeb6eaca6ba03b204518556271b86290d8386", "c4a4b51d35fe361dace1bc73ba8cd93b3bc5e7134d84f5aa946ee0c937c583c0"),
-        ("19dca89c2a2cb297154752f6b3fd9b3ff03044721407e262343b3fab76ee6267", "7c521df884add4db3fd9b5af62af4788a3663fbc6baf4a7a8f3deaa1db8e0b25"),
+        ("7cb30cf8554c3b68000e1e628b732fc60709a73cbfc6948ad514021c67419bde",
+         "f81dad82a596ff747481c9e1a67fbcf73e36cf4db5e74e0aff909a2c54fa5bc1"),
+        ("a45378d3e3da49cad280bcf2c2b51ec899d073ec3268c234772f6c0eeefea3ab",
+         "e7973ef529239f8f8d8b25902fe4cc55eb6fdf3a1fff52396a5f7e9f1d6c5d51"),
+        ("060cec27e6d4ccade6e7af2104aeeb6eaca6ba03b204518556271b86290d8386",
+         "c4a4b51d35fe361dace1bc73ba8cd93b3bc5e7134d84f5aa946ee0c937c583c0"),
+        ("19dca89c2a2cb297154752f6b3fd9b3ff03044721407e262343b3fab76ee6267",
+         "7c521df884add4db3fd9b5af62af4788a3663fbc6baf4a7a8f3deaa1db8e0b25"),
     ],
     "en": [
-        ("7082ca8ab15c54741e33a2ec16ac5131db88a76e4c508f332f27369034ffa577", "5ad32e744eb54ab7705aa5cedb02f3c158a14d7ce26f3645c27b8444622eafcd"),
-        ("cebdf16ec06e83c9c3e92b5462592088d508512f06f5746e47d2491f3e2d21f7", "2fb4b8d3f326c9965278b9c4eda0422abc365149ff2d5c7f83329cc9e214e86d"),
-        ("69d34550d82fa319f42c8530b6b8236f27b377e745e75dcbba55ba157c898a06", "3e7d426cddb2b14958551d57eec08c93d5735efde6c658374fb888d8a853dbc0"),
-        ("8e23305fd7597d73ffdec9e8e4c5c0fea1bad363cf41333c35ada9d82d854a2f", "7c8e6d316d3f477871dad9e7d8dc1cc2e90785298280a580c2c6db8794af1262"),
+        ("7082ca8ab15c54741e33a2ec16ac5131db88a76e4c508f332f27369034ffa577",
+         "5ad32e744eb54ab7705aa5cedb02f3c158a14d7ce26f3645c27b8444622eafcd"),
+        ("cebdf16ec06e83c9c3e92b5462592088d508512f06f5746e47d2491f3e2d21f7",
+         "2fb4b8d3f326c9965278b9c4eda0422abc365149ff2d5c7f83329cc9e214e86d"),
+        ("69d34550d82fa319f42c8530b6b8236f27b377e745e75dcbba55ba157c898a06",
+         "3e7d426cddb2b14958551d57eec08c93d5735efde6c658374fb888d8a853dbc0"),
+        ("8e23305fd7597d73ffdec9e8e4c5c0fea1bad363cf41333c35ada9d82d854a2f",
+         "7c8e6d316d3f477871dad9e7d8dc1cc2e90785298280a580c2c6db8794af1262"),
     ],
 }
 
@@ -137,6 +145,7 @@ def test_a_section_background_override_gives_a_transparent_slide(tmp_path: Path)
 
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_an_image_or_video_default_background_makes_every_slide_transparent(tmp_path: Path, kind: str):
+    """With an image or video ``video.background`` every slide is transparent, overrides or not."""
     settings = small(tmp_path, video={"background": {"type": kind, "path": str(tmp_path / f"bg.{kind}")}})
     job = make_job(tmp_path, script_data("en", 1))
     index, _ = draw(job, settings, tmp_path)
@@ -150,8 +159,7 @@ def test_an_image_or_video_default_background_makes_every_slide_transparent(tmp_
 @pytest.mark.parametrize("size", [(320, 180), (640, 360)])
 def test_transparent_slides_keep_text_and_panels_out_of_the_safe_areas(tmp_path: Path, language: str, scale: int,
                                                                        size: tuple[int, int]):
-    """Short and long texts, both languages: panels and text stay inside the margins, above the
-    subtitle band and clear of the character corners; long text still shrinks or truncates."""
+    """Panels and text stay in the margins, above the band, clear of the corners; long text still fits."""
     w, h = size
     settings = small(tmp_path, video={"width": w, "height": h})
     data = with_backgrounds(script_data(language, scale), {i: RED for i in range(4)})
@@ -196,8 +204,7 @@ def test_image_slides_with_a_logo_on_a_transparent_canvas(tmp_path: Path):
 
 
 def test_default_slides_are_opaque_and_unchanged(tmp_path: Path):
-    """No override and a colour background: opaque RGB slides, ``transparent: false``, and the very
-    files (cache keys and bytes) the renderer drew before transparent slides existed."""
+    """No override, a colour background: opaque RGB slides with the pre-change cache keys and bytes."""
     face = find_font_face("Noto Sans CJK JP", lang="ja")
     comparable = PIL.__version__ == GOLDEN_PILLOW and str(face.path) == GOLDEN_FONT[0] and \
         hashlib.sha256(Path(face.path).read_bytes()).hexdigest() == GOLDEN_FONT[1]
@@ -232,9 +239,12 @@ def test_opaque_and_transparent_versions_are_cached_apart(tmp_path: Path):
 
 def test_fingerprint_covers_local_images_fonts_and_backgrounds(tmp_path: Path):
     """The stage reruns when a local image's bytes, the font file or a background changes."""
+    dejavu = Path("/usr/share/fonts/truetype/dejavu")
+    if not (dejavu / "DejaVuSans.ttf").is_file() or not (dejavu / "DejaVuSans-Bold.ttf").is_file():
+        pytest.skip("needs two font files to swap: fonts-dejavu-core")
     font = tmp_path / "fonts" / "Body.ttf"
     font.parent.mkdir()
-    shutil.copyfile("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", font)
+    shutil.copyfile(dejavu / "DejaVuSans.ttf", font)
     settings = small(tmp_path, theme={"font": str(font)})
     data = script_data("en", 1)
     data["sections"][1]["slide"] = {"image": "pic.png", "layout": "image"}
@@ -254,11 +264,12 @@ def test_fingerprint_covers_local_images_fonts_and_backgrounds(tmp_path: Path):
 
     Image.new("RGB", (200, 100), (200, 10, 30)).save(job_dir / "pic.png")
     assert changed(), "local image bytes"
-    shutil.copyfile("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", font)
+    shutil.copyfile(dejavu / "DejaVuSans-Bold.ttf", font)
     assert changed(), "font file"
     make_job(tmp_path, with_backgrounds(data, {2: RED}))
     assert changed(), "section background"
-    job.settings = small(tmp_path, theme={"font": str(font)}, video={"background": {"type": "color", "value": "#123456"}})
+    job.settings = small(tmp_path, theme={"font": str(font)},
+                         video={"background": {"type": "color", "value": "#123456"}})
     assert changed(), "video.background"
     result = stage.run(job, lambda c, t, m: None)
     index = json.loads(result.outputs[0].read_text("utf-8"))
@@ -289,9 +300,7 @@ def frame_at(video: Path, seconds: float, png: Path) -> np.ndarray:
 
 
 def test_the_video_stage_shows_a_section_override_around_the_slide_panel(tmp_path: Path):
-    """script.yaml with a red override on section 2, real audio, slides from this stage, then
-    ``stages.video.render_video`` at 320x180: red around the panel, the panel dark, the text legible;
-    section 1 (no override) is the opaque slide in the theme's colour."""
+    """Rendered by ``stages.video.render_video``: red around the panel, the plain section in the theme colour."""
     from stages.video import render_video
 
     job = tmp_path / "job"
@@ -331,3 +340,20 @@ def test_the_video_stage_shows_a_section_override_around_the_slide_panel(tmp_pat
     # the heading's text pixels are bright on the dark panel
     hx0, hy0, hx1, hy1 = heading
     assert second[hy0:hy1, hx0:hx1].sum(axis=2).max() > 600
+
+
+def test_a_generated_slide_over_an_override_stays_opaque_and_says_so(tmp_path: Path):
+    """An image-api slide is a full-frame picture: it hides the override, and a note says so."""
+    from tests.doubles.image_api import ImageApiDouble
+
+    with ImageApiDouble() as api:
+        settings = small(tmp_path, slides={"backend": "image-api", "image_api": {
+            "base_url": api.base_url, "model": api.model, "api_key": api.api_key, "retry_base_seconds": 0}})
+        data = with_backgrounds(script_data("ja", 1), {1: RED, 2: RED})
+        data["sections"][1]["slide_prompt"] = "A diagram of a write-ahead log"
+        index, notes = draw(make_job(tmp_path, data), settings, tmp_path)
+    assert [s["layout"] for s in index["slides"]][1:3] == ["generated", "bullets"]
+    assert [s["transparent"] for s in index["slides"]] == [False, False, True, False]
+    assert notes.named("slide hides the background") == [
+        {"section": 1, "layout": "generated", "reason": "a generated slide fills the frame"}]
+    assert_transparent_slide(index["slides"][2], index)

@@ -268,9 +268,8 @@ class _Canvas:
             panels.paste(ImageChops.lighter(panels.crop((x0, y0, x1, y1)), mask.point(lambda v: v * level // 255)),
                          (x0, y0))
             self.boxes.append({"kind": "panel", "box": [x0, y0, x1, y1]})
-        picture = self.image.copy()
-        picture.putalpha(ImageChops.screen(self.ink, panels))
-        return Drawn(picture, self.boxes, self.truncated)
+        self.image.putalpha(ImageChops.screen(self.ink, panels))  # RGB -> RGBA in place
+        return Drawn(self.image, self.boxes, self.truncated)
 
     def _panels(self) -> list[list[int]]:
         """Panel rectangles: consecutive framed boxes share one panel while it stays in the safe area."""

@@ -274,6 +274,11 @@ class VideoSettings(_Section):
         description="segments mode, before handing the file on: encoded = decode every picture x264 made, in the "
         "final stream, and count the spliced copies' packets (about 3x cheaper); full = decode every frame",
     )
+    cache_max_gb: float = Field(
+        5.0, ge=0,
+        description="rendered videos kept in <cache>/video (keyed by timeline, assets, renderer and settings), "
+        "least recently used evicted beyond this many GB (10^9 bytes); 0 turns the render cache off",
+    )
     width: int = 1920
     height: int = 1080
     fps: int = 30

@@ -4,8 +4,12 @@ Direct API::
 
     plan_timeline(job_dir, settings) -> Timeline
     render_video(job_dir, out_path, settings, progress) -> Path
-    render_timeline(timeline, out_path, settings, progress, renderer=None) -> Path
+    render_timeline(timeline, out_path, settings, progress, renderer=None, cache_dir=None) -> Path
     verify_video(path, timeline) -> None
+
+With a ``cache_dir`` (the stage passes the job's), a render is looked up in and stored into the
+render cache (:mod:`stages.video.cache`): the same timeline, assets, renderer and settings give the
+same MP4, placed by a hard link instead of rendered again.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from typing import TYPE_CHECKING
 from stages.base import (
     InputError,
     JobContext,
+    Note,
     Progress,
     StageResult,
     atomic_write_text,
     file_hash_or_none,
     fingerprint_of,
+    no_note,
     no_progress,
 )
 from stages.video.plan import plan_timeline
@@ -63,7 +69,8 @@ class VideoStage:
                     path = getattr(persona.character, key)
                     character[f"{key}_sha256"] = file_hash_or_none(Path(path)) if path else None
             personas.append({"id": persona.id, "subtitle_color": persona.subtitle_color, "character": character})
-        video = settings.video.model_dump(mode="json", exclude={"workers", "decode_check"})  # speed, not picture
+        # speed and storage, not picture (the render cache's key does count x264's threads)
+        video = settings.video.model_dump(mode="json", exclude={"workers", "decode_check", "cache_max_gb"})
         extra = {}
         for key, path in (("bgm", settings.video.bgm.path), ("background", settings.video.background.path)):
             extra[key] = file_hash_or_none(Path(path)) if path else None
@@ -87,9 +94,16 @@ class VideoStage:
         timeline = plan_timeline(job.job_dir, settings)
         timeline_path = timeline.save(job.job_dir / "timeline.json")
         job.check_cancelled()
+        cache: dict = {}
+
+        def note(message: str, **data) -> None:
+            if message == "video cache":
+                cache.update(data)
+            job.note(message, **data)
+
         video = render_timeline(
             timeline, job.job_dir / "video.mp4", settings, progress, cancel=job.cancel, work_dir=None,
-            timeline_path=timeline_path,
+            timeline_path=timeline_path, cache_dir=job.cache_dir, note=note,
         )
         srt, chapters = write_side_files(timeline, job.job_dir)
         return StageResult(
@@ -102,6 +116,8 @@ class VideoStage:
                 "video": str(video),
                 "srt": str(srt),
                 "chapters_file": str(chapters),
+                "cache": ("hit" if cache.get("hit") else "miss") if cache else "off",
+                "cache_key": cache.get("key"),
             },
         )
 
@@ -114,12 +130,15 @@ def render_video(
     *,
     cancel: threading.Event | None = None,
     renderer: str | None = None,
+    cache_dir: Path | None = None,
+    note: Note = no_note,
 ) -> Path:
     """Plan the job in ``job_dir`` and render it to ``out_path`` (with ``.srt`` and chapters beside it)."""
     job_dir = Path(job_dir)
     timeline = plan_timeline(job_dir, settings)
     timeline_path = timeline.save(job_dir / "timeline.json")
-    out = render_timeline(timeline, out_path, settings, progress, cancel=cancel, renderer=renderer, timeline_path=timeline_path)
+    out = render_timeline(timeline, out_path, settings, progress, cancel=cancel, renderer=renderer, timeline_path=timeline_path,
+                          cache_dir=cache_dir, note=note)
     write_side_files(timeline, Path(out_path).parent, stem=Path(out_path).stem)
     return out
 
@@ -134,9 +153,41 @@ def render_timeline(
     renderer: str | None = None,
     work_dir: Path | None = None,
     timeline_path: Path | None = None,
+    cache_dir: Path | None = None,
+    note: Note = no_note,
 ) -> Path:
-    """Render a timeline with ``renderer`` (default ``settings.video.renderer``): ffmpeg or Remotion."""
+    """Render a timeline with ``renderer`` (default ``settings.video.renderer``): ffmpeg or Remotion.
+
+    With ``cache_dir``, the render cache is asked first and given the result after (see
+    :func:`stages.video.cache.cached_render`; ``note("video cache", hit=..., key=...)`` says which).
+    """
     chosen = renderer or settings.video.renderer
+    if chosen not in ("ffmpeg", "remotion"):
+        raise InputError(f"unknown renderer {chosen!r}: use ffmpeg or remotion")
+
+    def render() -> Path:
+        return _render(timeline, out_path, settings, progress, chosen, cancel=cancel, work_dir=work_dir,
+                       timeline_path=timeline_path)
+
+    if cache_dir is None:
+        return render()
+    from stages.video.cache import cached_render
+
+    return cached_render(timeline, Path(out_path), settings, chosen, render, cache_dir=Path(cache_dir), progress=progress,
+                         note=note)
+
+
+def _render(
+    timeline: Timeline,
+    out_path: Path,
+    settings: "Settings",
+    progress: Progress,
+    chosen: str,
+    *,
+    cancel: threading.Event | None,
+    work_dir: Path | None,
+    timeline_path: Path | None,
+) -> Path:
     if chosen == "ffmpeg":
         from stages.video.ffmpeg import render_with_ffmpeg
 

@@ -15,18 +15,26 @@ from stages.video.timeline import SubtitleCue, SubtitleStyle, Timeline
 WORD_JOINER = "\u2060"
 
 
-def write_ass(timeline: Timeline, path: Path, *, cues: list[SubtitleCue] | None = None, times: list[tuple[float, float]] | None = None) -> Path:
+def write_ass(
+    timeline: Timeline, path: Path, *, cues: list[SubtitleCue] | None = None, times: list[tuple[float, float]] | None = None,
+    height: int | None = None,
+) -> Path:
     """Write the timeline's subtitles as an ASS file.
 
     Args:
         cues: the cues to write (default: all of the timeline's).
         times: replacement ``(start, end)`` per cue (for a "sheet" that shows each cue once).
+        height: draw on a band this tall instead of the whole frame: the bottom ``height`` pixels
+            of the frame, pixel for pixel (cues are bottom-aligned; margins count from the bottom).
     """
-    return atomic_write_text(Path(path), ass_text(timeline, cues=cues, times=times))
+    return atomic_write_text(Path(path), ass_text(timeline, cues=cues, times=times, height=height))
 
 
-def ass_text(timeline: Timeline, *, cues: list[SubtitleCue] | None = None, times: list[tuple[float, float]] | None = None) -> str:
-    """The ASS document for the timeline's subtitles."""
+def ass_text(
+    timeline: Timeline, *, cues: list[SubtitleCue] | None = None, times: list[tuple[float, float]] | None = None,
+    height: int | None = None,
+) -> str:
+    """The ASS document for the timeline's subtitles (``height``: see :func:`write_ass`)."""
     style = timeline.subtitle_style
     cues = timeline.subtitles if cues is None else cues
     speakers: list[str] = []
@@ -39,7 +47,7 @@ def ass_text(timeline: Timeline, *, cues: list[SubtitleCue] | None = None, times
         "[Script Info]",
         "ScriptType: v4.00+",
         f"PlayResX: {timeline.width}",
-        f"PlayResY: {timeline.height}",
+        f"PlayResY: {height or timeline.height}",
         "WrapStyle: 2",
         "ScaledBorderAndShadow: yes",
         "YCbCr Matrix: None",

@@ -395,18 +395,20 @@ def _render_graph(
             lines.append(f"[{current}][p{index}]overlay=x={x}:y={y}:format=yuv420{enable}[o{index}]")
             current = f"o{index}"
     if timeline.subtitles:
-        write_ass(timeline, work / "subs.ass")
+        # libass draws on a transparent RGBA band (the bottom half, where cues sit: PlayResY is the
+        # band's height, so pixels are as on the whole frame), premultiplied, so unpremultiplied
+        # after; the band then goes to yuva420p with BT.709 like every other layer. ``ass`` straight
+        # on the yuv420p video converted the colours with BT.601 (ffmpeg 5.1's drawutils): pure
+        # yellow came out (255, 238, 0) after a BT.709 decode.
+        top = (timeline.height // 2) & ~1
+        write_ass(timeline, work / "subs.ass", height=timeline.height - top)
         fonts = _fonts_dir(timeline, work)
-        # libass draws on a transparent RGBA layer (premultiplied, so unpremultiplied after), which
-        # then goes to yuva420p with BT.709 like every other layer. ``ass`` straight on the yuv420p
-        # video converted the colours with BT.601 (ffmpeg 5.1's drawutils): pure yellow came out
-        # (255, 238, 0) after a BT.709 decode.
         lines.append(
-            f"color=c=black@0:s={timeline.width}x{timeline.height}:r={fps}:d={timeline.frames / fps:.6f},format=rgba,"
+            f"color=c=black@0:s={timeline.width}x{timeline.height - top}:r={fps}:d={timeline.frames / fps:.6f},format=rgba,"
             "ass=subs.ass:alpha=1" + (f":fontsdir={fonts.name}" if fonts else "") + ","
             f"unpremultiply=inplace=1,scale={SCALE_BT709},format=yuva420p[subs]"
         )
-        lines.append(f"[{current}][subs]overlay=x=0:y=0:format=yuv420:eof_action=pass[v]")
+        lines.append(f"[{current}][subs]overlay=x=0:y={top}:format=yuv420:eof_action=pass[v]")
     else:
         lines.append(f"[{current}]null[v]")
     (work / "graph.txt").write_text(";\n".join(lines), encoding="utf-8")

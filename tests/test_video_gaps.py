@@ -203,3 +203,18 @@ def test_remotion_result_is_verified_once(tmp_path, monkeypatch):
         Timeline.load(path), out, settings, progress, cancel=cancel))
     out = render_timeline(timeline, tmp_path / "r.mp4", job.settings, renderer="remotion")
     assert out.is_file() and calls == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_fade_into_a_visible_video_background(tmp_path, loop_video, mode):
+    """A fade into a section whose video background shows through its slide renders in both modes
+    (graph mode's still and moving chains once had different timebases, which xfade refused)."""
+    job = make_job(tmp_path, [[Phrase("a", seconds=0.5)], [Phrase("b", seconds=1.0)]],
+                   video={"fps": 10, "transition": {"type": "fade", "duration": 0.4}},
+                   section_backgrounds={1: {"type": "video", "path": str(loop_video)}})
+    window_slides(job)
+    out, timeline = render(job, tmp_path, mode)
+    frames = decode_frames(out)
+    assert len(frames) == timeline.frames
+    start = timeline.frame(timeline.slides[1].start)
+    assert dominant(frames[start + 6]) in (0, 1, 2)  # the video shows in the window after the fade

@@ -352,17 +352,18 @@ def _render_graph(
             phase = frame(slide.start) - moving[k]
             lines.append(
                 f"[{video}:v]{video_fit_filter(background.fit, size, fps)},trim=start_frame={phase}:end_frame={phase + length},"
-                f"setpts=N/({fps}*TB)[bg{k}]"
+                f"settb=1/{fps},setpts=N[bg{k}]"
             )
             lines.append(f"[{image}:v]format=rgba,scale={SCALE_BT709},format=yuva420p[sl{k}]")
-            lines.append(f"[bg{k}][sl{k}]overlay=x=0:y=0:format=yuv420:eof_action=repeat[s{k}]")
+            # Every slide chain leaves with timebase 1/fps and frame rate fps: xfade refuses a mix.
+            lines.append(f"[bg{k}][sl{k}]overlay=x=0:y=0:format=yuv420:eof_action=repeat,fps={fps}[s{k}]")
             continue
         png = work / f"under-{k}.png"
         Image.fromarray(compositor.under(k)).save(png, compress_level=1)
         image = add_input("-i", png.name)
         lines.append(
             f"[{image}:v]scale={SCALE_BT709},format=yuv420p,loop=loop={max(length - 1, 0)}:size=1:start=0,"
-            f"setpts=N/({fps}*TB)[s{k}]"
+            f"settb=1/{fps},setpts=N,fps={fps}[s{k}]"
         )
     current = "s0"
     for k in range(1, len(slides)):

@@ -9,8 +9,9 @@ per frame.
 
 Layers, bottom to top: the background, the slide, the characters, the subtitle. A slide is drawn
 contain-fitted and centred over the background with its own alpha, so the background shows only
-where the slide is transparent or does not reach (an opaque full-frame slide, what the slides stage
-writes, hides it). The background of a slide is the one in effect at the slide's start (its
+where the slide is transparent or does not reach. The slides stage writes opaque full-frame slides
+for plain colour backgrounds (the fast path: nothing to compose) and transparent ones, with text on
+panels, for a section override or an image/video default background. The background of a slide is the one in effect at the slide's start (its
 section's override, else the default) and moves with the slide in a transition; a video background
 loops from the start of its override (the default one from 0), like Remotion's ``<Loop>``.
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import ctypes
 import errno
+import gc
 import json
 import random
 import threading
@@ -370,6 +372,7 @@ class Runner:
             result = await self._in_thread(run, stage.run, ctx, progress, timeout=timeout, name=name)
         finally:
             progress.closed = True
+            await asyncio.to_thread(release_memory)
         seconds = time.monotonic() - t0
         await self._in_thread(
             run,
@@ -581,3 +584,16 @@ def _disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     return "No space left on device" in str(exc)
+
+
+def release_memory() -> None:
+    """Hand memory a stage freed (frames, audio buffers) back to the system.
+
+    A long-running daemon otherwise keeps the high-water mark of its biggest render: glibc keeps
+    freed heap pages. ``malloc_trim`` is glibc-only; elsewhere only the garbage collector runs.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -23,8 +23,11 @@ Phrases (one subtitle and one audio clip each):
 
 Readings:
     :func:`reading_for` is pyopenjtalk's ``g2p(text, kana=True)`` after the pronunciation
-    dictionary's surfaces are replaced by their readings, reduced to katakana, the long-vowel
-    mark and the pauses 、。！？ (hiragana is converted; symbols the voice cannot speak are dropped).
+    dictionary's surfaces are replaced by their readings and then every other Latin-script word
+    by a katakana reading (:mod:`stages.script.readings`: curated loanwords, spelled acronyms,
+    e2k's transliteration), reduced to katakana, the long-vowel mark and the pauses 、。！？
+    (hiragana is converted; symbols the voice cannot speak are dropped). Only Japanese text gets
+    a reading; the subtitle text never changes.
 
 Spoken length:
     Japanese: 7.5 morae per second plus 0.3 s per pause mark; other languages: 150 words per
@@ -40,6 +43,7 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 from stages.jtalk import pyopenjtalk as _pyopenjtalk
+from stages.script.readings import katakanize_latin
 
 JA_PHRASE_CHARS = 40
 WORD_PHRASE_WORDS = 15
@@ -391,7 +395,7 @@ def reading_for(text: str, pronunciation: Iterable[tuple[str, str]] = ()) -> str
     for surface, reading in sorted(pronunciation, key=lambda pair: -len(pair[0])):
         if surface:
             text = text.replace(surface, reading)
-    return to_katakana_reading(_pyopenjtalk().g2p(text, kana=True))
+    return to_katakana_reading(_pyopenjtalk().g2p(katakanize_latin(text), kana=True))
 
 
 def to_katakana_reading(kana: str) -> str:

@@ -1,0 +1,196 @@
+"""Katakana for the Latin-script words in Japanese text, so g2p reads them as words.
+
+pyopenjtalk's g2p spells every Latin word letter by letter (``Docker`` becomes
+ディーオーシーケーイーアール). :func:`katakanize_latin` replaces each Latin word of a Japanese
+text with a katakana reading; g2p then reads the result, so the particles and kanji around a
+word keep their readings and the output stays katakana (``GitHubでコードを書く`` →
+``ギットハブでコードを書く`` → ギットハブデコードヲカク).
+
+Words:
+    First, entries of the curated dictionary that contain symbols (``Node.js``, ``Wi-Fi``,
+    ``C++``, ``.NET``, ``UTF-8``) are replaced wherever they stand between non-alphanumerics.
+    Then every remaining run of Latin letters and digits, joined by ``-``, ``.``, ``_`` or an
+    apostrophe before a letter (``Python3``, ``e-mail``, ``snake_case``, ``example.com``), is one
+    word. Full-width letters and digits count as ASCII ones.
+
+A word's reading, the first source that knows it wins:
+    1. the user's pronunciation dictionary (``settings.pronunciation``), applied by
+       :func:`stages.script.text.reading_for` before this module runs;
+    2. the curated dictionary ``data/loanwords.tsv`` (case-insensitive) for the whole word;
+    3. pyopenjtalk's own lexicon, when its analysis of the text reads the whole word as a word
+       (units after numbers: ``10GB`` ギガバイト, ``50Hz`` ヘルツ; ``TV`` テレビ; ``Google``): the
+       word is left for g2p;
+    4. otherwise the word is cut at ``-``, ``.``, ``_`` and then at camelCase and letter/digit
+       boundaries (``HTTPServer`` → HTTP Server, ``macOS`` → mac OS), and each part is read by
+       the dictionary, else digits are left for g2p (which reads numbers), else
+    5. an acronym (one letter, or all capitals with at most 5 letters, or a word e2k's n-gram
+       model judges unpronounceable) is spelled with the English letter names (エー ビー シー
+       ... ダブリュー), else
+    6. e2k's character-to-katakana model transliterates it (greedy decoding, deterministic;
+       the full "base" model: about 10 ms a word, cached per word).
+    A part after a dot reads ドット first (``example.com``), except ``js`` (``Three.js``).
+    Without the e2k package (or if its models fail to load) step 6 leaves the word as it is
+    and g2p spells it, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+
+from stages.jtalk import pyopenjtalk as _pyopenjtalk
+
+log = logging.getLogger(__name__)
+
+LOANWORDS_FILE = "data/loanwords.tsv"
+ACRONYM_MAX_LETTERS = 5
+
+LETTER_NAMES = {
+    "a": "エー", "b": "ビー", "c": "シー", "d": "ディー", "e": "イー", "f": "エフ", "g": "ジー",
+    "h": "エイチ", "i": "アイ", "j": "ジェー", "k": "ケー", "l": "エル", "m": "エム", "n": "エヌ",
+    "o": "オー", "p": "ピー", "q": "キュー", "r": "アール", "s": "エス", "t": "ティー", "u": "ユー",
+    "v": "ブイ", "w": "ダブリュー", "x": "エックス", "y": "ワイ", "z": "ゼット",
+}
+
+_FULL_WIDTH = str.maketrans(
+    {chr(code): chr(code - 0xFEE0) for code in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]}
+)
+_WORD = re.compile(r"(?<![A-Za-z])[A-Za-z][A-Za-z0-9]*(?:[-._'’][A-Za-z][A-Za-z0-9]*)*")
+_SEGMENT_SEPARATOR = re.compile(r"([-._])")
+_CAMEL_PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_KATAKANA = re.compile(r"^[\u30A1-\u30FA\u30FC]+$")
+_DOTLESS_AFTER_DOT = {"js"}
+_UNKNOWN_POS = {"フィラー", "記号"}
+
+_E2K_LOCK = threading.Lock()
+_UNLOADED = object()
+_e2k_models: object = _UNLOADED
+
+
+def katakanize_latin(text: str) -> str:
+    """``text`` with every Latin-script word replaced by its katakana reading (see above)."""
+    text = text.translate(_FULL_WIDTH)
+    if not re.search(r"[A-Za-z]", text):
+        return text
+    symbols = _symbol_entries()
+    if symbols is not None:
+        text = symbols.sub(lambda m: loanwords()[m.group(0).lower()], text)
+    if not re.search(r"[A-Za-z]", text):
+        return text
+    known = _known_to_jtalk(text)
+    return _WORD.sub(lambda m: _replacement(m.group(0), known), text)
+
+
+@lru_cache(maxsize=1)
+def loanwords() -> dict[str, str]:
+    """The curated dictionary: lower-cased word → katakana reading."""
+    table: dict[str, str] = {}
+    raw = resources.files("stages.script").joinpath(LOANWORDS_FILE).read_text(encoding="utf-8")
+    for line in raw.splitlines():
+        if line.strip() and not line.startswith("#"):
+            word, reading = line.split("\t")
+            table[word.strip().lower()] = reading.strip()
+    return table
+
+
+@lru_cache(maxsize=8192)
+def word_reading(word: str) -> str:
+    """The reading of one Latin word (katakana, with any digits left for g2p).
+
+    Without e2k, parts it would have transliterated stay in Latin letters.
+    """
+    known = loanwords().get(word.lower())
+    if known:
+        return known
+    out: list[str] = []
+    after_dot = False
+    for segment in _SEGMENT_SEPARATOR.split(word.replace("'", "").replace("’", "")):
+        if segment in "-._":
+            after_dot = segment == "."
+            continue
+        if after_dot and segment.lower() not in _DOTLESS_AFTER_DOT:
+            out.append("ドット")
+        known = loanwords().get(segment.lower())
+        if known:
+            out.append(known)
+            continue
+        for part in _CAMEL_PARTS.findall(segment):
+            out.append(loanwords().get(part.lower()) or (part if part.isdigit() else _part_reading(part)))
+    return "".join(out)
+
+
+def spell(word: str) -> str:
+    """``word`` spelled with the English letter names (エー ビー シー ... ダブリュー)."""
+    return "".join(LETTER_NAMES.get(ch, "") for ch in word.lower())
+
+
+def _part_reading(part: str) -> str:
+    """An acronym spelled, else e2k's transliteration, else the part unchanged (no e2k)."""
+    if len(part) == 1 or (part.isupper() and len(part) <= ACRONYM_MAX_LETTERS):
+        return spell(part)
+    models = _e2k()
+    if models is None:
+        return part
+    c2k, ngram = models
+    lower = part.lower()
+    with _E2K_LOCK:
+        if not ngram(lower):
+            return spell(part)
+        kana = c2k(lower)
+    return kana if _KATAKANA.match(kana) else spell(part)
+
+
+def _replacement(word: str, known: frozenset[str]) -> str:
+    """A word's reading, or the word itself when g2p knows it and the dictionary does not."""
+    if word in known and word.lower() not in loanwords():
+        return word
+    return word_reading(word)
+
+
+def _known_to_jtalk(text: str) -> frozenset[str]:
+    """The Latin words of ``text`` that pyopenjtalk's dictionary reads as words in context.
+
+    Its lexicon knows units after numbers (``10GB`` ギガバイト, ``50Hz`` ヘルツ), some names
+    (``Google``, ``Xperia``) and abbreviations (``TV`` テレビ, ``Mr.``); words it does not know
+    come out as fillers or single letters, spelled.
+    """
+    known = set()
+    for morpheme in _pyopenjtalk().run_frontend(text):
+        surface = unicodedata.normalize("NFKC", morpheme["string"]).strip(" .")
+        if morpheme["pos"] not in _UNKNOWN_POS and _WORD.fullmatch(surface):
+            known.add(surface)
+    return frozenset(known)
+
+
+@lru_cache(maxsize=1)
+def _symbol_entries() -> re.Pattern[str] | None:
+    """Dictionary entries that are not plain alphanumeric words, as one pattern (longest first)."""
+    words = sorted((w for w in loanwords() if not w.isalnum()), key=lambda w: (-len(w), w))
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in words)
+    return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def _e2k() -> tuple | None:
+    """e2k's C2K model and n-gram check, loaded once on first use; None when unavailable."""
+    global _e2k_models
+    if _e2k_models is _UNLOADED:
+        with _E2K_LOCK:
+            if _e2k_models is _UNLOADED:
+                _e2k_models = _load_e2k()
+    return _e2k_models  # type: ignore[return-value]
+
+
+def _load_e2k() -> tuple | None:
+    try:
+        from e2k import C2K, NGram
+
+        return C2K(max_len=32, model="base"), NGram()
+    except Exception as exc:  # ImportError, or a broken install's missing/corrupt model files
+        log.warning("e2k unavailable, Latin words will be spelled letter by letter: %s", exc)
+        return None

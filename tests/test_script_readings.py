@@ -142,3 +142,17 @@ def test_without_e2k_falls_back_to_g2p(without_e2k):
     assert reading_for("Zendesk") == "ゼットイーエヌディーイーエスケー"
     assert reading_for("GitHubでコードを書く") == "ギットハブデコードヲカク"
     assert is_katakana_reading(reading_for("geogaddiとxyzzy"))
+
+
+def test_multi_word_and_symbol_entries():
+    """Dictionary entries with spaces or symbols match as a whole."""
+    assert reading_for("App Storeで配信") == "アップストアデハイシン"
+    assert reading_for("E2EテストとCI/CD") == "イートゥーイーテストトシーアイシーディー"
+
+
+def test_llm_readings_that_are_not_katakana_get_the_same_treatment():
+    """A reading the LLM wrote with Latin letters is read like narration text."""
+    from stages.script.text import normalise_reading
+
+    assert normalise_reading("Dockerで動かす") == "ドッカーデウゴカス"
+    assert normalise_reading("ドッカー") == "ドッカー"

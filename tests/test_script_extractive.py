@@ -12,7 +12,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from stages.base import Cancelled, InputError
 from stages.script import estimate_script_seconds, generate_script, load_script
-from stages.script.extractive import write_extractive
+from stages.script.extractive import BULLET_CHARS, write_extractive
 from stages.script.text import (
     is_katakana_reading,
     reading_for,
@@ -83,7 +83,7 @@ def test_slides_have_headings_bullets_and_the_sections_first_image(settings):
     for section in body(script):
         assert section.slide.heading == section.title
         assert 2 <= len(section.slide.bullets) <= 5
-        assert all(len(b) <= 28 for b in section.slide.bullets)
+        assert all(len(b) <= BULLET_CHARS for b in section.slide.bullets)
     by_title = {s.title: s for s in script.sections}
     assert by_title["型ヒントとは"].slide.image == "https://example.com/img/hints.png"
     assert by_title["型ヒントとは"].source_image_url == "https://example.com/img/hints.png"

@@ -15,10 +15,27 @@ Narration:
     katakana ``reading`` from pyopenjtalk's g2p (with the pronunciation dictionary applied).
 
 Slides:
-    Each section's slide has its heading, 2–4 bullets (subheadings, list items, then the start of
-    each sentence, shortened at a natural break to :data:`BULLET_CHARS` characters or
-    :data:`BULLET_WORDS` words) and the section's first article image, which is also its
-    ``source_image_url``.
+    Each section's slide has its heading, up to :data:`MAX_BULLETS` bullets (subheadings and list
+    items first, then one per sentence in order) and the section's first article image, which is
+    also its ``source_image_url``. A bullet is a complete, short point made by
+    :func:`stages.script.text.bullet_of` from one sentence, at most :data:`BULLET_CHARS` (30)
+    characters or :data:`BULLET_WORDS` (10) words (about two lines of the bullet column at 1080p):
+
+    - a sentence that fits is used whole, its trailing 。/. dropped;
+    - else the best clause span that ends cleanly: on the sentence's own ending, on a terminal form
+      whose conjunctive particle is dropped (「選ぶと、」 -> 「選ぶ」), on a nominalised こと, or
+      (weaker) on a noun before が/は/も; a span may drop leading clauses and then keeps the
+      sentence's topic (「良い苗は、…、葉の色が濃い緑色をしています」 -> 「良い苗は、葉の色が濃い緑色を
+      しています」). Clause breaks are commas after anything but a noun (a comma between nouns lists
+      them); in English, commas and conjunctions. Spans keeping the start or the end win ties;
+    - as a last resort the longest noun phrase (Japanese) or the longest start ending on a content
+      word — never a dangling clause.
+
+    So no bullet ends on a conjunctive or case particle or a comma (Japanese:
+    :data:`stages.script.text.BULLET_FORBIDDEN_JA`, e.g. て, で, と, が, ば, は, を, に, ので, 、)
+    or on a function word (English: ``and``, ``but``, ``the``, ``of``…; no trailing comma). A
+    bullet equal to the heading, or already on the slide, is skipped. Deterministic: the same
+    sentence always gives the same bullet.
 
 Length (``script.max_minutes``):
     Spoken time is estimated by :func:`stages.script.text.estimate_seconds` plus one second per
@@ -44,11 +61,11 @@ from stages.base import Cancelled, InputError, Progress, no_progress
 from stages.script.model import Narration, Script, Section, SlideContent
 from stages.script.text import (
     article_language,
+    bullet_of,
     estimate_seconds,
     is_cjk_language,
     is_japanese,
     reading_for,
-    shorten,
     split_phrases,
     split_sentences,
 )
@@ -58,7 +75,7 @@ if TYPE_CHECKING:
 
 GROUP_CHARS = 400
 GROUP_WORDS = 120
-BULLET_CHARS = 28
+BULLET_CHARS = 30
 BULLET_WORDS = 10
 MAX_BULLETS = 4
 SECTION_PAUSE_SECONDS = 1.0
@@ -227,7 +244,7 @@ def _group_paragraphs(blocks: list[dict[str, Any]], language: str) -> list[_RawS
     for raw in sections:
         first = next((_block_text(b) for b in raw.blocks if _block_text(b)), "")
         sentences = split_sentences(first, language)
-        raw.title = shorten(sentences[0], language, BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS) if sentences else ""
+        raw.title = bullet_of(sentences[0], language, BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS) if sentences else ""
     return [raw for raw in sections if raw.title]
 
 
@@ -336,9 +353,10 @@ def _trim(drafts: list[_Draft], fixed_seconds: float, budget_seconds: float) -> 
 def _body_section(draft: _Draft, narrations: list[Narration], language: str) -> Section:
     limit = BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS
     bullets: list[str] = []
+    heading = _plain(draft.title)
     for candidate in draft.key_points + draft.sentence_points:
-        bullet = shorten(candidate, language, limit)
-        if bullet and bullet not in bullets and bullet != draft.title:
+        bullet = bullet_of(candidate, language, limit)
+        if bullet and bullet not in bullets and _plain(bullet) != heading:
             bullets.append(bullet)
         if len(bullets) == MAX_BULLETS:
             break
@@ -397,6 +415,11 @@ def _first_heading(article: dict[str, Any]) -> str:
 
 def _src(image: dict[str, Any] | None) -> str | None:
     return str(image["src"]) if image and image.get("src") else None
+
+
+def _plain(text: str) -> str:
+    """Text compared without case, spaces and trailing punctuation (to spot a bullet repeating the heading)."""
+    return "".join(text.split()).rstrip("。.!?！？").casefold()
 
 
 def _clean(value: object) -> str:

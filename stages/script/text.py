@@ -365,7 +365,9 @@ def _align(text: str, strings: list[str]) -> list[tuple[int, int, int]] | None:
                 j += 1
             spans.append((i, j, k))
             k += 1
-            while k < len(strings) and all(c in _KANJI_NUMERALS for c in unicodedata.normalize("NFKC", strings[k])):
+            decimal = "." in text[i:j] or "," in text[i:j]  # "3.5" is read 三 ． 五: absorb the point too
+            while k < len(strings) and all(c in _KANJI_NUMERALS or (decimal and c in ".,")
+                                           for c in unicodedata.normalize("NFKC", strings[k])):
                 k += 1
             i = j
             continue
@@ -443,3 +445,233 @@ def estimate_tokens(text: str) -> int:
     """A rough token count for LLM budgets: one per CJK character, one per 4 other characters."""
     cjk = sum(1 for ch in text if ord(ch) >= 0x2E80)
     return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+# --- slide bullets ----------------------------------------------------------------------------
+
+JA_CONJUNCTIVE_ENDINGS = ("と", "ので", "から", "が", "けど", "けれど", "けれども", "し")
+"""Conjunctive particles dropped after a terminal form: 「選ぶと」 -> 「選ぶ」 ends a bullet cleanly."""
+
+BULLET_FORBIDDEN_JA = ("て", "で", "と", "が", "ば", "は", "を", "に", "へ", "や", "ており", "ので", "けど",
+                       "から", "たら", "なら", "、", "，", "「", "（")
+"""Endings no Japanese bullet may have: a conjunctive, case or binding particle, or a comma."""
+
+BULLET_FORBIDDEN_EN = {
+    "and", "but", "or", "nor", "so", "because", "which", "that", "while", "when", "where", "although",
+    "though", "whereas", "if", "unless", "since", "until", "who", "whose", "whom", "yet", "than", "as",
+    "the", "a", "an", "its", "their", "his", "her", "our", "your", "my", "this", "these", "those",
+    "is", "are", "was", "were", "be", "been", "being", "has", "have", "had", "will", "would", "can",
+    "could", "should", "may", "might", "must", "do", "does", "did", "not", "to", "very", "more", "most",
+    "e.g", "i.e", "cf", "viz", "vs",
+    *_EN_PREPOSITIONS,
+}
+"""Words no English bullet may end on (function words that leave a thought hanging)."""
+
+_ALLOWED_JA = ("こと", "ひと", "あと", "もと", "ごと")  # nouns that merely look like a particle ending
+_BULLET_SCORE_START = 8  # a bullet that keeps the sentence's start (or its topic) says whose point it is
+_BULLET_SCORE_END = 6  # a bullet that keeps the sentence's own ending keeps its main predicate
+_NOUN_EXCLUDED = {"非自立", "副詞可能", "代名詞", "接続詞的", "数"}
+_NOUN_ENDING_PARTICLES = {"は", "が", "も"}  # a noun phrase that is the subject or topic
+_OPEN_BRACKETS = "「『（(【［"
+_CLOSE_BRACKETS = "」』）)】］"
+
+
+def bullet_of(sentence: str, language: str | None, limit: int) -> str:
+    """A slide bullet made from one sentence: a complete, short point of at most ``limit`` units.
+
+    ``limit`` counts characters (ja, zh) or words. The rule, in order:
+
+    1. The whole sentence, its trailing 。/. dropped, when it fits.
+    2. Otherwise the best *span* of the sentence that ends cleanly. A span starts at the
+       sentence's start or after a clause break (、, or in other languages , ; : or a conjunction);
+       a Japanese span that starts later may keep the sentence's leading topic (「良い苗は、」). It
+       ends at the sentence's end, or (Japanese) on a terminal form whose conjunctive particle is
+       dropped (「選ぶと」 -> 「選ぶ」), or on a noun before a particle (「…の流れを」 -> 「…の流れ」);
+       (other languages) before a comma or a conjunction on a word not in
+       :data:`BULLET_FORBIDDEN_EN`. Spans ending on a terminal form or the sentence's end beat
+       those ending on a noun; among them the score is the length plus 8 when the span keeps the
+       sentence's start or topic, plus 6 when it keeps the sentence's end (ties: earliest, then
+       longest). Brackets must balance.
+    3. The longest noun phrase of the sentence (Japanese), else a cut by :func:`shorten` at
+       the last break where the text before ends cleanly.
+
+    So a bullet never ends on a conjunctive or case particle, a comma or a dangling function word.
+    The result is deterministic: it depends only on the sentence, the language and ``limit``.
+    """
+    sentence = " ".join(sentence.split())
+    if not sentence:
+        return ""
+    if is_japanese(language):
+        return _japanese_bullet(sentence, limit)
+    if is_cjk_language(language):
+        whole = sentence.rstrip("。．.")
+        return whole if len(whole) <= limit else shorten(sentence, language, limit)
+    return _word_bullet(sentence, limit)
+
+
+def bullet_ends_cleanly(bullet: str, language: str | None) -> bool:
+    """True when ``bullet`` does not end on a forbidden ending (:data:`BULLET_FORBIDDEN_JA`/``_EN``)."""
+    bullet = bullet.strip()
+    if not bullet:
+        return False
+    if is_cjk_language(language):
+        return not bullet.endswith(BULLET_FORBIDDEN_JA) or bullet.endswith(_ALLOWED_JA)
+    if bullet[-1] in ",;:—–":
+        return False
+    return bullet.split(" ")[-1].lower().strip("\"'“”‘’()").rstrip(".") not in BULLET_FORBIDDEN_EN
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        if ch in _OPEN_BRACKETS:
+            depth += 1
+        elif ch in _CLOSE_BRACKETS:
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _japanese_bullet(sentence: str, limit: int) -> str:
+    body = sentence.rstrip("。．.")
+    complete = body != sentence or body[-1:] in ("！", "？", "!", "?")
+    if not body:
+        return ""
+    morphemes = _pyopenjtalk().run_frontend(body)
+    spans = _align(body, [m["string"] for m in morphemes])
+    if spans is None:
+        return body if len(body) <= limit else shorten(body, "ja", limit)
+    units = [(start, end, morphemes[k]) for start, end, k in spans]
+
+    def content(i: int) -> dict:
+        """The morpheme that decides how span i ends (a closing bracket defers to the one before)."""
+        while i > 0 and units[i][2]["string"] in _CLOSE_BRACKETS:
+            i -= 1
+        return units[i][2]
+
+    def terminal(m: dict) -> bool:
+        return m["pos"] in ("動詞", "形容詞", "助動詞") and str(m.get("cform", "")).startswith("基本形")
+
+    def noun(m: dict) -> bool:
+        if m["pos"] != "名詞":
+            return False
+        return m["pos_group1"] not in _NOUN_EXCLUDED or m["string"] in ("こと", "もの")
+
+    last = len(units) - 1
+    body_clean = complete or terminal(content(last)) or noun(content(last)) or (
+        units[last][2]["pos"] == "助詞" and units[last][2]["pos_group1"] == "終助詞")
+    if len(body) <= limit and body_clean:
+        return body
+
+    starts = [0]
+    ends: dict[int, int] = {}  # end position -> kind (2: sentence end or terminal form, 1: noun)
+    if body_clean:
+        ends[len(body)] = 2
+    for i, (start, end, m) in enumerate(units):
+        nxt = units[i + 1][2] if i < last else None
+        if m["string"] in ("、", "，", ","):
+            # a comma after a noun lists nouns (「引数、戻り値」): no clause starts there
+            if i < last and i > 0 and not (noun(content(i - 1)) and units[i - 1][2]["pos"] == "名詞"):
+                starts.append(units[i + 1][0])
+            if i > 0 and units[i - 1][2]["string"] == "こと":
+                ends[start] = 2  # 「…を選ぶこと、」: a nominalised clause is a whole point
+            continue
+        if nxt is None:
+            continue
+        cm = content(i)
+        if (terminal(cm) and nxt["pos"] == "助詞" and nxt["pos_group1"] == "接続助詞"
+                and nxt["string"] in JA_CONJUNCTIVE_ENDINGS):
+            ends[end] = 2
+        elif noun(cm) and nxt["pos"] == "助詞" and nxt["string"] in _NOUN_ENDING_PARTICLES:
+            ends.setdefault(end, 1)
+    topic_end = 0
+    if len(starts) > 1:
+        first_comma = next(i for i, u in enumerate(units) if u[2]["string"] in ("、", "，", ","))
+        before = units[first_comma - 2][2] if first_comma > 1 else None
+        if (first_comma > 1 and units[first_comma - 1][2]["string"] == "は"
+                and before["pos"] in ("名詞", "助詞") and before["pos_group1"] != "接続助詞"):
+            topic_end = units[first_comma][1]  # 「良い苗は、」「この記事では、」: the sentence's topic
+    topic = body[:topic_end]
+
+    best: tuple[tuple, str] | None = None
+    for a in starts:
+        for e, kind in sorted(ends.items()):
+            if e <= a:
+                continue
+            piece = body[a:e].strip(" 、，,")
+            variants = [(piece, a == 0)]
+            if topic_end and a >= topic_end:
+                variants.append((topic + piece, True))
+            for text, keeps_start in variants:
+                if not text or len(text) > limit or not _balanced(text) or not bullet_ends_cleanly(text, "ja"):
+                    continue
+                score = len(text) + _BULLET_SCORE_START * keeps_start + _BULLET_SCORE_END * (e == len(body))
+                key = (kind, score, -a, e)
+                if best is None or key > best[0]:
+                    best = (key, text)
+    if best is not None:
+        return best[1]
+    phrase = _longest_noun_phrase(body, units, limit)
+    if phrase:
+        return phrase
+    return shorten(body, "ja", limit)
+
+
+def _longest_noun_phrase(body: str, units: list[tuple[int, int, dict]], limit: int) -> str:
+    """The longest run of nouns, prefixes, adnominals and の that ends on a noun and fits ``limit``."""
+    best = ""
+    for i in range(len(units)):
+        for j in range(i, len(units)):
+            m = units[j][2]
+            joins = m["pos"] in ("名詞", "接頭詞", "連体詞") or (m["pos"] == "助詞" and m["pos_group1"] == "連体化")
+            if not joins or units[j][1] - units[i][0] > limit:
+                break
+            first = units[i][2]
+            if m["pos"] == "名詞" and first["pos"] != "助詞":
+                text = body[units[i][0]:units[j][1]]
+                if len(text) > len(best) and _balanced(text):
+                    best = text
+    return best
+
+
+def _word_bullet(sentence: str, limit: int) -> str:
+    words = sentence.split(" ")
+    whole = sentence.rstrip(".;:,")
+    if len(words) <= limit and bullet_ends_cleanly(whole, "en"):
+        return whole
+    last_word = words[-1].rstrip(".!?\"'”’)")
+    complete = sentence[-1] in ".!?\"'”’)" and last_word.lower() not in BULLET_FORBIDDEN_EN
+    starts = [0]
+    ends: dict[int, int] = {len(words): 2} if complete else {}
+    for i in range(1, len(words)):
+        before, after = words[i - 1], words[i].lower().strip("\"'“‘(")
+        if before[-1] in ",;:—–":
+            starts.append(i + 1 if after in _EN_CONJUNCTIONS else i)
+            ends[i] = 2
+        elif after in _EN_CONJUNCTIONS:
+            starts.append(i + 1)
+            if after != "that":  # "estimates that ...": the verb before a complement clause hangs
+                ends[i] = 2
+    best: tuple[tuple, str] | None = None
+    for a in sorted(set(starts)):
+        for e, kind in sorted(ends.items()):
+            if e <= a or e - a > limit:
+                continue
+            text = " ".join(words[a:e]).rstrip(".;:,—–")
+            if not text or not _balanced(text) or not bullet_ends_cleanly(text, "en"):
+                continue
+            if a > 0:
+                text = text[0].upper() + text[1:]
+            score = (e - a) + _BULLET_SCORE_START * (a == 0) + _BULLET_SCORE_END * (e == len(words))
+            key = (kind, score, -a, e)
+            if best is None or key > best[0]:
+                best = (key, text)
+    if best is not None:
+        return best[1]
+    # no clean clause fits: the longest start that ends on a content word
+    for e in range(min(limit, len(words)), 0, -1):
+        text = " ".join(words[:e]).rstrip(".;:,—–")
+        if bullet_ends_cleanly(text, "en"):
+            return text
+    return shorten(sentence, "en", limit)

@@ -69,6 +69,52 @@ def wrap_balanced(text: str, max_width: float, measure: Measure) -> list[str]:
     return lines
 
 
+WIDOW_CHARS: int = 3
+"""A paragraph's last line shorter than this many characters (spaces not counted) is a widow."""
+
+
+def widow_free_break(text: str, max_width: float, next_width: float, measure: Measure,
+                     min_chars: int = WIDOW_CHARS) -> tuple[str, str] | None:
+    """Where to end the first line of ``text`` so that the line after it, the last, is no widow.
+
+    For a caller that fills lines one at a time (each line may have its own width): when greedy
+    filling would leave the rest of ``text`` as one last line of fewer than ``min_chars``
+    characters (「…葉が黄色くなっている苗」/「は」), the first line ends at the latest kinsoku-legal
+    break (between :func:`tokens`) after which the rest has at least ``min_chars`` characters and
+    fits ``next_width``, while the first line keeps at least ``min_chars`` characters and fits
+    ``max_width``.
+
+    Returns:
+        ``(first_line, rest)`` with the rest's leading spaces dropped, or None when greedy filling
+        leaves no widow (the text fits one line, or the rest needs more than one more line) or
+        when no such break exists (then greedy filling stands).
+    """
+    text = text.strip()
+    units = tokens(text)
+    greedy = 0
+    for i in range(1, len(units) + 1):
+        if measure("".join(units[:i]).rstrip()) <= max_width:
+            greedy = i
+        else:
+            break
+    rest = "".join(units[greedy:]).strip()
+    if greedy == 0 or not rest or _chars(rest) >= min_chars or measure(rest) > next_width:
+        return None
+    for i in range(greedy - 1, 0, -1):
+        first, rest = "".join(units[:i]).rstrip(), "".join(units[i:]).strip()
+        if not first or not rest or _chars(first) < min_chars:
+            break
+        if measure(rest) > next_width:
+            break  # moving more only makes the rest wider
+        if _chars(rest) >= min_chars and measure(first) <= max_width:
+            return first, rest
+    return None
+
+
+def _chars(text: str) -> int:
+    return sum(1 for ch in text if not ch.isspace())
+
+
 def _balanced_pair(paragraph: str, max_width: float, measure: Measure) -> list[str] | None:
     units = tokens(paragraph)
     best: tuple[tuple[float, float], list[str]] | None = None
@@ -97,6 +143,9 @@ def tokens(text: str) -> list[str]:
     for unit in _raw_units(text):
         if not carry and merged and unit[0] in FORBIDDEN_START and not merged[-1].isspace():
             merged[-1] += unit
+            continue
+        if carry and unit.isspace():
+            carry += unit  # 「 X: an opening bracket stays with what follows even across a space
             continue
         unit = carry + unit
         carry = ""

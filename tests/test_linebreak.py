@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from PIL import ImageFont
 
 from stages.fonts import FontNotFound, find_font, find_font_face, font_family_name
-from stages.linebreak import FORBIDDEN_END, FORBIDDEN_START, tokens, wrap, wrap_balanced
+from stages.linebreak import FORBIDDEN_END, FORBIDDEN_START, WIDOW_CHARS, tokens, widow_free_break, wrap, wrap_balanced
 
 
 def chars(text: str) -> float:
@@ -169,3 +169,43 @@ def test_property_wrap_balanced_fits_and_loses_nothing(text, width):
     assert "".join(lines).replace(" ", "") == "".join(greedy).replace(" ", "")
     if len(lines) == 2:
         assert max(map(len, lines)) <= max(map(len, greedy))
+
+
+def test_widow_free_break_moves_the_break_back_for_a_lone_particle():
+    """「…苗」/「は」 becomes 「…苗は」 on the second line: the last line gets 3+ characters."""
+    text = "葉が黄色くなっている苗は"  # 12 characters on 11-wide lines: greedy leaves 「は」 alone
+    assert wrap(text, 11, chars)[-1] == "は"
+    first, rest = widow_free_break(text, 11, 11, chars)
+    assert first + rest == text and len(rest) >= WIDOW_CHARS and len(first) <= 11
+    assert first == "葉が黄色くなってい" and rest == "る苗は"  # the latest legal break that fixes it
+
+
+def test_widow_free_break_keeps_kinsoku_and_says_none_when_nothing_to_fix():
+    """Kinsoku still holds after the move; no widow or no legal break gives None."""
+    first, rest = widow_free_break("あいうえおかきくけ。こ", 10, 10, chars)
+    assert rest[0] not in FORBIDDEN_START and first + rest == "あいうえおかきくけ。こ"
+    assert widow_free_break("あいうえお", 10, 10, chars) is None  # one line
+    assert widow_free_break("あいうえおかきくけこさしす", 10, 10, chars) is None  # the rest has 3 already
+    assert widow_free_break("あいうえおかきくけこ" * 2 + "さ", 10, 10, chars) is None  # two more lines: not the last
+    assert widow_free_break("あいうえお", 4, 4, chars) is None  # moving would leave a short first line
+
+
+def test_widow_free_break_respects_the_next_line_width():
+    """The rest must fit the next line, which may be narrower (beside a corner)."""
+    assert widow_free_break("あいうえおかきくけこさ", 10, 2, chars) is None
+    first, rest = widow_free_break("the quick brown fox ok", 19, 19, chars)
+    assert (first, rest) == ("the quick brown", "fox ok")
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=JA, width=st.integers(min_value=6, max_value=20))
+def test_property_widow_free_break_loses_nothing_and_fits(text, width):
+    """Whenever it answers, the text is kept, both lines fit, the rest is 3+ characters and kinsoku holds."""
+    answer = widow_free_break(text, width, width, chars)
+    if answer is None:
+        return
+    first, rest = answer
+    assert (first + rest).replace(" ", "") == text.replace(" ", "")
+    assert len(first) <= width and len(rest) <= width
+    assert len(rest.replace(" ", "")) >= WIDOW_CHARS and len(first.replace(" ", "")) >= WIDOW_CHARS
+    assert rest[0] not in FORBIDDEN_START and first[-1] not in FORBIDDEN_END

@@ -324,3 +324,52 @@ def test_stage_fingerprint_and_run(tmp_path: Path, settings):
     bigger = load_settings(home=tmp_path / "home", video={"width": 640, "height": 360})
     job.settings = bigger
     assert stage.fingerprint(job) not in (before,)
+
+
+def _paragraph_lines(lines: list[str], paragraphs: list[str]) -> list[list[str]]:
+    """Split a block's drawn lines back into its paragraphs (lines join to the paragraph, spaces aside)."""
+    out: list[list[str]] = []
+    i = 0
+    for paragraph in paragraphs:
+        target, joined, group = paragraph.replace(" ", ""), "", []
+        while i < len(lines) and joined != target:
+            group.append(lines[i])
+            joined += lines[i].replace(" ", "")
+            i += 1
+        assert joined == target, (paragraph, lines)
+        out.append(group)
+    return out
+
+
+def _widows(tmp_path: Path, settings, bullets: list[list[str]]) -> list[tuple[str, list[str]]]:
+    body = [{"title": f"見出し{i}", "narrations": ["本文なのだ。"], "slide": {"heading": f"見出し{i}", "bullets": group}}
+            for i, group in enumerate(bullets)]
+    ends = [{"title": t, "narrations": ["本文なのだ。"]} for t in ("はじめに", "まとめ")]
+    data = {"title": "孤立した行", "language": "ja", "sections": [ends[0], *body, ends[1]]}
+    job = make_job(tmp_path, data, name=f"job-{len(list(tmp_path.iterdir()))}")
+    index, notes = run(job, settings, tmp_path)
+    assert not notes.named("slide text truncated")
+    found = []
+    for slide in index["slides"][1:-1]:
+        assert slide["layout"] == "bullets"
+        (box,) = [b for b in slide["boxes"] if b["kind"] == "bullets"]
+        for paragraph, group in zip(bullets[slide["section"] - 1], _paragraph_lines(box["lines"], bullets[slide["section"] - 1])):
+            if len(group) > 1 and len(group[-1].replace(" ", "")) < 3:
+                found.append((paragraph, group))
+    return found
+
+
+def test_no_bullet_ends_in_a_one_or_two_character_widow(tmp_path: Path, settings, monkeypatch):
+    """A multi-line bullet's last line has at least 3 characters when a kinsoku-legal break allows it.
+
+    The same bullets drawn with greedy breaking do leave widows (「…苗」/「は」), so the check can fail.
+    """
+    base = "ひょろりと背の高い苗や、葉が黄色くなっている苗は避けましょう。値段が少し高くても接ぎ木苗は病気に強い"
+    bullets = [[base[:n], base[: n + 1]] for n in range(14, 46, 2)] + [["Readers never wait for the writer at all, ok"]]
+    assert _widows(tmp_path, settings, bullets) == []
+    import stages.slides.typeset as typeset
+
+    monkeypatch.setattr(typeset, "widow_free_break", lambda *args, **kwargs: None)
+    (tmp_path / "greedy").mkdir()  # a fresh cache, so every slide is drawn again
+    greedy = _widows(tmp_path / "greedy", settings, bullets)
+    assert greedy, "greedy breaking left no widow: the bullets above no longer exercise the rule"

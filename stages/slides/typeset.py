@@ -3,7 +3,9 @@
 :func:`draw_slide` returns the picture and the boxes it drew into (text blocks with their lines,
 images, the logo), so tests and the video stage can check that nothing crosses the safe areas.
 Text is laid out top-down; each line asks :meth:`SafeArea.span` how wide it may be at its height,
-so a line beside a character corner is narrower than one above it. Auto-fit shrinks the type
+so a line beside a character corner is narrower than one above it. A paragraph's last line is
+never a widow of one or two characters (「…苗」/「は」) when an earlier kinsoku-legal break avoids
+it (:func:`stages.linebreak.widow_free_break`). Auto-fit shrinks the type
 step by step to a minimum size, then truncates with an ellipsis and says so.
 
 A *transparent* slide (``draw_slide(..., transparent=True)``, for a section whose background the
@@ -26,7 +28,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from stages.fonts import FontFace
-from stages.linebreak import FORBIDDEN_START, is_cjk, tokens
+from stages.linebreak import FORBIDDEN_START, WIDOW_CHARS, is_cjk, tokens, widow_free_break
 from stages.slides.layout import SafeArea, SlideSpec
 
 ELLIPSIS = "…"
@@ -425,7 +427,9 @@ class _Canvas:
                         self._ellipsize(out, rest, measure, bottom, column, ascent, descent, indent)
                     return out, cursor, True
                 x0, x1 = span
-                text, rest = first_line(rest, x1 - x0 - indent - 1, measure)
+                text, rest = self._line(rest, x1 - x0 - indent - 1, measure, cursor + line_h, line_h, ascent,
+                                        descent, bottom, column, indent,
+                                        max_lines is None or len(out) + 1 < max_lines)
                 if not text:
                     return out, cursor, True
                 if measure(text) > x1 - x0 - indent:
@@ -438,6 +442,24 @@ class _Canvas:
             if pi < len(paragraphs) - 1:
                 cursor += round(size * para_gap)
         return out, cursor, False
+
+    def _line(self, text: str, width: float, measure, next_cursor: int, line_h: int, ascent: int, descent: int,
+              bottom: int, column: _Column | None, indent: int, room: bool) -> tuple[str, str]:
+        """The next line of ``text`` and the rest, the break moved earlier when the rest would be a widow.
+
+        The rest is a widow when it would make one last line of fewer than ``WIDOW_CHARS``
+        characters (「…苗」/「は」); then :func:`stages.linebreak.widow_free_break` ends this line at
+        an earlier kinsoku-legal break, if one leaves both lines long enough and fitting.
+        """
+        line, rest = first_line(text, width, measure)
+        if not rest or len(rest.replace(" ", "")) >= WIDOW_CHARS or not room:
+            return line, rest
+        baseline = next_cursor + (line_h - (ascent + descent)) // 2 + ascent
+        span = self._span(baseline - ascent, baseline + descent, bottom, column)
+        if span is None:
+            return line, rest
+        better = widow_free_break(text, width, span[1] - span[0] - indent - 1, measure)
+        return better if better is not None else (line, rest)
 
     def _span(self, y0: int, y1: int, bottom: int, column: _Column | None) -> tuple[int, int] | None:
         if y1 > bottom:

@@ -6,6 +6,7 @@ Imported by ``tests/test_video*.py`` and ``tests/test_timeline*.py``; it holds n
 from __future__ import annotations
 
 import json
+import shutil
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,14 @@ def make_job(
     for si, phrases in enumerate(sections):
         section = {"title": f"Section {si + 1}", "narrations": []}
         if section_backgrounds and si in section_backgrounds:
-            section["background"] = section_backgrounds[si]
+            background = dict(section_backgrounds[si])
+            if background.get("path"):
+                # A script may only name files inside its job folder or the home: put it there.
+                source = Path(background["path"])
+                (job_dir / "assets").mkdir(exist_ok=True)
+                shutil.copyfile(source, job_dir / "assets" / source.name)
+                background["path"] = f"assets/{source.name}"
+            section["background"] = background
         for ni, phrase in enumerate(phrases):
             item = {"text": phrase.text, "persona_id": phrase.speaker}
             if phrase.reading:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from stages.assets import resolve_script_asset
 from stages.base import InputError
 from stages.script.model import Script
 from stages.video.timeline import (
@@ -423,9 +424,9 @@ def _background(script: Script, spans: list[SectionSpan], settings: "Settings", 
         else:
             if not wanted.path:
                 raise InputError(f"section {span.index} ({span.title!r}): a {wanted.type} background needs a path")
-            path = Path(wanted.path).expanduser()
-            path = path if path.is_absolute() else base_dir / path
-            background = Background(type=wanted.type, path=str(_existing(path, f"section {span.index} background")), fit=wanted.fit)
+            # The script is untrusted input: its paths stay inside the job folder and the home.
+            path = resolve_script_asset(wanted.path, settings, base_dir, f"section {span.index} background")
+            background = Background(type=wanted.type, path=str(path), fit=wanted.fit)
         overrides.append(BackgroundInterval(start=span.start, end=span.end, section=span.index, background=background))
     return BackgroundTrack(default=default, overrides=overrides)
 

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from daemon.inbox import URL_PATTERN, Inbox, InboxWatcher, new_job_id
 from daemon.logs import get_logger
 from daemon.notify import Notifier, watchdog_interval
-from daemon.outbox import Outbox, copy_atomic
-from stages.base import InputError, JobContext, Stage
+from daemon.outbox import Outbox
+from stages.base import InputError, JobContext, Stage, atomic_copy
 from stages.pipeline import INPUT_KINDS, input_kind, stages_for
 
 if TYPE_CHECKING:
@@ -291,9 +291,9 @@ def make_video(
             raise RuntimeError("the video stage finished without writing video.mp4")
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        copy_atomic(video, out)
+        atomic_copy(video, out)
         if (job_dir / "video.srt").is_file():
-            copy_atomic(job_dir / "video.srt", out.with_suffix(".srt"))
+            atomic_copy(job_dir / "video.srt", out.with_suffix(".srt"))
     return out
 
 

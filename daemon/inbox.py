@@ -45,8 +45,8 @@ from daemon.outbox import (
     move_no_clobber,
     read_json,
     unique_path,
-    write_public_text,
 )
+from stages.base import atomic_write_text
 from stages.pipeline import INPUT_KINDS, input_kind
 
 if TYPE_CHECKING:
@@ -297,7 +297,7 @@ class Inbox:
         if existing is None:
             return False
         target = move_no_clobber(source, self.settings.done, name, companions=(DUPLICATE_SUFFIX,))
-        write_public_text(
+        atomic_write_text(
             target.with_name(target.name + DUPLICATE_SUFFIX),
             f"file:  {name}\nsame content as job {existing}, which is still in progress.\n"
             f"No second job was started; its video will appear in outbox/ when it is done.\n"
@@ -324,7 +324,7 @@ class Inbox:
 
     def _record_rejection(self, target: Path, name: str, kind: str | None, reason: str) -> None:
         note = failure_note(job_id=None, stage="inbox", error=reason, name=target.name, retryable=False)
-        write_public_text(target.with_name(target.name + NOTE_SUFFIX), note)
+        atomic_write_text(target.with_name(target.name + NOTE_SUFFIX), note)
         self._log("inbox.rejected", name=name, kind=kind, error=reason, failed=target.name, level="warning")
 
     # --- scanning ------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import re
-import shutil
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 
-from stages.base import atomic_temp_path, atomic_write_json, commit_temp
+from stages.base import atomic_copy, atomic_write_json, atomic_write_text
 from stages.pipeline import INPUT_KINDS
 
 if TYPE_CHECKING:
@@ -73,12 +72,12 @@ class Outbox:
         files = {"video": f"{stem}.mp4"}
         srt = job_dir / "video.srt"
         if srt.is_file():
-            copy_atomic(srt, outbox / f"{stem}.srt")
+            atomic_copy(srt, outbox / f"{stem}.srt")
             files["subtitles"] = f"{stem}.srt"
         meta["files"] = files
         meta["delivered_at"] = _now_iso()
-        write_public_text(outbox / f"{stem}.json", json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
-        target = copy_atomic(video, outbox / files["video"])
+        atomic_write_text(outbox / f"{stem}.json", json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+        target = atomic_copy(video, outbox / files["video"])
 
         if "done" not in delivered and not claim.get("parent"):
             # A job split from a URL list has no input of its own: the list went to done/ already.
@@ -109,7 +108,7 @@ class Outbox:
             atomic_write_json(job_dir / FAILED_FILE, {"name": name})
         note = failure_note(job_id=job_id, stage=stage, error=error, name=name, retryable=True,
                             hint=self._hint(job_id))
-        return write_public_text(failed / f"{name}{NOTE_SUFFIX}", note)
+        return atomic_write_text(failed / f"{name}{NOTE_SUFFIX}", note)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -131,7 +130,7 @@ class Outbox:
             return None
         name = claim.get("name") or source.name
         target = unique_path(folder, name, companions)
-        copy_atomic(source, target)
+        atomic_copy(source, target)
         return target.name
 
     def _hint(self, job_id: str) -> str | None:
@@ -264,51 +263,6 @@ def _split_name(name: str) -> tuple[str, str]:
 # --- files -------------------------------------------------------------------------------------
 
 
-def copy_atomic(source: Path, target: Path) -> Path:
-    """Copy ``source`` to ``target`` through a temporary sibling, fsync, rename.
-
-    The result is readable like any new file (``0666 & ~umask``), not private like a temp file.
-    """
-    tmp = atomic_temp_path(target)
-    try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, public_mode())
-        commit_temp(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def write_public(path: Path, data: bytes) -> Path:
-    """Write ``data`` atomically as a file others may read (outbox, failed/ and done/ notes)."""
-    tmp = atomic_temp_path(path)
-    try:
-        tmp.write_bytes(data)
-        os.chmod(tmp, public_mode())
-        commit_temp(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_public_text(path: Path, text: str) -> Path:
-    """UTF-8 text through :func:`write_public`."""
-    return write_public(path, text.encode("utf-8"))
-
-
-def public_mode() -> int:
-    """``0o666`` minus this process's umask (read from /proc, so no umask() race)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o644
-
-
 def move_no_clobber(source: Path, folder: Path, name: str, companions: Iterable[str] = ()) -> Path:
     """Move ``source`` into ``folder`` under ``name`` (or a numbered variant); never overwrite.
 
@@ -325,7 +279,7 @@ def move_no_clobber(source: Path, folder: Path, name: str, companions: Iterable[
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
                 raise
-            copy_atomic(source, target)
+            atomic_copy(source, target)
         os.unlink(source)
         return target
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -159,7 +160,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -191,22 +192,42 @@ def commit_temp(tmp: Path, path: Path) -> Path:
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(Path(path).parent)
+    fsync_dir(Path(path).parent)
     return Path(path)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def public_mode() -> int:
+    """``0o666`` minus this process's umask: the mode of an ordinary new file.
+
+    Read from /proc (no ``umask()`` set-and-restore, which races with other threads).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
 
 
 # mkstemp makes 0600 files; outputs (the outbox above all) get the usual mode under the umask.
-# Read once at import: os.umask is process-wide and not safe to poke from worker threads.
-_FILE_MODE = 0o666 & ~_current_umask()
+_FILE_MODE = public_mode()
 
 
-def _fsync_dir(folder: Path) -> None:
+def atomic_copy(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target`` atomically (temp sibling, fsync, rename), with the usual mode."""
+    tmp = atomic_temp_path(target)
+    try:
+        shutil.copyfile(source, tmp)
+        commit_temp(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return Path(target)
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder so a rename into it survives a power cut (best effort)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

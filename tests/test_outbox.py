@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from daemon.events import EventStore
-from daemon.outbox import Outbox, job_date, public_mode, slugify
+from daemon.outbox import Outbox, job_date, slugify
+from stages.base import public_mode
 from stages.settings import load_settings
 
 JOB = "20261126-022000-3fa2c1"

@@ -40,7 +40,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from stages.base import Note, Progress, StageError, commit_temp, file_sha256, fingerprint_of, no_note
+from stages.base import Note, Progress, StageError, atomic_copy, file_sha256, fingerprint_of, fsync_dir, no_note
 from stages.video.probe import verify_video
 from stages.video.timeline import Timeline
 
@@ -146,22 +146,18 @@ def place(source: Path, target: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.part{target.suffix}")
     try:
-        try:
-            os.link(source, tmp)
-            how = "link"
-        except OSError:  # another file system, or links not allowed: copy
-            shutil.copyfile(source, tmp)
-            how = "copy"
-        if how == "link":
-            os.replace(tmp, target)
-            tmp.unlink(missing_ok=True)  # rename(2) does nothing when both already name one inode
-            _fsync_dir(target.parent)
-        else:
-            commit_temp(tmp, target)
+        os.link(source, tmp)
+    except OSError:  # another file system, or links not allowed: copy
+        atomic_copy(source, target)
+        return "copy"
+    try:
+        os.replace(tmp, target)
+        tmp.unlink(missing_ok=True)  # rename(2) does nothing when both already name one inode
+        fsync_dir(target.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return how
+    return "link"
 
 
 def store(video: Path, entry: Path) -> str:
@@ -209,19 +205,6 @@ def _touch(path: Path) -> None:
         os.utime(path)
     except OSError:
         pass
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _hash_file(path: Path) -> str | None:

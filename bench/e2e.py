@@ -23,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from daemon.events import EventStore, stage_timings  # noqa: E402
+from daemon.inbox import submit_to_inbox  # noqa: E402
 
 
 def main() -> None:
@@ -79,10 +83,8 @@ def _wait_ready(home: Path, daemon: subprocess.Popen, timeout: float = 60) -> No
 def _drop_and_wait(home: Path, daemon: subprocess.Popen, article: Path, tag: str) -> dict[str, object]:
     db = home / "state" / "moviegen.db"
     before = {row[0] for row in _query(db, "SELECT job_id FROM jobs")}
-    tmp = home / "inbox" / f".{tag}{article.suffix}.part"
-    shutil.copy(article, tmp)
     started = time.monotonic()
-    os.rename(tmp, home / "inbox" / f"{tag}{article.suffix}")
+    submit_to_inbox(home / "inbox", str(article))
     peak_kb = 0
     job_id = None
     while True:
@@ -107,36 +109,18 @@ def _drop_and_wait(home: Path, daemon: subprocess.Popen, article: Path, tag: str
         "video_seconds": round(float(timeline["duration"]), 2),
         "output": output,
     }
-    for stage, seconds, skipped in _stage_seconds(db, job_id):
-        result[f"stage_{stage}_seconds"] = round(seconds, 3)
-        if skipped:
-            result[f"stage_{stage}_skipped"] = 1
-    notes = _query(db, "SELECT data FROM events WHERE job_id = ? AND kind = 'stage.note' AND stage = 'audio'", job_id)
-    for (data,) in notes:
-        payload = json.loads(data or "{}")
-        if "synthesized" in payload:
-            result["audio_clips_synthesized"] = payload["synthesized"]
-            result["audio_clips_cached"] = payload.get("cached", 0)
+    store = EventStore(db)
+    events = store.events(job_id)
+    store.close()
+    for timing in stage_timings(events):
+        result[f"stage_{timing['stage']}_seconds"] = round(timing["seconds"] or 0.0, 3)
+        if timing["result"] == "skipped":
+            result[f"stage_{timing['stage']}_skipped"] = 1
+    for event in events:
+        if event["kind"] == "stage.note" and event["stage"] == "audio" and "synthesized" in event["data"]:
+            result["audio_clips_synthesized"] = event["data"]["synthesized"]
+            result["audio_clips_cached"] = event["data"].get("cached", 0)
     return result
-
-
-def _stage_seconds(db: Path, job_id: str) -> list[tuple[str, float, bool]]:
-    rows = _query(db, "SELECT kind, stage, at FROM events WHERE job_id = ? AND stage IS NOT NULL ORDER BY seq", job_id)
-    started: dict[str, float] = {}
-    out = []
-    for kind, stage, at in rows:
-        moment = _epoch(at)
-        if kind == "stage.started":
-            started[stage] = moment
-        elif kind in ("stage.finished", "stage.skipped"):
-            out.append((stage, moment - started.get(stage, moment), kind == "stage.skipped"))
-    return out
-
-
-def _epoch(at: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
 
 def _query(db: Path, sql: str, *params: object) -> list[tuple]:

@@ -16,11 +16,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from daemon.events import EventStore, stage_timings
+from daemon.inbox import submit_to_inbox
 
 console = Console()
 
@@ -46,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         db = home / "state" / "moviegen.db"
         _wait(lambda: db.exists() and _rows(db, "SELECT 1 FROM events WHERE kind = 'daemon.started'"), daemon, 60)
         started = time.monotonic()
-        tmp = home / "inbox" / f".{article.name}.part"
-        shutil.copy(article, tmp)
-        os.rename(tmp, home / "inbox" / article.name)
+        submit_to_inbox(home / "inbox", str(article))
         _wait(lambda: _terminal(db), daemon, 1800, progress=lambda: _progress(db))
         wall = time.monotonic() - started
         job = _rows(db, "SELECT job_id, state, error, output FROM jobs")[0]
@@ -123,14 +123,14 @@ def _print_stages(db: Path, job_id: str) -> None:
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     table.add_column("result")
-    started: dict[str, datetime] = {}
-    for kind, stage, at in _rows(db, "SELECT kind, stage, at FROM events WHERE job_id = ? ORDER BY seq", job_id):
-        moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        if kind == "stage.started":
-            started[stage] = moment
-        elif kind in ("stage.finished", "stage.skipped", "stage.failed") and stage in started:
-            seconds = (moment - started.pop(stage)).total_seconds()
-            table.add_row(stage, f"{seconds:.2f}", kind.split(".")[1])
+    store = EventStore(db)
+    try:
+        timings = stage_timings(store.events(job_id))
+    finally:
+        store.close()
+    for timing in timings:
+        seconds = "-" if timing["seconds"] is None else f"{timing['seconds']:.2f}"
+        table.add_row(timing["stage"], seconds, timing["result"])
     console.print(table)
 
 

@@ -95,6 +95,24 @@ def fold(events: Iterable[dict]) -> dict[str, dict]:
     return rows
 
 
+def stage_timings(events: Iterable[dict]) -> list[dict]:
+    """One job's stage outcomes in order: ``{stage, result, seconds}``.
+
+    ``result`` is ``finished``, ``skipped`` or ``failed``; ``seconds`` is what the runner measured
+    (``stage.finished`` carries it), 0 for a skip, None for a failure. ``events`` as from
+    :meth:`EventStore.events` (``data`` decoded).
+    """
+    results = {"stage.finished": "finished", "stage.skipped": "skipped", "stage.failed": "failed"}
+    timings = []
+    for event in events:
+        result = results.get(event["kind"])
+        if result is None or event.get("stage") is None:
+            continue
+        seconds = {"finished": (event.get("data") or {}).get("seconds"), "skipped": 0.0}.get(result)
+        timings.append({"stage": event["stage"], "result": result, "seconds": seconds})
+    return timings
+
+
 def apply_event(row: dict | None, event: dict) -> dict | None:
     """One step of the fold: the job's row after ``event`` (a new dict; ``row`` is not changed)."""
     kind = event["kind"]

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.fixtures_service import ROOT, ServiceDaemon, drop, wait_for  # noqa: F401 (re-exported)
 TERMINAL = {"done", "failed", "cancelled"}
 RUNNING = {"queued", "fetch", "script", "audio", "slides", "video"}
 
@@ -66,113 +63,60 @@ subtitle_color = "#f08bb4"
 """
 
 
-class DaemonProcess:
-    """`python -m daemon run --home HOME` as a child, started and stopped by tests."""
+class DaemonProcess(ServiceDaemon):
+    """`python -m daemon run --home HOME` with the real stages and the settings above.
+
+    Process handling (start, stop, kill9, cli, tail) is :class:`ServiceDaemon`'s; this adds the
+    end-to-end views of the log: rows as :class:`sqlite3.Row`, jobs in order, decoded events.
+    """
 
     def __init__(self, home: Path, extra_config: str = "", engine: str = "openjtalk"):
-        self.home = home
-        self.proc: subprocess.Popen | None = None
-        home.mkdir(parents=True, exist_ok=True)
-        (home / "moviegen.toml").write_text(
-            BASE_CONFIG.replace("{engine}", engine) + extra_config, encoding="utf-8"
-        )
-        self.log = home / "daemon.log"
-
-    @property
-    def db(self) -> Path:
-        return self.home / "state" / "moviegen.db"
+        super().__init__(home, config=BASE_CONFIG.replace("{engine}", engine) + extra_config)
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 60) -> "DaemonProcess":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGEN_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--home", str(self.home)],
-            stdout=open(self.log, "ab"),
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        started = self.count("SELECT count(*) FROM events WHERE kind = 'daemon.started'") if self.db.exists() else 0
-        wait_for(
-            lambda: self.alive() and self.db.exists()
-            and self.count("SELECT count(*) FROM events WHERE kind = 'daemon.started'") > started,
-            timeout,
-            "the daemon to start",
-            self,
-        )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill9(self) -> None:
-        """SIGKILL the daemon's whole process group (ffmpeg children too, as a crash would)."""
-        assert self.proc is not None
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            raise AssertionError("the daemon did not stop within 15 s of SIGTERM")
-
     def drop(self, name: str, data: bytes | str) -> Path:
         """Put a file into the inbox the safe way: a hidden temp name, then a rename."""
-        payload = data.encode("utf-8") if isinstance(data, str) else data
         inbox = self.home / "inbox"
         inbox.mkdir(parents=True, exist_ok=True)
-        tmp = inbox / f".{name}.part"
-        tmp.write_bytes(payload)
-        os.rename(tmp, inbox / name)
-        return inbox / name
+        return drop(inbox, name, data)
 
-    def query(self, sql: str, *params: object) -> list[sqlite3.Row]:
+    def rows(self, sql: str, *params: object) -> list[sqlite3.Row]:
+        """Query the log read-only; [] while it does not exist yet or is busy."""
+        if not self.db.exists():
+            return []
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
         conn.row_factory = sqlite3.Row
         try:
             return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError:
+            return []
         finally:
             conn.close()
 
-    def count(self, sql: str, *params: object) -> int:
-        return int(self.query(sql, *params)[0][0])
+    def scalar(self, sql: str, *params: object) -> int:
+        found = self.rows(sql, *params)
+        return int(found[0][0] or 0) if found else 0
 
-    def jobs(self) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM jobs ORDER BY created_at, job_id")
+    def job_rows(self) -> list[sqlite3.Row]:
+        return self.rows("SELECT * FROM jobs ORDER BY created_at, job_id")
 
     def events(self, job_id: str) -> list[dict]:
-        rows = self.query("SELECT seq, at, kind, stage, data FROM events WHERE job_id = ? ORDER BY seq", job_id)
+        rows = self.rows("SELECT seq, at, kind, stage, data FROM events WHERE job_id = ? ORDER BY seq", job_id)
         return [dict(row) | {"data": json.loads(row["data"] or "{}")} for row in rows]
 
     def wait_jobs(self, count: int, timeout: float = 240) -> list[sqlite3.Row]:
         """Wait until at least ``count`` jobs exist and all of them are terminal."""
 
         def ready() -> bool:
-            jobs = self.jobs()
+            jobs = self.job_rows()
             return len(jobs) >= count and all(job["state"] in TERMINAL for job in jobs)
 
         wait_for(ready, timeout, f"{count} jobs to finish", self)
-        return self.jobs()
-
-    def moviegen(self, *args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGEN_")}
-        return subprocess.run(
-            [sys.executable, "-m", "daemon", "--home", str(self.home), *args],
-            capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
-        )
+        return self.job_rows()
 
     def rss_kb(self) -> int:
         status = Path(f"/proc/{self.pid}/status").read_text()
@@ -180,26 +124,6 @@ class DaemonProcess:
 
     def fd_count(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, daemon: DaemonProcess | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except sqlite3.OperationalError:
-            pass
-        if daemon is not None and daemon.proc is not None and daemon.proc.poll() is not None:
-            raise AssertionError(f"the daemon exited ({daemon.proc.returncode}) waiting for {what}\n{daemon.tail()}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n{daemon.tail() if daemon else ''}")
 
 
 def ffprobe_duration(path: Path) -> tuple[float, list[str]]:

@@ -165,11 +165,13 @@ class ServiceDaemon:
     """``python -m daemon run --home HOME`` as a child process, with the fixture stages."""
 
     def __init__(self, home: Path, *, settle: float = 0.2, cap: int = 64 * 1024, rescan: float = 0.5,
-                 extra: str = "", env: dict[str, str] | None = None):
+                 extra: str = "", env: dict[str, str] | None = None, config: str | None = None):
+        """``config`` replaces the fixture-stage settings whole (end-to-end tests run the real stages)."""
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         (home / "gates").mkdir(exist_ok=True)
-        (home / "moviegen.toml").write_text(CONFIG.format(settle=settle, cap=cap, rescan=rescan) + extra, encoding="utf-8")
+        text = config if config is not None else CONFIG.format(settle=settle, cap=cap, rescan=rescan) + extra
+        (home / "moviegen.toml").write_text(text, encoding="utf-8")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEGEN_", "NOTIFY_SOCKET", "WATCHDOG_"))}
         self.env.update(env or {})
         self.proc: subprocess.Popen | None = None

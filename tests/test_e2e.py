@@ -130,21 +130,21 @@ def test_kill_9_in_each_stage_then_restart_completes_once(daemon: DaemonProcess)
     try:
         daemon.start()
         daemon.drop("slow.url", server.url("/slow.html") + "\n")
-        wait_for(lambda: daemon.jobs(), 30, "the job to be submitted", daemon)
-        job_id = daemon.jobs()[0]["job_id"]
+        wait_for(lambda: daemon.job_rows(), 30, "the job to be submitted", daemon)
+        job_id = daemon.job_rows()[0]["job_id"]
         seen = 0
         for stage in stages_for("url"):
             def started() -> bool:
-                rows = daemon.query(
+                rows = daemon.rows(
                     "SELECT seq FROM events WHERE job_id = ? AND kind = 'stage.started' AND stage = ? AND seq > ?",
                     job_id, stage, seen)
                 return bool(rows)
-            wait_for(lambda: started() or daemon.jobs()[0]["state"] == "done", 240, f"stage {stage}", daemon)
-            if daemon.jobs()[0]["state"] == "done":
+            wait_for(lambda: started() or daemon.job_rows()[0]["state"] == "done", 240, f"stage {stage}", daemon)
+            if daemon.job_rows()[0]["state"] == "done":
                 break
             daemon.kill9()
             killed_in.append(stage)
-            seen = daemon.count("SELECT max(seq) FROM events")
+            seen = daemon.scalar("SELECT max(seq) FROM events")
             daemon.start()
         jobs = daemon.wait_jobs(1, timeout=300)
     finally:
@@ -156,7 +156,7 @@ def test_kill_9_in_each_stage_then_restart_completes_once(daemon: DaemonProcess)
     events = daemon.events(job_id)
     assert sum(e["kind"] == "job.finished" for e in events) == 1
     assert any(e["kind"] == "stage.skipped" for e in events)
-    assert daemon.count(f"SELECT count(*) FROM jobs WHERE state IN ({','.join('?' * len(RUNNING))})", *RUNNING) == 0
+    assert daemon.scalar(f"SELECT count(*) FROM jobs WHERE state IN ({','.join('?' * len(RUNNING))})", *RUNNING) == 0
 
 
 def test_disk_full_fails_the_job_clearly_and_the_daemon_lives(daemon: DaemonProcess):
@@ -180,7 +180,7 @@ def test_disk_full_fails_the_job_clearly_and_the_daemon_lives(daemon: DaemonProc
         assert (daemon.home / "failed" / "coffee.md").read_text(encoding="utf-8") == SHORT_MD
         assert daemon.alive()
         daemon.drop("wal.yaml", "title: [unclosed\n")
-        wait_for(lambda: len(daemon.jobs()) == 2 and daemon.jobs()[-1]["state"] == "failed", 60, "a second job", daemon)
+        wait_for(lambda: len(daemon.job_rows()) == 2 and daemon.job_rows()[-1]["state"] == "failed", 60, "a second job", daemon)
         note = daemon.home / "failed" / "wal.yaml.error.txt"
         wait_for(note.exists, 10, "the second failure note", daemon)
         text = note.read_text(encoding="utf-8")
@@ -237,10 +237,10 @@ def test_voicevox_down_mid_job_then_retry_succeeds(tmp_path: Path):
         wait_for((daemon.home / "failed" / "wal.yaml.error.txt").exists, 10, "the failure note", daemon)
 
         engine.start()
-        retried = daemon.moviegen("retry", job["job_id"])
+        retried = daemon.cli("retry", job["job_id"])
         assert retried.returncode == 0, retried.stderr
-        wait_for(lambda: daemon.jobs()[0]["state"] == "done", 180, "the retried job", daemon)
-        job = daemon.jobs()[0]
+        wait_for(lambda: daemon.job_rows()[0]["state"] == "done", 180, "the retried job", daemon)
+        job = daemon.job_rows()[0]
         _check_delivery(daemon, job)
         kinds = [e["kind"] for e in daemon.events(job["job_id"])]
         assert "job.retry_scheduled" in kinds and kinds[-1] == "job.finished"

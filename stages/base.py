@@ -15,7 +15,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from stages.settings import Settings
@@ -101,6 +101,12 @@ class StageResult:
 
     outputs: list[Path]
     data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_index(cls, index: Path, files: Iterable[str | Path], **data: Any) -> "StageResult":
+        """An index file and the shared-cache files it names (each once, in order), so a cached
+        file that vanished makes the daemon run the stage again."""
+        return cls(outputs=[Path(index), *dict.fromkeys(Path(f) for f in files)], data=data)
 
 
 @runtime_checkable

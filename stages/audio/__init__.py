@@ -8,7 +8,6 @@ the shared cache ``<cache>/audio``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stages.base import JobContext, Progress, StageResult, file_hash_or_none, fingerprint_of
@@ -68,8 +67,8 @@ class AudioStage:
             note=job.note,
         )
         index = json.loads(index_path.read_text("utf-8"))
-        clips = list(dict.fromkeys(Path(clip["path"]) for clip in index["clips"].values()))
-        return StageResult(
-            outputs=[index_path, *clips],
-            data={**index["stats"], "clips": len(index["clips"]), "dropped": len(index["dropped"])},
+        return StageResult.of_index(
+            index_path,
+            (clip["path"] for clip in index["clips"].values()),
+            **index["stats"], clips=len(index["clips"]), dropped=len(index["dropped"]),
         )

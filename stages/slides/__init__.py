@@ -76,5 +76,6 @@ class SlidesStage:
             note=job.note,
         )
         index = json.loads(index_path.read_text("utf-8"))
-        pngs = list(dict.fromkeys(Path(slide["path"]) for slide in index["slides"]))
-        return StageResult(outputs=[index_path, *pngs], data={**index["stats"], "slides": len(index["slides"])})
+        return StageResult.of_index(
+            index_path, (slide["path"] for slide in index["slides"]), **index["stats"], slides=len(index["slides"])
+        )

@@ -168,7 +168,7 @@ def _encode_pictures(
         splicer.copies(item.spans)
     w, h = timeline.width, timeline.height
     stream_path = work / "video.h264"
-    keyframes = "+".join(f"eq(n,{i})" for i, item in enumerate(plan) if item.idr)
+    keyframes = keyframe_times([i for i, item in enumerate(plan) if item.idr], fps)
     # bframes=0 and ref=1: each picture predicts only from the one before (the splicer's copies are
     # non-reference pictures, invisible to that prediction). GOPs start where encode_plan says
     # (slide starts, every KEYINT_SECONDS), not at x264's own choice, so copies know what they can
@@ -176,7 +176,7 @@ def _encode_pictures(
     encoder = _Child(
         ["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{w}x{h}",
          "-framerate", str(fps), *COLOR_TAGS, "-i", "pipe:0", *encoder_args(settings),
-         "-x264-params", "bframes=0:ref=1:scenecut=0:keyint=infinite", "-force_key_frames", f"expr:{keyframes}",
+         "-x264-params", "bframes=0:ref=1:scenecut=0:keyint=infinite", "-force_key_frames", keyframes,
          "-forced-idr", "1", "-threads", str(settings.video.workers), "-f", "h264", "pipe:1"],
         "ffmpeg (x264)", stdout=True,
     )
@@ -235,6 +235,28 @@ def _encode_pictures(
     if splicer.frames_out != timeline.frames:
         raise ProcessError("frame count mismatch", 1, f"wrote {splicer.frames_out} frames, expected {timeline.frames}")
     progress(timeline.frames - 1, timeline.frames, "muxing")
+
+
+def keyframe_times(pictures: list[int], fps: int) -> str:
+    """``-force_key_frames`` as a list of timestamps: picture ``i`` of the raw input is at ``i / fps``.
+
+    A list, not an ``expr:`` of ``eq(n,i)`` terms: ffmpeg's expression parser refuses more than 100
+    terms (a video with over 100 slides, or longer than about 13 minutes, failed to start the
+    encoder). ffmpeg rounds each time to the nearest tick of the encoder's 1/fps time base and
+    forces the first picture at or after it, so six decimals name picture ``i`` exactly.
+
+    Raises:
+        InputError: the list would not fit in one command-line argument (more than about 10,000
+            keyframes: a video of more than a day).
+    """
+    text = ",".join(f"{i / fps:.6f}" for i in pictures)
+    if len(text) > _MAX_ARGUMENT:
+        raise InputError(f"the video needs {len(pictures)} keyframes, more than one ffmpeg run can be given: "
+                         "split the script into shorter videos")
+    return text
+
+
+_MAX_ARGUMENT = 120_000  # Linux's MAX_ARG_STRLEN is 128 KiB per argument
 
 
 class _Child:

@@ -50,6 +50,51 @@ class Cancelled(StageError):
     """The job's cancellation token was set; the stage stopped cleanly."""
 
 
+class CancelToken(threading.Event):
+    """A job's cancellation token: a ``threading.Event`` that also calls back when set.
+
+    A loop can poll ``is_set()``, but a thread blocked in a socket read cannot; the callbacks let
+    whoever set the token (the runner's cancel or timeout) cut such a wait at once, e.g. by
+    shutting the socket down (:mod:`stages.netwait`).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._callbacks_lock = threading.Lock()
+        self._next_key = 0
+
+    def set(self) -> None:
+        """Set the token and run (then forget) every registered callback, in this thread."""
+        with self._callbacks_lock:
+            super().set()
+            callbacks = list(self._callbacks.values())
+            self._callbacks.clear()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one failing hang-up must not keep the others from running
+                pass
+
+    def on_set(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once when the token is set (now, if it already is).
+
+        Returns a function that unregisters it; call it when the wait it guards is over.
+        """
+        with self._callbacks_lock:
+            if not self.is_set():
+                key = self._next_key
+                self._next_key += 1
+                self._callbacks[key] = callback
+                return lambda: self._forget(key)
+        callback()
+        return lambda: None
+
+    def _forget(self, key: int) -> None:
+        with self._callbacks_lock:
+            self._callbacks.pop(key, None)
+
+
 def no_progress(current: int, total: int, message: str) -> None:
     """A progress callback that ignores everything."""
 
@@ -80,7 +125,7 @@ class JobContext:
     cache_dir: Path
     source: Path
     kind: str
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=CancelToken)
     note: Note = no_note
     source_name: str | None = None
 

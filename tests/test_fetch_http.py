@@ -451,3 +451,67 @@ def test_stage_runs_an_internet_shortcut_job(server, tmp_path):
     before = stage.fingerprint(job)
     source.write_text(f"{server.url('/other')}\n")
     assert stage.fingerprint(job) != before
+
+
+# --- bounded and cancellable waits (real sockets) ----------------------------------------------
+
+
+def _trickle_settings(tmp_path, total: float = 1.5, read: float = 5):
+    # read_timeout well above the 0.2 s between bytes: only the total deadline can stop the trickle.
+    return load_settings(home=tmp_path, fetch={"allow_private": True, "connect_timeout": 2, "read_timeout": read,
+                                               "total_timeout": total})
+
+
+@pytest.mark.parametrize("length", [1_000_000, None], ids=["content-length", "until-close"])
+def test_trickle_is_cut_at_the_total_deadline(tmp_path, length):
+    """A server sending one byte at a time never trips the read timeout; fetch.total_timeout still
+    ends the download with a TransientError naming it, and the connection is closed (the server
+    sees the hang-up). A body that would end at the close is not taken as complete."""
+    from tests.fixtures_slow import TrickleServer
+
+    with TrickleServer(interval=0.2, length=length) as slow:
+        with pytest.raises(TransientError, match="fetch.total_timeout"):
+            get_bytes(slow.url(), _trickle_settings(tmp_path), max_bytes=MB)
+        wait_for_hangup(slow)
+        assert 0 < slow.connections[0].sent < 1000
+
+
+@pytest.mark.parametrize("token", ["CancelToken", "Event"])
+@pytest.mark.parametrize("interval", [0.2, None], ids=["trickling", "no-headers"])
+def test_cancel_hangs_up_a_blocked_download(tmp_path, token, interval):
+    """Setting the cancel token while the thread is blocked in a read (between trickled bytes, or
+    waiting for headers that never come) ends get_bytes with Cancelled long before any timeout,
+    and closes the connection. A plain threading.Event works too. The timeouts are set far beyond
+    the join below, so only the hang-up can have ended the wait."""
+    from stages.base import CancelToken
+    from tests.fixtures_slow import TrickleServer
+
+    cancel = CancelToken() if token == "CancelToken" else threading.Event()
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            get_bytes(slow.url(), _trickle_settings(tmp_path, total=600, read=600), max_bytes=MB, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 (the test inspects it)
+            outcome.append(exc)
+
+    with TrickleServer(interval=interval) as slow:
+        worker = threading.Thread(target=fetch)
+        worker.start()
+        wait_until_true(lambda: slow.accepted() == 1 and (interval is None or slow.connections[0].sent > 2))
+        assert worker.is_alive()
+        cancel.set()
+        worker.join(30)
+        assert not worker.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
+        wait_for_hangup(slow)
+
+
+def wait_until_true(predicate) -> None:
+    from tests.fixtures_slow import wait_until
+
+    wait_until(predicate, 30, "the slow server's state")
+
+
+def wait_for_hangup(slow) -> None:
+    wait_until_true(lambda: slow.hung_up() == slow.accepted() >= 1)

@@ -10,6 +10,11 @@ the request is sent to the vetted IP itself: the URL's host is replaced by the I
 header keeps the name, and for HTTPS the TLS SNI / certificate check keep the name too
 (httpcore's ``sni_hostname`` extension). Nothing is ever sent to an address we did not vet.
 Environment proxies are ignored (``trust_env=False``) for the same reason.
+
+Every wait is bounded: ``fetch.total_timeout`` covers the whole download, redirects included,
+however the server paces its bytes, and the job's cancel token ends it too. Both hang up the
+connection from outside (:class:`stages.netwait.Hangup`), so a thread blocked in a read is freed
+at once instead of at the next chunk or the stage timeout.
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import httpx
 
 from stages.base import Cancelled, InputError, Progress, TransientError
+from stages.netwait import Hangup
 
 if TYPE_CHECKING:
     from stages.settings import FetchSettings, Settings
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-CHUNK = 64 * 1024
 
 # Ranges ipaddress does not flag as non-global on every Python version we support.
 _EXTRA_BLOCKED = tuple(
@@ -82,13 +87,14 @@ def get_bytes(
         settings: the settings tree (its ``fetch`` section is used) or a ``FetchSettings``.
         max_bytes: abort with an InputError once the body exceeds this many bytes.
         accept: called with the media type before the body is read; False → InputError naming it.
-        cancel: checked between hops and chunks.
+        cancel: the job's token; setting it hangs up the connection at once.
         progress: ``progress(bytes_read, expected_total_or_0, message)`` while downloading.
 
     Raises:
         InputError: bad URL or scheme, refused address, 4xx, too many redirects or a loop,
             unaccepted content type, body over the cap.
-        TransientError: timeouts, connection errors, 429 (``retry_after`` from Retry-After), 5xx.
+        TransientError: timeouts (``fetch.total_timeout`` for the whole download), connection
+            errors, 429 (``retry_after`` from Retry-After), 5xx.
         Cancelled: ``cancel`` was set.
     """
     fetch = getattr(settings, "fetch", settings)
@@ -99,11 +105,23 @@ def get_bytes(
     headers = {"User-Agent": fetch.user_agent, "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
     seen: list[str] = []
     current = _parse_url(url)
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, headers=headers) as client:
+    hangup = Hangup()
+    with (
+        hangup.watch(cancel, deadline),
+        httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, headers=headers) as client,
+    ):
         while True:
             _check(cancel, deadline, fetch)
             seen.append(str(current))
-            response_or_redirect = _one_hop(client, current, fetch, max_bytes, accept, cancel, deadline, progress)
+            try:
+                response_or_redirect = _one_hop(client, current, fetch, max_bytes, accept, cancel, deadline, progress,
+                                                hangup)
+            except (TransientError, InputError) as exc:
+                # A hung-up connection surfaces as a network error (or, for a body that ends at the
+                # close, as a short body): say what really happened.
+                _raise_if_hung_up(hangup, fetch, exc)
+                raise
+            _raise_if_hung_up(hangup, fetch, None)
             if isinstance(response_or_redirect, FetchedBody):
                 return response_or_redirect
             target = _parse_url(str(current.join(response_or_redirect)))
@@ -163,6 +181,7 @@ def _one_hop(
     cancel: threading.Event | None,
     deadline: float,
     progress: Progress | None,
+    hangup: Hangup,
 ) -> FetchedBody | str:
     """Request ``url``; return the body, or the Location of a redirect."""
     host = url.raw_host.decode("ascii")
@@ -174,7 +193,7 @@ def _one_hop(
             "GET",
             url.copy_with(host=address),
             headers={"Host": url.netloc.decode("ascii")},
-            extensions={"sni_hostname": host} if url.scheme == "https" else {},
+            extensions={**hangup.extensions, **({"sni_hostname": host} if url.scheme == "https" else {})},
         )
         try:
             response = client.send(request, stream=True)
@@ -242,7 +261,8 @@ def _read_capped(
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_bytes(CHUNK):
+        # Chunks as they arrive (no re-chunking to 64 KB), so the cap and the checks see every byte.
+        for chunk in response.iter_bytes():
             size += len(chunk)
             if size > max_bytes:
                 raise InputError(f"{url} is larger than the limit of {max_bytes} bytes")
@@ -327,7 +347,18 @@ def _check(cancel: threading.Event | None, deadline: float, fetch: "FetchSetting
     if cancel is not None and cancel.is_set():
         raise Cancelled("fetch cancelled")
     if time.monotonic() > deadline:
-        raise TransientError(f"the download took longer than {fetch.total_timeout} s")
+        raise _too_slow(fetch)
+
+
+def _too_slow(fetch: "FetchSettings") -> TransientError:
+    return TransientError(f"the download took longer than fetch.total_timeout = {fetch.total_timeout:g} s")
+
+
+def _raise_if_hung_up(hangup: Hangup, fetch: "FetchSettings", cause: Exception | None) -> None:
+    if hangup.cancelled:
+        raise Cancelled("fetch cancelled") from cause
+    if hangup.expired:
+        raise _too_slow(fetch) from cause
 
 
 def _content_type(header: str) -> tuple[str, str | None]:

@@ -1,9 +1,12 @@
-"""Line breaking for slides and subtitles: Japanese kinsoku rules, Latin words kept whole.
+"""Line breaking for slides and subtitles: at phrase boundaries (文節), with kinsoku rules.
 
-A line never starts with a closing bracket, a full stop/comma, a prolonged sound mark or a small
-kana, and never ends with an opening bracket (JIS X 4051, the common "kinsoku shori" subset).
-Latin words (any run of non-space, non-CJK characters, with their punctuation) are never broken,
-unless a single word is wider than the line: then, and only then, it is split by characters.
+Japanese text breaks only between phrases (文節) as BudouX finds them (the model browsers use; it
+ships inside the ``budoux`` package): 「ベランダの/プランターで/育てると、」, never 「プラン/ター」 or
+「葉が黄/色く」, and so never before a particle or an auxiliary. On top of that, a line never starts
+with a closing bracket, a full stop/comma, a prolonged sound mark or a small kana, and never ends
+with an opening bracket (JIS X 4051, the common "kinsoku shori" subset). Latin words (any run of
+non-space, non-CJK characters, with their punctuation) break at spaces only. A phrase or word wider
+than the whole line is, only then, split by characters (still obeying kinsoku).
 
 The width of a candidate line always comes from the caller's ``measure`` (e.g. Pillow's
 ``ImageFont.getlength``), so kerning and proportional glyphs are counted as drawn.
@@ -11,7 +14,9 @@ The width of a candidate line always comes from the caller's ``measure`` (e.g. P
 
 from __future__ import annotations
 
+import threading
 import unicodedata
+from functools import lru_cache
 from typing import Callable
 
 FORBIDDEN_START: str = (
@@ -134,13 +139,78 @@ def _balanced_pair(paragraph: str, max_width: float, measure: Measure) -> list[s
 def tokens(text: str) -> list[str]:
     """Split ``text`` into the units a line may not break inside.
 
-    A Latin word with its punctuation is one unit; each CJK character is one unit; each run of
-    spaces is one unit. A forbidden-start character is glued to the unit before it, and a
-    forbidden-end character to the unit after it, so breaking only between units obeys kinsoku.
+    A Japanese phrase (文節, see :func:`phrases`) is one unit, and so is a Latin word with its
+    punctuation (a phrase never splits a Latin word or a number, and a space always separates);
+    each run of spaces is one unit. A forbidden-start character is glued to the unit before it,
+    and a forbidden-end character to the unit after it, so breaking only between units obeys
+    kinsoku. Cached: typesetters ask for the same text many times while they search for a size.
     """
+    return list(_phrase_tokens(text))
+
+
+def kinsoku_units(text: str) -> list[str]:
+    """The finest units kinsoku allows: each CJK character, each Latin word, each run of spaces,
+    with forbidden-start and forbidden-end characters glued on as in :func:`tokens`.
+
+    Used only to split a phrase that is wider than a whole line (the last resort).
+    """
+    return _glue(_raw_units(text))
+
+
+def phrases(text: str) -> list[str]:
+    """BudouX's phrases (文節) of ``text``; they join back to ``text`` exactly."""
+    if not text:
+        return []
+    chunks = _parser().parse(text)
+    return chunks if "".join(chunks) == text else [text]
+
+
+@lru_cache(maxsize=16384)
+def _phrase_tokens(text: str) -> tuple[str, ...]:
+    starts: set[int] = set()
+    offset = 0
+    for chunk in phrases(text):
+        starts.add(offset)
+        offset += len(chunk)
+    merged: list[str] = []
+    offset = 0
+    for unit in _raw_units(text):
+        # a new unit at a phrase start, at and after spaces; a Latin word is one raw unit, so a
+        # phrase boundary inside it (BudouX splits 「202/4年」) is ignored
+        if not merged or offset in starts or unit.isspace():
+            merged.append(unit)
+        elif merged[-1].isspace():
+            if len(merged) > 1 and is_cjk(unit[0]) and not is_cjk(merged[-2][-1]):
+                # 「b という」: a particle after a Latin word and a space cannot start a line either
+                space = merged.pop()
+                merged[-1] += space + unit
+            else:
+                merged.append(unit)
+        else:
+            merged[-1] += unit
+        offset += len(unit)
+    return tuple(_glue(merged))
+
+
+_parser_lock = threading.Lock()
+_parser_instance = None
+
+
+def _parser():
+    """The Japanese BudouX parser, loaded once (its model is a JSON file inside the package)."""
+    global _parser_instance
+    with _parser_lock:
+        if _parser_instance is None:
+            import budoux
+
+            _parser_instance = budoux.load_default_japanese_parser()
+        return _parser_instance
+
+
+def _glue(units: list[str]) -> list[str]:
     merged: list[str] = []
     carry = ""
-    for unit in _raw_units(text):
+    for unit in units:
         if not carry and merged and unit[0] in FORBIDDEN_START and not merged[-1].isspace():
             merged[-1] += unit
             continue
@@ -202,25 +272,26 @@ def _wrap_paragraph(paragraph: str, max_width: float, measure: Measure) -> list[
         if measure(candidate.rstrip()) <= max_width:
             line = candidate
             continue
+        if measure(unit) > max_width:
+            # wider than any line, so it is split anyway: its first piece fills this line
+            pieces = _split_oversized(unit, max_width, measure, line)
+            lines.extend(p for p in pieces[:-1] if p)
+            line = pieces[-1]
+            continue
         if line.strip():
             lines.append(line.rstrip())
-        line = ""
-        if measure(unit) <= max_width:
-            line = unit
-        else:
-            pieces = _split_oversized(unit, max_width, measure)
-            lines.extend(pieces[:-1])
-            line = pieces[-1]
+        line = unit
     if line.strip():
         lines.append(line.rstrip())
     return lines
 
 
-def _split_oversized(unit: str, max_width: float, measure: Measure) -> list[str]:
-    """Split one unbreakable unit by characters: the last resort for a word wider than a line.
+def _split_oversized(unit: str, max_width: float, measure: Measure, prefix: str = "") -> list[str]:
+    """Split one unbreakable unit by characters: the last resort for a phrase wider than a line.
 
-    Kinsoku still binds the characters (a small kana stays with the one before it), so a piece may
-    exceed the width only when the line cannot even hold such a cluster; callers shrink the type.
+    The first piece continues ``prefix`` (the line so far). Kinsoku still binds the characters
+    (a small kana stays with the one before it), so a piece may exceed the width only when the
+    line cannot even hold such a cluster; callers shrink the type.
     """
     clusters: list[str] = []
     for char in unit:
@@ -229,11 +300,12 @@ def _split_oversized(unit: str, max_width: float, measure: Measure) -> list[str]
         else:
             clusters.append(char)
     pieces: list[str] = []
-    piece = ""
+    piece = prefix
     for cluster in clusters:
-        if piece and measure(piece + cluster) > max_width:
-            pieces.append(piece)
+        if piece.strip() and measure((piece + cluster).rstrip()) > max_width:
+            pieces.append(piece.rstrip())
             piece = ""
-        piece += cluster
+        if piece or not cluster.isspace():
+            piece += cluster
     pieces.append(piece)
     return pieces

@@ -9,7 +9,17 @@ from hypothesis import given, settings, strategies as st
 from PIL import ImageFont
 
 from stages.fonts import FontNotFound, find_font, find_font_face, font_family_name
-from stages.linebreak import FORBIDDEN_END, FORBIDDEN_START, WIDOW_CHARS, tokens, widow_free_break, wrap, wrap_balanced
+from stages.linebreak import (
+    FORBIDDEN_END,
+    FORBIDDEN_START,
+    WIDOW_CHARS,
+    kinsoku_units,
+    phrases,
+    tokens,
+    widow_free_break,
+    wrap,
+    wrap_balanced,
+)
 
 
 def chars(text: str) -> float:
@@ -26,7 +36,10 @@ def test_forbidden_sets_cover_the_issue_list():
 
 
 def test_no_line_starts_with_closing_punctuation():
-    """A full stop that would start a line takes the character before it along (oidashi)."""
+    """A full stop that would start a line takes the character before it along (oidashi).
+
+    The phrases here are wider than the line, so they are split by characters, and a split
+    phrase first fills what is left of the current line."""
     lines = wrap("あいうえお。かきくけこ」", 5, chars)
     assert lines[:2] == ["あいうえ", "お。かきく"]
     assert all(line[0] not in FORBIDDEN_START for line in lines)
@@ -77,7 +90,8 @@ def test_newlines_are_hard_breaks_and_spaces_are_trimmed():
 
 def test_tokens_glue_kinsoku_characters():
     """Forbidden-start characters join the unit before, forbidden-end the unit after."""
-    assert tokens("「はい」。") == ["「は", "い」。"]
+    assert kinsoku_units("「はい」。") == ["「は", "い」。"]
+    assert tokens("「はい」。") == ["「はい」。"]  # one phrase
     assert tokens("Hello, world!") == ["Hello,", " ", "world!"]
 
 
@@ -143,17 +157,14 @@ def test_wrap_balanced_leaves_no_orphan():
     """Two lines come out even at a kinsoku-legal break instead of a greedy full line plus one kana."""
     text = "古いデータは定期的に消して、容量不足を避けましょう"
     width = len(text) - 1
-    assert wrap(text, width, len)[-1] == "う"  # the greedy orphan
+    assert wrap(text, width, len)[-1] == "避けましょう"  # greedy: a long line and a short one
     lines = wrap_balanced(text, width, len)
-    assert "".join(lines) == text and len(lines) == 2
-    assert abs(len(lines[0]) - len(lines[1])) <= 2
-    assert lines[1][0] not in FORBIDDEN_START and lines[0][-1] not in FORBIDDEN_END
+    assert lines == ["古いデータは定期的に消して、", "容量不足を避けましょう"]  # at the phrase nearest the middle
 
 
 def test_wrap_balanced_keeps_kinsoku_words_and_other_line_counts():
-    # the middle falls inside "Python" and before "、": the nearest legal break is taken
-    lines = wrap_balanced("これはPythonの、テストです", 10, len)
-    assert lines == ["これはPython", "の、テストです"] or lines == ["これはPythonの、", "テストです"]
+    # the middle falls inside "Python" and before "、": the nearest phrase boundary is taken
+    assert wrap_balanced("これはPythonの、テストです", 11, len) == ["これはPythonの、", "テストです"]
     assert wrap_balanced("短い", 10, len) == ["短い"]
     long = "あ" * 25
     assert wrap_balanced(long, 10, len) == wrap(long, 10, len)  # three lines: as wrap
@@ -173,11 +184,11 @@ def test_property_wrap_balanced_fits_and_loses_nothing(text, width):
 
 def test_widow_free_break_moves_the_break_back_for_a_lone_particle():
     """「…苗」/「は」 becomes 「…苗は」 on the second line: the last line gets 3+ characters."""
-    text = "葉が黄色くなっている苗は"  # 12 characters on 11-wide lines: greedy leaves 「は」 alone
-    assert wrap(text, 11, chars)[-1] == "は"
-    first, rest = widow_free_break(text, 11, 11, chars)
-    assert first + rest == text and len(rest) >= WIDOW_CHARS and len(first) <= 11
-    assert first == "葉が黄色くなってい" and rest == "る苗は"  # the latest legal break that fixes it
+    text = "ベランダで育てた葉が黄色くなっている苗は"  # 20 characters on 18-wide lines: greedy leaves 「苗は」
+    assert wrap(text, 18, chars)[-1] == "苗は"
+    first, rest = widow_free_break(text, 18, 18, chars)
+    assert first + rest == text and len(rest) >= WIDOW_CHARS and len(first) <= 18
+    assert first == "ベランダで育てた葉が" and rest == "黄色くなっている苗は"  # the latest phrase boundary
 
 
 def test_widow_free_break_keeps_kinsoku_and_says_none_when_nothing_to_fix():

@@ -33,32 +33,32 @@ ARTIFACTS = Path(__file__).parent / "artifacts" / "slides_backgrounds"
 RED = {"type": "color", "value": "#ff0000"}
 TEXT_KINDS = ("title", "kicker", "footer", "heading", "bullets", "caption")
 
-# Opaque default slides, 320x180, default settings, as drawn by renderer version 2 (widow-free line
-# breaks). The transparency work must leave this case byte-identical (same cache key = file name,
-# same bytes); only slide ja[3] differs from version 1, where the widow rule moved one break.
+# Opaque default slides, 320x180, default settings, as drawn by renderer version 3 (line breaks at
+# phrase boundaries). The transparency work must leave this case byte-identical (same cache key =
+# file name, same bytes); ja[1] and ja[3] differ from version 2, where breaks moved to phrases.
 # They depend on Pillow's rasteriser and the font file, so they are only compared with those.
 GOLDEN_PILLOW = "13.0.0"
 GOLDEN_FONT = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
                "b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a")
 GOLDEN = {
     "ja": [
-        ("842e7e025538e7849f95f1713408fefcb5b1303e0ff1496ef18a5c908f08ddab",
+        ("2b3de3d78774b1e53f56758ee9be699128eaacc91bfe1a3dacfed14b6cf64dca",
          "f81dad82a596ff747481c9e1a67fbcf73e36cf4db5e74e0aff909a2c54fa5bc1"),
-        ("d3a1840111610277b34c6a841c5402865e0c4e04ae058796cf836903155d287b",
-         "e7973ef529239f8f8d8b25902fe4cc55eb6fdf3a1fff52396a5f7e9f1d6c5d51"),
-        ("20744105e670143f39a008b3d48e8bc7b3592177656881f89b18bfb56ab636c4",
+        ("09084ce9876bd58fdedfaa35718fbbeaae5f456e459a3635615292b349a66e68",
+         "3f4b11e8809a565e6f85ce16122975a51d4f796371e43a02cbe2fe32903771ae"),
+        ("0a55008054e9ca925204f64646b71cd127e419add00a669ba8f40a2635e80b0a",
          "c4a4b51d35fe361dace1bc73ba8cd93b3bc5e7134d84f5aa946ee0c937c583c0"),
-        ("efbc0f3c0be7cfbeeb42e84e81d76e68330914b9e47755cc83611b7e580d1814",
-         "47e74b64bb67df4b9865a82b381e3c68658b91246602ec99ada8d6b93e1b2c19"),
+        ("cec2bbc3275a7c3295e3b04c3be9f026bd32e5779c756fef291b68e1dc74445c",
+         "7dfd6fd7fa22879dde403192f6c94215bceb32e7cd0231bce45372db3acce7cc"),
     ],
     "en": [
-        ("306a4f033c36c49c3127495fd851f577ce4f49919a9e53ac6c3bbfc8a4be2cb3",
+        ("9773919446b07a8a11cac7d40887aca1866940641ebff3540c1b5e2ae592064b",
          "5ad32e744eb54ab7705aa5cedb02f3c158a14d7ce26f3645c27b8444622eafcd"),
-        ("c58953e20a534d5bf0f4f3c94fb60e9e89852414d9669a5eb210890072fb78cf",
+        ("b5b423b36ba0b481ac32539456d3efc04ee469cfab6437679e3b8f25291e6a12",
          "2fb4b8d3f326c9965278b9c4eda0422abc365149ff2d5c7f83329cc9e214e86d"),
-        ("b147a651698b98ef467f4e48a7b205a1b9fc02b6e31647ca64427983d2ffe242",
+        ("1012a68fe950c4c6c97dd21fe90d08ba1247e6f2e953fe6ea19b68743c5d5d83",
          "3e7d426cddb2b14958551d57eec08c93d5735efde6c658374fb888d8a853dbc0"),
-        ("a145110acda1124f3bae086aae064817c9634020f42d11d9c5c082fb5cb92331",
+        ("1c76c8520df1df615eecf217a8f30d6b8e20101ee4a56ec5dd8310f7b7178b5a",
          "7c8e6d316d3f477871dad9e7d8dc1cc2e90785298280a580c2c6db8794af1262"),
     ],
 }

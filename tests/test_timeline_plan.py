@@ -95,17 +95,95 @@ def test_dropped_phrases_are_skipped(tmp_path):
     assert tl.narration[1].start == pytest.approx(2.0)
 
 
-def test_long_cue_is_wrapped_to_two_lines(tmp_path):
-    """A long line wraps within the safe width, at most two lines, ending in an ellipsis if need be."""
-    long = "これはとても長い字幕の文章で、画面の幅には到底収まらないので折り返しが必要になります。" * 3
-    job = make_job(tmp_path, [[Phrase("短い"), Phrase(long)]])
+LONG = "これはとても長い字幕の文章で、画面の幅には到底収まらないので折り返しが必要になります。" * 3
+
+
+@pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920), (320, 180)])
+def test_long_phrase_becomes_several_cues_and_loses_nothing(tmp_path, size):
+    """A phrase too long for two lines is split into more cues: no ellipsis, every character kept,
+    each cue at most two lines that fit the safe width, the pieces tiling the clip's interval."""
+    job = make_job(tmp_path, [[Phrase("短い"), Phrase(LONG, seconds=9.0), Phrase("おわり")]], size=size)
     tl = plan_timeline(job.dir, job.settings)
-    cue = tl.subtitles[1]
-    assert 1 < len(cue.lines) <= 2
-    assert cue.lines[-1].endswith("…")
-    assert cue.font_size < tl.subtitle_style.size
-    assert cue.text == "\n".join(cue.lines)
-    assert not any(line.startswith(("、", "。")) for line in cue.lines)
+    style = tl.subtitle_style
+    clip = tl.narration[1]
+    cues = [c for c in tl.subtitles if c.phrase_id == clip.phrase_id]
+    assert len(cues) >= 2
+    assert "".join("".join(c.lines) for c in cues) == LONG.rstrip("。")
+    from PIL import ImageFont
+
+    for cue in cues:
+        assert 1 <= len(cue.lines) <= style.max_lines
+        assert not any("…" in line or "..." in line for line in cue.lines)
+        assert cue.text == "\n".join(cue.lines)
+        font = ImageFont.truetype(style.font_file, size=round(cue.font_size))
+        assert all(font.getlength(line) <= style.safe_box.width - 2 * style.outline for line in cue.lines)
+        assert not any(line.startswith(("、", "。")) for line in cue.lines)
+    assert cues[0].start == clip.start and cues[-1].end == pytest.approx(clip.start + clip.duration)
+    for a, b in zip(cues, cues[1:]):
+        assert a.end == b.start  # back to back: no gap, no overlap
+        assert a.end * tl.fps == pytest.approx(round(a.end * tl.fps))  # on a frame boundary
+    # time follows the text: a longer piece stays longer on screen
+    lengths = [len("".join(c.lines)) for c in cues]
+    spans = [c.end - c.start for c in cues]
+    assert spans[lengths.index(max(lengths))] >= spans[lengths.index(min(lengths))]
+
+
+def test_cues_never_overlap_with_zero_gap_and_odd_durations(tmp_path):
+    """Phrases back to back (phrase_gap 0) whose clips end between frames: no two cues overlap,
+    in the timeline or in the .srt (the old rounding to the nearest frame overlapped by 5-17 ms)."""
+    seconds = [1.013, 0.987, 1.4449, 0.6161, 2.0179, 0.5051, 1.2323]
+    job = make_job(tmp_path, [[Phrase(f"文{i}です", seconds=d) for i, d in enumerate(seconds)]])
+    tl = plan_timeline(job.dir, job.settings)
+    for a, b in zip(tl.subtitles, tl.subtitles[1:]):
+        assert a.end <= b.start
+    for a, b in zip(tl.narration, tl.narration[1:]):
+        assert a.start + a.duration <= b.start + 1e-9
+    times = re.findall(r"(\d\d):(\d\d):(\d\d),(\d\d\d) --> (\d\d):(\d\d):(\d\d),(\d\d\d)", srt_text(tl.subtitles))
+    ms = [(int(h) * 3600000 + int(m) * 60000 + int(s) * 1000 + int(f), int(h2) * 3600000 + int(m2) * 60000 + int(s2) * 1000 + int(f2))
+          for h, m, s, f, h2, m2, s2, f2 in times]
+    assert len(ms) == len(seconds)
+    for (_, end), (start, _) in zip(ms, ms[1:]):
+        assert end <= start
+
+
+def test_split_times_tile_the_interval():
+    """Pieces are proportional to their weights, frame-aligned inside, and never overlap."""
+    from stages.video.plan import split_times
+
+    times = split_times(1.0, 4.0, [1, 2], 30)
+    assert times[0][0] == 1.0 and times[-1][1] == 4.0
+    assert times[0][1] == pytest.approx(2.0) and times[0][1] == times[1][0]
+    tiny = split_times(0.0, 0.05, [1, 1, 1, 1], 30)  # less than a frame each: still ordered, no overlap
+    assert [a for a, _ in tiny][0] == 0.0 and tiny[-1][1] == 0.05
+    assert all(a <= b for a, b in tiny) and all(x[1] == y[0] for x, y in zip(tiny, tiny[1:]))
+
+
+def test_reading_weight_counts_kanji_more_than_kana():
+    from stages.video.plan import reading_weight
+
+    assert reading_weight("週間") > reading_weight("しゅう")
+    assert reading_weight("きゃ") == reading_weight("か")
+    assert reading_weight("a b") < reading_weight("あい")
+
+
+def test_demo_subtitles_break_at_phrase_boundaries(tmp_path):
+    """The breaks the issue found in the demo's subtitles are no longer made, in either orientation."""
+    sentences = [
+        "ミニトマトは、家庭菜園のなかでも特に育てやすい野菜です。日当たりのよいベランダがあれば、プランターひとつで夏の間ずっと収穫を楽しめます",
+        "ひょろりと背の高い苗や、葉が黄色くなっている苗は避けましょう",
+        "最初の実がふくらみ始めたら、二週間に一度を目安に追肥をします",
+        "植え付けたらすぐに支柱を立て、茎を八の字に結んでゆるく固定します",
+        "毎日少しずつ様子を見ながら、自分で育てたトマトの味をぜひ楽しんでください",
+        "一番下の花房に、つぼみが付いているものを選ぶと、その後の生育が安定します",
+        "わき芽をそのままにすると、栄養が分散して実が小さくなるので、小さいうちに手で摘み取りましょう",
+    ]
+    bad = ["プラン|ター", "黄|色く", "二|週間", "茎|を", "育|てた", "生|育", "小|さく", "避け|ましょう", "楽し|んで"]
+    for size in [(1920, 1080), (1080, 1920), (1280, 720)]:
+        job = make_job(tmp_path / f"{size[0]}x{size[1]}", [[Phrase(t, seconds=6.0) for t in sentences]], size=size)
+        tl = plan_timeline(job.dir, job.settings)
+        broken = "|".join("|".join(c.lines) for c in tl.subtitles)
+        for pattern in bad:
+            assert pattern not in broken, (size, pattern, broken)
 
 
 def test_only_speaking_personas_get_characters(tmp_path):

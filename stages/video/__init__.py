@@ -54,7 +54,7 @@ class VideoStage:
     """script.yaml + audio/index.json + slides/index.json -> timeline.json -> video.mp4."""
 
     name = "video"
-    version = "1"
+    version = "2"  # 2: subtitles break at phrases, long phrases become several cues, no overlap
     resource = "render"
 
     def fingerprint(self, job: JobContext) -> str:

@@ -10,7 +10,14 @@ Timing (all from ``settings.video.timing``):
 A section (and its slide) starts where the previous section's narration ends, so the slide covers the
 pause before its first phrase; the first section starts at 0 and the last one runs to the end. The
 incoming transition overlaps that pause and is clamped to it, so it never shortens narration.
-Every start is snapped to a frame boundary (``round(t * fps) / fps``) so both renderers agree.
+Every start is snapped to a frame boundary so both renderers agree: a phrase starts on the first
+frame at or after its wanted time (never earlier, so it never overlaps the phrase before it).
+
+Subtitles: a phrase's cue covers its clip. A phrase too long for ``subtitles.max_lines`` lines
+(after shrinking to ``min_scale``) becomes several cues, split at phrase boundaries (文節) with
+clause ends preferred, each on screen for a share of the clip proportional to its characters
+(:func:`reading_weight`). No text is ever dropped or ellipsized, and a cue ends at or before the
+next one starts.
 
 Backgrounds: ``settings.video.background`` is the default; a section's ``background`` in the script
 becomes an override for exactly that section's span (its slide's ``[start, end)``). Renderers draw it
@@ -21,6 +28,7 @@ under the slide, so it is seen where the slide is transparent or smaller than th
 from __future__ import annotations
 
 import json
+import math
 import random
 import wave
 from dataclasses import dataclass
@@ -55,7 +63,7 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 TRAILING_PUNCTUATION = "。、"
-ELLIPSIS = "…"
+CLAUSE_ENDS = "、。！？!?，,；;：:」』）)"
 BLINK_SECONDS = 0.15
 BLINK_GAP = (2.0, 5.0)
 MOUTH_MIN_HOLD_FRAMES = 2
@@ -125,7 +133,9 @@ def _place_phrases(
 ) -> tuple[list[NarrationClip], list[SectionSpan]]:
     timing = settings.video.timing
     fps = settings.video.fps
-    snap = lambda t: round(t * fps) / fps  # noqa: E731 - a one-line rounding rule
+    # the first frame at or after t: rounding to the nearest frame could start a phrase up to half a
+    # frame before the previous one ends (audio and cues overlapping by 5-17 ms)
+    snap = lambda t: math.ceil(t * fps - 1e-6) / fps  # noqa: E731 - a one-line rounding rule
     narration: list[NarrationClip] = []
     spans: list[SectionSpan] = []
     cursor = 0.0  # end of the last placed phrase (or 0)
@@ -224,66 +234,177 @@ def _subtitle_style(settings: "Settings", *, has_characters: bool) -> SubtitleSt
 
 def _cues(script: Script, narration: list[NarrationClip], style: SubtitleStyle, settings: "Settings") -> list[SubtitleCue]:
     texts = {pid: item.text for pid, _, item in script.phrases()}
-    fitter = _CueFitter(style, settings.video.subtitles.min_scale)
+    fitter = CueFitter(style, settings.video.subtitles.min_scale)
+    fps = settings.video.fps
     cues = []
     for clip in narration:
         text = texts[clip.phrase_id].strip().rstrip(TRAILING_PUNCTUATION).strip()
-        lines, size = fitter.fit(text)
-        cues.append(
-            SubtitleCue(
-                phrase_id=clip.phrase_id,
-                section=clip.section,
-                start=clip.start,
-                end=clip.start + clip.duration,
-                text="\n".join(lines),
-                lines=lines,
-                speaker=clip.speaker,
-                color=_hex6(settings.persona(clip.speaker).subtitle_color if _has_persona(settings, clip.speaker) else "#ffffff"),
-                font_size=size,
+        color = _hex6(settings.persona(clip.speaker).subtitle_color if _has_persona(settings, clip.speaker) else "#ffffff")
+        end = clip.start + clip.duration
+        parts = fitter.fit_parts(text)
+        times = split_times(clip.start, end, [reading_weight("".join(lines)) for lines, _ in parts], fps)
+        for (lines, size), (a, b) in zip(parts, times):
+            cues.append(
+                SubtitleCue(
+                    phrase_id=clip.phrase_id,
+                    section=clip.section,
+                    start=a,
+                    end=b,
+                    text="\n".join(lines),
+                    lines=lines,
+                    speaker=clip.speaker,
+                    color=color,
+                    font_size=size,
+                )
             )
-        )
     return cues
 
 
-@dataclass
-class _CueFitter:
-    """Wraps a cue to the safe width in at most ``max_lines`` lines.
+def reading_weight(text: str) -> float:
+    """About how long ``text`` takes to say, in morae: what a split cue's share of its clip follows.
 
-    Too long at full size: the font shrinks in steps down to ``min_scale``; still too long: the last
-    line is cut and ends in an ellipsis.
+    Kana count one mora each (small ゃゅょぁ… none: they merge with the kana before), a kanji about
+    two (most on'yomi are two morae), a digit about two, a Latin letter about half (「API」 is
+    エーピーアイ, 5 morae for 3 letters; longer words run about a mora per two letters), and
+    clause punctuation a short pause. Spaces count nothing.
+    """
+    weight = 0.0
+    for char in text:
+        if char.isspace():
+            continue
+        if char in "ぁぃぅぇぉゃゅょゎァィゥェォャュョヮ":
+            continue
+        if "\u3040" <= char <= "\u30ff":
+            weight += 1.0
+        elif "\u4e00" <= char <= "\u9fff" or char in "々〆":
+            weight += 2.0
+        elif char.isdigit():
+            weight += 2.0
+        elif char.isalpha():
+            weight += 0.6
+        elif char in CLAUSE_ENDS:
+            weight += 0.5
+        else:
+            weight += 0.3
+    return max(weight, 0.5)
+
+
+def split_times(start: float, end: float, weights: list[float], fps: int) -> list[tuple[float, float]]:
+    """Split ``[start, end)`` into consecutive intervals proportional to ``weights``.
+
+    Inner boundaries fall on frame boundaries (both renderers show the same cue on every frame),
+    each interval keeps at least one frame when there is room, and each one ends exactly where
+    the next starts: consecutive cues never overlap.
+    """
+    if len(weights) <= 1:
+        return [(start, end)]
+    total = sum(weights)
+    bounds = [start]
+    acc = 0.0
+    for i, w in enumerate(weights[:-1]):
+        acc += w
+        t = round((start + (end - start) * acc / total) * fps) / fps
+        lowest = bounds[-1] + 1 / fps
+        highest = end - (len(weights) - 1 - i) / fps
+        t = min(max(t, lowest), highest) if lowest <= highest else (bounds[-1] + end) / 2
+        bounds.append(max(bounds[-1], min(t, end)))
+    bounds.append(end)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+@dataclass
+class CueFitter:
+    """Lays a phrase's subtitle out in at most ``max_lines`` lines of the safe width.
+
+    Too long at full size: the font shrinks in steps down to ``min_scale``; still too long: the
+    text becomes several cues (:meth:`fit_parts`), never an ellipsis.
     """
 
     style: SubtitleStyle
     min_scale: float
 
-    def fit(self, text: str) -> tuple[list[str], float]:
+    @property
+    def width(self) -> float:
+        """The widest a subtitle line may be, outline included."""
+        return self.style.safe_box.width - 2 * self.style.outline
+
+    def fit(self, text: str) -> tuple[list[str], float] | None:
+        """One cue's lines and font size, shrinking down to ``min_scale``; None if it cannot fit."""
         from stages.linebreak import wrap_balanced
 
-        width = self.style.safe_box.width - 2 * self.style.outline
         scale = 1.0
         while True:
             size = round(self.style.size * scale, 1)
-            measure = self._measure(size)
-            lines = wrap_balanced(text, width, measure)  # two lines come out even: no one-kana orphan
+            lines = wrap_balanced(text, self.width, self._measure(size))  # two lines come out even
             if len(lines) <= self.style.max_lines:
                 return lines, size
             if scale - 0.05 < self.min_scale - 1e-9:
-                return self._ellipsize(lines, width, measure), size
+                return None
             scale -= 0.05
 
-    def _ellipsize(self, lines: list[str], width: float, measure) -> list[str]:
-        kept = lines[: self.style.max_lines]
-        last = kept[-1]
-        while last and measure(last + ELLIPSIS) > width:
-            last = last[:-1]
-        kept[-1] = last.rstrip() + ELLIPSIS
-        return kept
+    def fit_parts(self, text: str) -> list[tuple[list[str], float]]:
+        """The cues ``text`` needs, in order: ``(lines, font_size)`` each; one unless it is too long.
+
+        A text that does not fit ``max_lines`` lines even at ``min_scale`` is cut, at full size,
+        into the fewest pieces that each fit, at phrase boundaries (文節) as near even as they
+        can be, preferring the end of a clause (after 、 or 。). Every character is kept.
+        """
+        whole = self.fit(text)
+        if whole is not None:
+            return [whole]
+        from stages.linebreak import wrap, wrap_balanced
+
+        size = round(self.style.size, 1)
+        measure = self._measure(size)
+        max_lines = max(1, self.style.max_lines)
+        greedy = wrap(text, self.width, measure)
+        need = math.ceil(len(greedy) / max_lines)
+        for count in range(need, need + 3):
+            pieces = _even_pieces(text, count)
+            parts = [wrap_balanced(piece, self.width, measure) for piece in pieces]
+            if all(0 < len(lines) <= max_lines for lines in parts):
+                return [(lines, size) for lines in parts]
+        # the greedy lines, max_lines at a time, always fit (a phrase wider than a line is split)
+        return [(greedy[i : i + max_lines], size) for i in range(0, len(greedy), max_lines)]
 
     def _measure(self, size: float):
-        from PIL import ImageFont
-
         font = _font(self.style.font_file, size)
         return font.getlength
+
+
+def _even_pieces(text: str, count: int) -> list[str]:
+    """``text`` cut between line-break units (:func:`stages.linebreak.tokens`) into ``count``
+    pieces of about the same length, a cut after a clause end (、。) preferred when it is near."""
+    from stages.linebreak import tokens
+
+    units = tokens(text)
+    if count <= 1 or len(units) < 2:
+        return [text]
+    lengths = [len(u.strip()) for u in units]
+    total = sum(lengths)
+    cuts: list[int] = []
+    position = 0
+    cumulative = [0]
+    for n in lengths:
+        cumulative.append(cumulative[-1] + n)
+    for k in range(1, count):
+        target = total * k / count
+        best, best_cost = None, math.inf
+        for i in range(max(position + 1, 1), len(units)):
+            if units[i - 1].isspace() and i - 1 > position:
+                continue  # cut after the space's word instead: same place, no leading space
+            cost = abs(cumulative[i] - target)
+            if units[i - 1].rstrip()[-1:] in CLAUSE_ENDS:
+                cost -= 0.25 * total / count  # a clause end is worth a little unevenness
+            if cost < best_cost:
+                best, best_cost = i, cost
+        if best is None:
+            break
+        cuts.append(best)
+        position = best
+    bounds = [0, *cuts, len(units)]
+    pieces = ["".join(units[a:b]).strip() for a, b in zip(bounds[:-1], bounds[1:])]
+    return [p for p in pieces if p]
 
 
 def _font(path: str | None, size: float):

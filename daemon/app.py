@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from daemon.inbox import URL_PATTERN, Inbox, InboxWatcher, new_job_id
 from daemon.logs import get_logger
+from daemon.lock import AlreadyRunning, hold_home_lock, lock_path
 from daemon.notify import Notifier, watchdog_interval
 from daemon.outbox import Outbox
 from stages.base import InputError, JobContext, Stage, atomic_copy
@@ -84,12 +85,13 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self._stop, self._wake = asyncio.Event(), asyncio.Event()
         prepare_home(self.settings)
-        lock = hold_home_lock(self.settings)
-        if lock is None:
-            self.log.error("daemon.already_running", home=str(self.settings.home),
-                           lock=str(self.settings.state / LOCK_FILE))
+        try:
+            self._lock = hold_home_lock(self.settings.state, self.settings.home)
+        except AlreadyRunning as exc:
+            self.log.error("daemon.already_running", home=str(self.settings.home), pid=exc.pid,
+                           lock=str(lock_path(self.settings.state)))
+            print(f"moviegen: {exc}", file=sys.stderr, flush=True)
             return 1
-        self._lock = lock
         self.store = EventStore(self.settings.db_path)
         outbox = Outbox(self.settings, store=self.store, log=self.log)
         self.runner = Runner(
@@ -106,6 +108,9 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
 
+        # Requests made while no daemon ran (cancel, retry) apply before recovery resumes the
+        # jobs, so a cancelled job is recorded in the stage where it stopped, not rerun first.
+        await self._apply_requests()
         await self.runner.recover()
         for job_id in self.inbox.recover():
             await self.runner.start_job(job_id)
@@ -150,16 +155,19 @@ class Daemon:
 
     async def _take_requests(self) -> None:
         while True:
-            for job_id, command in await asyncio.to_thread(self.store.take_requests):
-                self.log.info("daemon.request", job_id=job_id, command=command)
-                try:
-                    if command == "cancel":
-                        self.runner.cancel(job_id)
-                    elif command == "retry":
-                        await self.runner.retry(job_id)
-                except Exception as exc:  # a bad request (unknown job, wrong state) is only logged
-                    self.log.warning("daemon.request_refused", job_id=job_id, command=command, error=str(exc))
+            await self._apply_requests()
             await asyncio.sleep(REQUEST_POLL_SECONDS)
+
+    async def _apply_requests(self) -> None:
+        for job_id, command in await asyncio.to_thread(self.store.take_requests):
+            self.log.info("daemon.request", job_id=job_id, command=command)
+            try:
+                if command == "cancel":
+                    self.runner.cancel(job_id)
+                elif command == "retry":
+                    await self.runner.retry(job_id)
+            except Exception as exc:  # a bad request (unknown job, wrong state) is only logged
+                self.log.warning("daemon.request_refused", job_id=job_id, command=command, error=str(exc))
 
     async def _ping_watchdog(self) -> None:
         interval = watchdog_interval()
@@ -206,30 +214,6 @@ class Daemon:
         self.log.info("daemon.stopped")
         self.store.close()
         self._lock.close()
-
-
-LOCK_FILE = "daemon.lock"
-
-
-def hold_home_lock(settings: "Settings") -> Any:
-    """Take ``state/daemon.lock`` (flock) so two daemons never share a home; None if taken.
-
-    The lock lives as long as the returned file object (and dies with the process, even SIGKILL).
-    """
-    import fcntl
-
-    settings.state.mkdir(parents=True, exist_ok=True)
-    handle = open(settings.state / LOCK_FILE, "a+")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle
 
 
 def run_daemon(settings: "Settings") -> int:
@@ -329,8 +313,7 @@ class Check:
 def doctor(settings: "Settings") -> list[Check]:
     """What is configured and reachable: tools, fonts, voices, services, renderer."""
     checks = [
-        Check("home", os.access(settings.home, os.W_OK) if settings.home.exists() else True,
-              f"{settings.home} ({'exists' if settings.home.exists() else 'created on first run'})"),
+        _home_check(settings),
         _tool_check("ffmpeg", ["ffmpeg", "-hide_banner", "-version"]),
         _tool_check("ffprobe", ["ffprobe", "-hide_banner", "-version"]),
         _font_check(settings),
@@ -347,8 +330,18 @@ def doctor(settings: "Settings") -> list[Check]:
         has_key = bool(settings.llm.api_key and settings.llm.api_key.get_secret_value())
         checks.append(Check("llm api key", has_key, "set" if has_key else "missing (llm.api_key or llm.api_key_env)",
                             required=False))
-    checks += _remotion_checks(settings)
+    if settings.video.renderer == "remotion":  # opt-in: not a missing piece for anyone else
+        checks += _remotion_checks(settings)
     return checks
+
+
+def _home_check(settings: "Settings") -> Check:
+    home = settings.home
+    if home.exists():
+        return Check("home", os.access(home, os.W_OK), f"{home} (exists)")
+    # Not an error (`moviegen run` creates it), but the usual cause of an empty `status`.
+    return Check("home", False, f"{home} does not exist yet: `moviegen run` creates it; the systemd service's "
+                 "home is /var/lib/moviegen (use --home or MOVIEGEN_HOME to look there)", required=False)
 
 
 def _tool_check(name: str, argv: list[str], required: bool = True) -> Check:
@@ -389,7 +382,7 @@ def _http_check(name: str, url: str, timeout: float) -> Check:
 
 
 def _remotion_checks(settings: "Settings") -> list[Check]:
-    required = settings.video.renderer == "remotion"
+    required = True
     try:
         module = importlib.import_module("stages.video.remotion")
         found = module.doctor_checks(settings)

@@ -1,7 +1,10 @@
 """The ``moviegen`` command: thin click commands, each calling one library function.
 
 Exit codes: 0 ok, 1 a job (or check) failed, 2 a usage error (bad arguments, unknown job, bad
-configuration).
+configuration, no such home), 3 ``events --follow`` stopped because no daemon is running.
+
+Whether a daemon runs is read from its lock (``daemon.lock``), never guessed from the log, and the
+read-only commands never create a home or a database.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import json
 import re
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,9 +22,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from daemon.events import TERMINAL_STATES, AmbiguousJobId, EventStore
+from daemon.events import RUNNING_STATES, TERMINAL_STATES, AmbiguousJobId, EventStore
+from daemon.lock import daemon_pid
 
 FOLLOW_POLL_SECONDS = 0.3
+FOLLOW_DAEMON_CHECK_SECONDS = 1.0
+EXIT_NO_DAEMON = 3
+SYSTEMD_HOME = Path("/var/lib/moviegen")
+JOB_STATES = ("queued", *RUNNING_STATES, "done", "failed", "cancelled")
 
 
 def _console(stderr: bool = False) -> Console:
@@ -45,7 +52,7 @@ def _home_options(func: Callable) -> Callable:
 def _settings(ctx: click.Context, home: Path | None = None, config: Path | None = None, **overrides: Any):
     from pydantic import ValidationError
 
-    from stages.settings import load_settings
+    from stages.settings import SettingsError, load_settings
 
     root = ctx.find_root().params
     home = home or root.get("home")
@@ -54,17 +61,54 @@ def _settings(ctx: click.Context, home: Path | None = None, config: Path | None 
         raise click.BadParameter(f"{config} does not exist", param_hint="--config")
     try:
         return load_settings(config=config, home=home, **overrides)
-    except ValidationError as exc:
-        raise click.UsageError(f"invalid settings:\n{exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise click.UsageError(f"the settings file is not valid TOML: {exc}") from None
+    except (ValidationError, SettingsError) as exc:  # the text names the file, the key, the allowed values
+        raise click.UsageError(str(exc)) from None
 
 
 def _store(settings) -> EventStore:
     return EventStore(settings.db_path)
 
 
-def _job(store: EventStore, job_id: str) -> dict:
+def _existing_store(ctx: click.Context, settings) -> EventStore | None:
+    """The home's event log, opened only if it exists (None: no daemon has run here yet).
+
+    A home that does not exist is a usage error: it is nearly always a typo or the wrong home.
+    """
+    if not settings.home.is_dir():
+        raise click.UsageError(_missing_home(ctx, settings.home))
+    if not settings.db_path.is_file():
+        return None
+    return EventStore(settings.db_path)
+
+
+def _missing_home(ctx: click.Context, home: Path, consequence: str = "there is nothing to show") -> str:
+    import os
+
+    given = ctx.params.get("home") or ctx.find_root().params.get("home")
+    origin = "--home" if given else ("$MOVIEGEN_HOME" if os.environ.get("MOVIEGEN_HOME") else "the default home")
+    return (f"{home} does not exist ({origin}), so {consequence}. The systemd service keeps its "
+            f"home in {SYSTEMD_HOME} (try --home {SYSTEMD_HOME}); otherwise pass --home DIR or set MOVIEGEN_HOME "
+            f"to the folder `moviegen run` uses.")
+
+
+def _daemon_line(settings, store: EventStore | None) -> tuple[int | None, str]:
+    """The running daemon's pid (None: none) and a sentence saying so."""
+    pid = daemon_pid(settings.state)
+    if pid is not None:
+        return pid, f"daemon running (pid {pid})" if pid else "daemon starting"
+    since = store.daemon_last_seen() if store is not None else None
+    if since is None:
+        return None, "daemon not running (it has never run on this home)"
+    return None, f"daemon not running since {_when(since)}"
+
+
+def _when(at: str) -> str:
+    return at[:19].replace("T", " ") + " UTC"
+
+
+def _job(store: EventStore | None, job_id: str) -> dict:
+    if store is None:
+        raise click.BadParameter(f"no job {job_id!r}: no daemon has run on this home yet", param_hint="JOB")
     try:
         job = store.job(job_id)
     except AmbiguousJobId as exc:
@@ -119,30 +163,47 @@ def run(ctx: click.Context, home: Path | None, config: Path | None, log_level: s
 @cli.command()
 @_home_options
 @click.option("--json", "as_json", is_flag=True, help="print the jobs as JSON")
-@click.option("--state", help="only jobs in this state (queued, audio, done, failed, ...)")
+@click.option("--state", type=click.Choice(JOB_STATES), help="only jobs in this state")
 @click.pass_context
 def status(ctx: click.Context, home: Path | None, config: Path | None, as_json: bool, state: str | None) -> None:
-    """Show the jobs: state, stage, percent, source and error.
+    """Show the jobs (state, stage, percent, source, error) and whether the daemon runs.
+
+    When no daemon runs, jobs it left mid-stage show as "interrupted": they resume at its next start.
 
     \b
     Example:
         moviegen status
         moviegen status --state failed --json
     """
-    store = _store(_settings(ctx, home, config))
-    jobs = store.jobs(state)
+    settings = _settings(ctx, home, config)
+    store = _existing_store(ctx, settings)
+    jobs = store.jobs(state) if store is not None else []
     if as_json:
         click.echo(json.dumps(jobs, ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{len(jobs)} job(s)")
-    for column in ("job", "state", "stage", "%", "source", "updated", "message / error"):
-        table.add_column(column, overflow="fold")
+    pid, daemon_line = _daemon_line(settings, store)
+    table = Table(title=f"{len(jobs)} job(s); {daemon_line}")
+    # Ids are copied from here, so they are never folded; short columns stay whole too, and the
+    # source and message fold into what is left of a narrow terminal.
+    console = _console()
+    wide = console.width >= 100  # below that, "updated" gives its room to the source and message
+    for column in ("job", "state", "stage", "%"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("source", overflow="fold", ratio=1)
+    if wide:
+        table.add_column("updated", no_wrap=True)
+    table.add_column("message / error", overflow="fold", ratio=2)
     for job in jobs:
-        style = {"done": "green", "failed": "red", "cancelled": "yellow"}.get(job["state"], "cyan")
-        table.add_row(job["job_id"], f"[{style}]{job['state']}[/]", job["stage"] or "",
-                      f"{job['percent'] or 0:.0f}", str(job["source"] or ""), (job["updated_at"] or "")[:19],
-                      _first_line(job["error"] or job["message"] or ""))
-    _console().print(table)
+        shown, message = job["state"], _first_line(job["error"] or job["message"] or "")
+        if pid is None and shown in RUNNING_STATES:
+            shown, message = "interrupted", "stopped with the daemon; resumes when it starts"
+        elif pid is None and shown == "queued":
+            message = "waits for the daemon to start"
+        style = {"done": "green", "failed": "red", "cancelled": "yellow", "interrupted": "magenta"}.get(shown, "cyan")
+        updated = [(job["updated_at"] or "")[5:16].replace("T", " ")] if wide else []
+        table.add_row(job["job_id"], f"[{style}]{shown}[/]", job["stage"] or "", f"{job['percent'] or 0:.0f}",
+                      escape(str(job["source"] or "")), *updated, escape(message))
+    console.print(table)
 
 
 def _first_line(text: str, limit: int = 80) -> str:
@@ -161,14 +222,16 @@ def events(ctx: click.Context, home: Path | None, config: Path | None, job_id: s
            as_json: bool) -> None:
     """Show a job's history; with --follow, a live progress bar until it ends.
 
-    With --follow the exit code says how the job ended: 0 done, 1 failed or cancelled.
+    With --follow the exit code says how the job ended: 0 done, 1 failed or cancelled, 3 no daemon
+    is running (or it stopped), so the job cannot move until one starts.
 
     \b
     Example:
         moviegen events 20261126-022000-3fa2c1
         moviegen events 20261126-0220 --follow
     """
-    store = _store(_settings(ctx, home, config))
+    settings = _settings(ctx, home, config)
+    store = _existing_store(ctx, settings)
     job = _job(store, job_id)
     printer = _event_printer(as_json)
     seen = 0
@@ -178,25 +241,40 @@ def events(ctx: click.Context, home: Path | None, config: Path | None, job_id: s
     if not follow:
         return
     try:
-        final = _follow(store, job["job_id"], seen, printer)
+        final = _follow(store, settings.state, job["job_id"], seen, printer)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0 if final == "done" else 1)
+    if final in TERMINAL_STATES:
+        sys.exit(0 if final == "done" else 1)
+    _, daemon_line = _daemon_line(settings, store)
+    click.echo(f"{daemon_line}: job {job['job_id']} stays {final} until a daemon starts on {settings.home} "
+               f"(moviegen run, or systemctl start moviegen); stopped following", err=True)
+    sys.exit(EXIT_NO_DAEMON)
 
 
-def _follow(store: EventStore, job_id: str, after: int, printer: Callable[[dict], None]) -> str:
+def _follow(store: EventStore, state_dir: Path, job_id: str, after: int, printer: Callable[[dict], None]) -> str:
+    """Print the job's new events until it ends or no daemon holds the lock; return its state."""
     job = store.job(job_id) or {}
+    checked = 0.0
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                   console=_console(), transient=False) as bar:
         task = bar.add_task(_describe(job), total=100, completed=job.get("percent") or 0)
         while job.get("state") not in TERMINAL_STATES:
-            time.sleep(FOLLOW_POLL_SECONDS)
+            daemon_gone = False
+            if time.monotonic() - checked >= FOLLOW_DAEMON_CHECK_SECONDS:
+                checked = time.monotonic()
+                daemon_gone = daemon_pid(state_dir) is None
+            if not daemon_gone:
+                time.sleep(FOLLOW_POLL_SECONDS)
+            # Read after the check, so the events a stopping daemon wrote last are shown too.
             for event in store.events(job_id, after=after):
                 after = event["seq"]
                 if event["kind"] != "stage.progress":
                     bar.console.print(_event_line(event), markup=False, highlight=False, soft_wrap=True)
             job = store.job(job_id) or {}
             bar.update(task, completed=job.get("percent") or 0, description=_describe(job))
+            if daemon_gone:
+                break
     return str(job.get("state"))
 
 
@@ -229,12 +307,13 @@ def retry(ctx: click.Context, home: Path | None, config: Path | None, job_id: st
     Example:
         moviegen retry 20261126-022000-3fa2c1
     """
-    store = _store(_settings(ctx, home, config))
+    settings = _settings(ctx, home, config)
+    store = _existing_store(ctx, settings)
     job = _job(store, job_id)
     if job["state"] not in ("failed", "cancelled"):
         raise click.UsageError(f"job {job['job_id']} is {job['state']}; only failed or cancelled jobs can be retried")
     store.request(job["job_id"], "retry")
-    click.echo(f"retry requested for {job['job_id']} (follow it: moviegen events {job['job_id']} --follow)")
+    _acknowledge(settings, store, "retry", job["job_id"])
 
 
 @cli.command()
@@ -248,12 +327,24 @@ def cancel(ctx: click.Context, home: Path | None, config: Path | None, job_id: s
     Example:
         moviegen cancel 20261126-022000-3fa2c1
     """
-    store = _store(_settings(ctx, home, config))
+    settings = _settings(ctx, home, config)
+    store = _existing_store(ctx, settings)
     job = _job(store, job_id)
     if job["state"] in TERMINAL_STATES:
         raise click.UsageError(f"job {job['job_id']} is already {job['state']}")
     store.request(job["job_id"], "cancel")
-    click.echo(f"cancel requested for {job['job_id']}")
+    _acknowledge(settings, store, "cancel", job["job_id"])
+
+
+def _acknowledge(settings, store: EventStore, command: str, job_id: str) -> None:
+    """Say what happens to a recorded request: taken now by the daemon, or at its next start."""
+    pid, daemon_line = _daemon_line(settings, store)
+    if pid is not None:
+        click.echo(f"{command} requested for {job_id}; the daemon (pid {pid}) takes it within a second "
+                   f"(follow it: moviegen events {job_id} --follow)")
+        return
+    click.echo(f"{command} recorded for {job_id}; {daemon_line}, so it waits for the next start "
+               f"(moviegen run, or systemctl start moviegen) and is applied first thing then")
 
 
 @cli.command()
@@ -273,11 +364,16 @@ def submit(ctx: click.Context, home: Path | None, config: Path | None, item: str
     from daemon.inbox import submit_to_inbox
 
     settings = _settings(ctx, home, config)
+    if not settings.home.is_dir():
+        raise click.UsageError(_missing_home(ctx, settings.home, "nothing would pick the file up"))
     try:
         path = submit_to_inbox(settings.inbox, item)
     except FileNotFoundError as exc:
         raise click.BadParameter(str(exc), param_hint="URL|FILE") from None
     click.echo(str(path))
+    if daemon_pid(settings.state) is None:
+        click.echo(f"note: no daemon is running on {settings.home}; the file waits in the inbox until one starts",
+                   err=True)
 
 
 @cli.command()
@@ -290,7 +386,11 @@ def rebuild(ctx: click.Context, home: Path | None, config: Path | None) -> None:
     Example:
         moviegen rebuild
     """
-    count = _store(_settings(ctx, home, config)).rebuild_jobs()
+    settings = _settings(ctx, home, config)
+    store = _existing_store(ctx, settings)
+    if store is None:
+        raise click.UsageError("there is no event log to rebuild from: no daemon has run on this home yet")
+    count = store.rebuild_jobs()
     click.echo(f"rebuilt {count} job(s) from the event log")
 
 

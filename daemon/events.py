@@ -396,6 +396,15 @@ class EventStore:
         )
         return rows[0]["job_id"] if rows else None
 
+    def daemon_last_seen(self) -> str | None:
+        """When a daemon last worked on this log: its ``daemon.stopped``, or after a crash the last event."""
+        last = self._rows("SELECT kind, at FROM events WHERE kind IN ('daemon.started', 'daemon.stopped')"
+                          " ORDER BY seq DESC LIMIT 1", [])
+        if last and last[0]["kind"] == "daemon.stopped":
+            return last[0]["at"]
+        latest = self._rows("SELECT at FROM events ORDER BY seq DESC LIMIT 1", [])
+        return latest[0]["at"] if latest else None
+
     def stage_durations(self) -> list[dict]:
         """Per stage: runs finished, mean / max / total seconds (from ``stage.finished``)."""
         return self._rows(STAGE_DURATIONS_SQL, [])

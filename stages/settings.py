@@ -7,11 +7,14 @@ Precedence: explicit arguments > environment > TOML file > defaults.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from stages.settings_errors import InvalidSettings, SettingsError, explain, unreadable  # noqa: F401 (re-exported)
 
 Hex = str  # "#rrggbb" or "#rrggbbaa"
 
@@ -420,6 +423,11 @@ def default_home() -> Path:
 def load_settings(config: Path | None = None, home: Path | None = None, **overrides: Any) -> Settings:
     """Load settings: explicit overrides > ``MOVIEGEN_*`` environment > TOML > defaults.
 
+    Raises:
+        InvalidSettings: a value or key is wrong (a pydantic ``ValidationError`` whose text names the
+            file or variable, the key and the allowed values).
+        SettingsError: the file is not valid TOML.
+
     Args:
         config: a TOML file; default ``<home>/moviegen.toml`` when it exists.
         home: the daemon's home folder; default ``$MOVIEGEN_HOME`` or ``~/.local/share/moviegen``.
@@ -434,5 +442,10 @@ def load_settings(config: Path | None = None, home: Path | None = None, **overri
     _TOML_PATH["path"] = Path(config) if config is not None else None
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        # Name the file (or variable), the key and the allowed values, not pydantic's raw text.
+        raise explain(exc, Settings, _TOML_PATH["path"], overrides) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise unreadable(_TOML_PATH["path"], exc) from None
     finally:
         _TOML_PATH["path"] = None

@@ -112,11 +112,12 @@ def test_submit_url_and_file(invoke, home: Path, tmp_path: Path) -> None:
     """submit drops a .url for a URL and a copy for a file; a missing file exits 2."""
     result = invoke("submit", "https://example.com/post")
     assert result.exit_code == 0
-    dropped = Path(result.output.strip())
+    dropped = Path(result.stdout.strip())
     assert dropped.parent == home / "inbox" and dropped.read_text() == "https://example.com/post\n"
+    assert "no daemon is running" in result.stderr  # nothing will take it until one starts
     article = tmp_path / "a.md"
     article.write_text("# A\n")
-    assert Path(invoke("submit", str(article)).output.strip()).read_text() == "# A\n"
+    assert Path(invoke("submit", str(article)).stdout.strip()).read_text() == "# A\n"
     assert invoke("submit", str(tmp_path / "missing.md")).exit_code == 2
 
 
@@ -194,12 +195,16 @@ def test_home_option_works_after_the_command(home: Path) -> None:
 
 
 def test_events_follow_shows_live_progress_until_the_end(invoke, store, home: Path) -> None:
-    """--follow keeps reading new events (another writer) and ends when the job does."""
+    """--follow keeps reading new events (another writer holding the daemon's lock) and ends when
+    the job does."""
     import threading
     import time
 
+    from daemon.lock import hold_home_lock
+
     job = "20261126-030000-dddddd"
     store.submit(job, source="d.md", kind="article")
+    lock = hold_home_lock(home / "state")  # the writer stands in for a running daemon
 
     def writer() -> None:
         other = EventStore(home / "state" / "moviegen.db")
@@ -215,6 +220,7 @@ def test_events_follow_shows_live_progress_until_the_end(invoke, store, home: Pa
     thread.start()
     result = invoke("events", job, "--follow")
     thread.join()
+    lock.close()
     assert result.exit_code == 0
     assert "stage.finished" in result.output and "job.finished" in result.output
 

@@ -174,7 +174,8 @@ def _find_modules(settings: "Settings") -> Path:
         raise RemotionUnavailable(f"{folder} has no render.mjs: set remotion.project_dir to the repository's remotion/")
     if not (folder / "node_modules" / "@remotion" / "renderer" / "package.json").is_file():
         raise RemotionUnavailable(
-            f"{folder}/node_modules is missing: run `make setup` (npm ci in remotion/), "
+            f"{folder}/node_modules is missing: run `MOVIEGEN_VIDEO__RENDERER=remotion make setup` "
+            "(Chromium, Node.js and npm ci in remotion/), "
             f"or `cd {folder} && npm ci`"
         )
     return folder

@@ -97,11 +97,26 @@ class FetchSettings(_Section):
     )
 
 
+class ScriptLimitSettings(_Section):
+    """Budgets a script file must stay within; checked while it is read, before any work is spent."""
+
+    max_bytes: int = Field(4 * 1024 * 1024, gt=0, description="file size; larger files are not read at all")
+    max_nodes: int = Field(
+        150_000, gt=0, description="YAML/JSON values, counting every use of an alias (stops billion laughs)"
+    )
+    max_depth: int = Field(32, ge=8, le=200, description="nesting of lists and mappings")
+    max_sections: int = Field(1000, gt=0)
+    max_phrases: int = Field(10_000, gt=0, description="narrations in all sections")
+    max_chars: int = Field(500_000, gt=0, description="characters of all narration texts and readings")
+    max_speech_minutes: float = Field(120.0, gt=0, description="estimated speaking time, pauses excluded")
+
+
 class ScriptSettings(_Section):
     writer: Literal["extractive", "llm"] = "extractive"
     language: str = Field("ja", description="default language when the input does not say")
     max_minutes: float = Field(5.0, gt=0, description="trim the script to about this long")
     style: Literal["narration", "dialogue"] = "narration"
+    limits: ScriptLimitSettings = Field(default_factory=ScriptLimitSettings)
 
 
 class LLMSettings(_KeyFromEnv):

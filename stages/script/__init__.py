@@ -77,7 +77,7 @@ class ScriptStage:
             self.version,
             "write",
             file_hash_or_none(job.job_dir / "article.json"),
-            settings.script.model_dump(mode="json"),
+            settings.script.model_dump(mode="json", exclude={"limits"}),  # raising a limit rewrites nothing
             llm,
             personas,
             settings.default_persona,

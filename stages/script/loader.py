@@ -4,12 +4,16 @@ YAML is composed with PyYAML (the node tree keeps each value's position) and JSO
 the standard library (its syntax errors carry a line and column); either way every pydantic error
 location is mapped back to the position of the value, or of the nearest enclosing value that
 exists in the file (a missing field is reported at its parent mapping).
+
+Reading is budgeted (:mod:`stages.script.limits`): size, values, nesting and aliases while parsing,
+then sections, phrases, characters and speaking time.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,10 +21,20 @@ import yaml
 from pydantic import ValidationError
 
 from stages.base import InputError
+from stages.script.limits import (
+    LimitExceeded,
+    check_content,
+    check_json_shape,
+    check_section_count,
+    check_size,
+    compose_yaml,
+    construct_yaml,
+    default_limits,
+)
 from stages.script.model import Script
 
 if TYPE_CHECKING:
-    from stages.settings import Settings
+    from stages.settings import ScriptLimitSettings, Settings
 
 Position = tuple[int, int]
 _KEY = "<key>"  # positions[path + (_KEY,)] is where the key of the value at ``path`` is written
@@ -32,11 +46,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class ScriptIssue:
-    """One problem in a script file; ``line`` and ``column`` count from 1."""
+    """One problem in a script file; ``line`` and ``column`` count from 1.
+
+    ``limit`` names the ``script.limits`` setting the file is over, when that is the problem.
+    """
 
     line: int
     column: int
     message: str
+    limit: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.line}:{self.column}: {self.message}"
@@ -48,9 +66,14 @@ class ScriptInvalid(InputError):
     def __init__(self, path: Path, issues: list[ScriptIssue], name: str | None = None):
         self.path = Path(path)
         self.issues = issues
+        self.limits = sorted({issue.limit for issue in issues if issue.limit})
         shown = name or self.path.name
         lines = "\n".join(f"  {shown}:{issue}" for issue in issues)
-        super().__init__(f"{shown} is not a valid script ({len(issues)} problem(s)):\n{lines}")
+        if self.limits:
+            head = f"{shown} is over the script limits ({', '.join('script.limits.' + n for n in self.limits)})"
+        else:
+            head = f"{shown} is not a valid script"
+        super().__init__(f"{head} ({len(issues)} problem(s)):\n{lines}")
 
 
 def load_script(path: Path, settings: "Settings | None" = None, *, name: str | None = None) -> Script:
@@ -58,7 +81,8 @@ def load_script(path: Path, settings: "Settings | None" = None, *, name: str | N
 
     Args:
         path: a ``.yaml``, ``.yml`` or ``.json`` script.
-        settings: when given, persona ids are checked against ``settings.personas``.
+        settings: when given, persona ids are checked against ``settings.personas`` and the budgets
+            are ``settings.script.limits`` (else the defaults).
         name: the file's name as the user knows it, for messages (default: ``path.name``).
 
     Raises:
@@ -76,12 +100,15 @@ def validate_script_file(path: Path, settings: "Settings | None") -> list[Script
     return _parse_and_validate(Path(path), settings)[1]
 
 
-def parse_script_text(text: str, *, json_syntax: bool = False, settings: "Settings | None" = None) -> tuple[Script | None, list[ScriptIssue]]:
+def parse_script_text(
+    text: str, *, json_syntax: bool = False, settings: "Settings | None" = None
+) -> tuple[Script | None, list[ScriptIssue]]:
     """Validate script text; returns the script (None when invalid) and the issues."""
-    data, positions, issues = _parse(text, json_syntax)
+    limits = settings.script.limits if settings is not None else default_limits()
+    data, positions, issues = _parse(text, json_syntax, limits)
     if issues:
         return None, issues
-    return _validate(data, positions, settings)
+    return _validate(data, positions, settings, limits)
 
 
 def dump_script(script: Script) -> str:
@@ -94,8 +121,14 @@ def dump_script(script: Script) -> str:
 
 
 def _parse_and_validate(path: Path, settings: "Settings | None") -> tuple[Script | None, list[ScriptIssue]]:
+    limits = settings.script.limits if settings is not None else default_limits()
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            check_size(os.fstat(handle.fileno()).st_size, limits)
+            raw = handle.read(limits.max_bytes + 1)  # the file may grow after the check
+        check_size(len(raw), limits)
+    except LimitExceeded as exc:
+        return None, [_limit_issue(exc)]
     except OSError as exc:
         return None, [ScriptIssue(1, 1, f"cannot read the file: {exc.strerror or exc}")]
     try:
@@ -107,25 +140,30 @@ def _parse_and_validate(path: Path, settings: "Settings | None") -> tuple[Script
     return parse_script_text(text, json_syntax=path.suffix.lower() == ".json", settings=settings)
 
 
-def _parse(text: str, json_syntax: bool) -> tuple[Any, dict[tuple, Position], list[ScriptIssue]]:
+def _parse(text: str, json_syntax: bool, limits: "ScriptLimitSettings") -> tuple[Any, dict[tuple, Position], list[ScriptIssue]]:
     """The data, the position of every value by path, and any syntax problem."""
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         return None, {}, [ScriptIssue(line, 1, "the file holds binary data, not a script")]
     if json_syntax:
         try:
+            check_json_shape(text, limits)
             data = json.loads(text)
+        except LimitExceeded as exc:
+            return None, {}, [_limit_issue(exc)]
         except json.JSONDecodeError as exc:
             return None, {}, [ScriptIssue(exc.lineno, exc.colno, f"JSON syntax error: {exc.msg}")]
         try:
-            positions = _positions(yaml.compose(text, Loader=yaml.SafeLoader))
+            node = compose_yaml(text, limits)
+        except LimitExceeded as exc:
+            return None, {}, [_limit_issue(exc)]
         except yaml.YAMLError:
-            positions = {}  # valid JSON that YAML 1.1 cannot read: positions fall back to 1:1
-        return _check_mapping(data, positions)
-    loader = yaml.SafeLoader(text)
+            node = None  # valid JSON that YAML 1.1 cannot read: positions fall back to 1:1
+        return _check_mapping(data, _positions(node) if node is not None else {})
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        data, node = construct_yaml(text, limits)
+    except LimitExceeded as exc:
+        return None, {}, [_limit_issue(exc)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -133,8 +171,6 @@ def _parse(text: str, json_syntax: bool) -> tuple[Any, dict[tuple, Position], li
         return None, {}, [ScriptIssue(line, column, f"YAML syntax error: {problem}")]
     except yaml.YAMLError as exc:
         return None, {}, [ScriptIssue(1, 1, f"YAML error: {exc}")]
-    finally:
-        loader.dispose()
     positions = _positions(node) if node is not None else {}
     issues = _duplicate_keys(node) if node is not None else []
     data, positions, shape = _check_mapping(data, positions)
@@ -182,15 +218,33 @@ def _duplicate_keys(node: yaml.Node) -> list[ScriptIssue]:
 # --- validation -------------------------------------------------------------------------------
 
 
-def _validate(data: dict, positions: dict[tuple, Position], settings: "Settings | None") -> tuple[Script | None, list[ScriptIssue]]:
+def _validate(
+    data: dict,
+    positions: dict[tuple, Position],
+    settings: "Settings | None",
+    limits: "ScriptLimitSettings",
+) -> tuple[Script | None, list[ScriptIssue]]:
+    at_sections = positions.get(("sections", _KEY), (1, 1))
+    sections = data.get("sections")
+    if isinstance(sections, list):
+        try:  # before each section is validated: a huge list costs pydantic time and memory
+            check_section_count(len(sections), limits, at_sections)
+        except LimitExceeded as exc:
+            return None, [_limit_issue(exc)]
     issues = _persona_issues(data, positions, settings) if settings is not None else []
     try:
         script: Script | None = Script.model_validate(data)
     except ValidationError as exc:
         script = None
         issues += [_issue_for(error, positions) for error in exc.errors(include_url=False)]
+    if script is not None:
+        issues += [_limit_issue(exc) for exc in check_content(script, limits, at_sections)]
     issues = sorted(set(issues), key=lambda i: (i.line, i.column, i.message))
     return (None if issues else script), issues
+
+
+def _limit_issue(exc: LimitExceeded) -> ScriptIssue:
+    return ScriptIssue(*exc.mark, str(exc), limit=exc.setting)
 
 
 def _issue_for(error: dict, positions: dict[tuple, Position]) -> ScriptIssue:

@@ -265,7 +265,8 @@ def make_video(
         job_dir.mkdir(parents=True, exist_ok=True)
         source_path, kind = _place_source(source, job_dir)
         job = JobContext(job_id=job_id, job_dir=job_dir, settings=settings, cache_dir=settings.cache_dir,
-                         source=source_path, kind=kind)
+                         source=source_path, kind=kind,
+                         source_name=None if kind == "url" else Path(source).name)  # notes name the user's file
         for name in stages_for(kind):
             report = (lambda c, t, m, _n=name: progress(_n, c, t, m)) if progress else (lambda c, t, m: None)
             stages[name].run(job, report)

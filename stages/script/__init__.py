@@ -69,7 +69,9 @@ class ScriptStage:
         settings = job.settings
         personas = [p.id for p in settings.personas]
         if job.kind == "script":
-            return fingerprint_of(self.version, "adopt", file_hash_or_none(job.source), personas, settings.script.language)
+            # The home is in it because the relative file names in a script are read from the home.
+            return fingerprint_of(self.version, "adopt", file_hash_or_none(job.source), personas,
+                                  settings.script.language, str(settings.home))
         llm = None
         if settings.script.writer == "llm":
             llm = settings.llm.model_dump(mode="json", exclude={"api_key", "api_key_env"})
@@ -148,9 +150,11 @@ def generate_script(
 def adopt_script(source: Path, out: Path, settings: "Settings", *, name: str | None = None) -> Script:
     """Validate a dropped script and write it, normalised (legacy forms, language), to ``out``.
 
-    ``name`` is the file's name as dropped, so errors point at the user's file, not the job's copy.
+    The files it names must exist inside the home (relative paths are read from the home); the
+    written script names them by absolute path. ``name`` is the file's name as dropped, so errors
+    point at the user's file, not the job's copy.
     """
-    script = load_script(source, settings, name=name)
+    script = load_script(source, settings, name=name, user_file=True)
     if script.language is None:
         script = script.model_copy(update={"language": settings.script.language})
     atomic_write_text(out, dump_script(script))

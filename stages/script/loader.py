@@ -3,10 +3,12 @@
 YAML is composed with PyYAML (the node tree keeps each value's position) and JSON is parsed with
 the standard library (its syntax errors carry a line and column); either way every pydantic error
 location is mapped back to the position of the value, or of the nearest enclosing value that
-exists in the file (a missing field is reported at its parent mapping).
+exists in the file (a missing field is reported at its parent mapping), and named as the file
+names it (``dialogues[0].narration``, not the normalised ``narrations[0].text``).
 
 Reading is budgeted (:mod:`stages.script.limits`): size, values, nesting and aliases while parsing,
-then sections, phrases, characters and speaking time.
+then sections, phrases, characters and speaking time. A script the user wrote (a dropped or
+validated file, not one a writer produced) also has its files checked (:mod:`stages.script.assets`).
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ if TYPE_CHECKING:
 
 Position = tuple[int, int]
 _KEY = "<key>"  # positions[path + (_KEY,)] is where the key of the value at ``path`` is written
+_LEAF = "<leaf>"  # positions[path + (_LEAF,)] exists when the value at ``path`` is a scalar
 _ALIASES: dict[str, tuple[str, ...]] = {
     "narrations": ("dialogues", "narration"),
     "persona_id": ("speaker", "persona"),
+    "text": ("narration",),
 }
 
 
@@ -76,7 +80,9 @@ class ScriptInvalid(InputError):
         super().__init__(f"{head} ({len(issues)} problem(s)):\n{lines}")
 
 
-def load_script(path: Path, settings: "Settings | None" = None, *, name: str | None = None) -> Script:
+def load_script(
+    path: Path, settings: "Settings | None" = None, *, name: str | None = None, user_file: bool = False
+) -> Script:
     """Parse and validate a script file (YAML or JSON).
 
     Args:
@@ -84,11 +90,14 @@ def load_script(path: Path, settings: "Settings | None" = None, *, name: str | N
         settings: when given, persona ids are checked against ``settings.personas`` and the budgets
             are ``settings.script.limits`` (else the defaults).
         name: the file's name as the user knows it, for messages (default: ``path.name``).
+        user_file: the user wrote it (needs ``settings``): every file it names (slide images,
+            backgrounds) must exist inside the home, relative paths resolve against the home, and
+            the returned script names them by absolute path.
 
     Raises:
         ScriptInvalid: (an :class:`InputError`) listing every issue with its line and column.
     """
-    script, issues = _parse_and_validate(Path(path), settings)
+    script, issues = _parse_and_validate(Path(path), settings, user_file)
     if issues:
         raise ScriptInvalid(Path(path), issues, name)
     assert script is not None
@@ -96,19 +105,22 @@ def load_script(path: Path, settings: "Settings | None" = None, *, name: str | N
 
 
 def validate_script_file(path: Path, settings: "Settings | None") -> list[ScriptIssue]:
-    """Every problem in a script file, in file order; ``[]`` when it is valid."""
-    return _parse_and_validate(Path(path), settings)[1]
+    """Every problem in a user's script file, in file order; ``[]`` when it is valid.
+
+    With ``settings``, the files it names are checked too (see :func:`load_script`'s ``user_file``).
+    """
+    return _parse_and_validate(Path(path), settings, settings is not None)[1]
 
 
 def parse_script_text(
-    text: str, *, json_syntax: bool = False, settings: "Settings | None" = None
+    text: str, *, json_syntax: bool = False, settings: "Settings | None" = None, user_file: bool = False
 ) -> tuple[Script | None, list[ScriptIssue]]:
     """Validate script text; returns the script (None when invalid) and the issues."""
     limits = settings.script.limits if settings is not None else default_limits()
     data, positions, issues = _parse(text, json_syntax, limits)
     if issues:
         return None, issues
-    return _validate(data, positions, settings, limits)
+    return _validate(data, positions, settings, limits, user_file)
 
 
 def dump_script(script: Script) -> str:
@@ -120,7 +132,7 @@ def dump_script(script: Script) -> str:
 # --- parsing ----------------------------------------------------------------------------------
 
 
-def _parse_and_validate(path: Path, settings: "Settings | None") -> tuple[Script | None, list[ScriptIssue]]:
+def _parse_and_validate(path: Path, settings: "Settings | None", user_file: bool) -> tuple[Script | None, list[ScriptIssue]]:
     limits = settings.script.limits if settings is not None else default_limits()
     try:
         with path.open("rb") as handle:
@@ -137,7 +149,7 @@ def _parse_and_validate(path: Path, settings: "Settings | None") -> tuple[Script
         line = raw[: exc.start].count(b"\n") + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         return None, [ScriptIssue(line, column, "the file is not UTF-8 text (is it a script at all?)")]
-    return parse_script_text(text, json_syntax=path.suffix.lower() == ".json", settings=settings)
+    return parse_script_text(text, json_syntax=path.suffix.lower() == ".json", settings=settings, user_file=user_file)
 
 
 def _parse(text: str, json_syntax: bool, limits: "ScriptLimitSettings") -> tuple[Any, dict[tuple, Position], list[ScriptIssue]]:
@@ -187,7 +199,9 @@ def _check_mapping(data: Any, positions: dict[tuple, Position]) -> tuple[Any, di
 
 def _positions(node: yaml.Node, path: tuple = ()) -> dict[tuple, Position]:
     marks: dict[tuple, Position] = {path: (node.start_mark.line + 1, node.start_mark.column + 1)}
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, yaml.ScalarNode):
+        marks[path + (_LEAF,)] = marks[path]
+    elif isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
                 marks.update(_positions(value_node, path + (key_node.value,)))
@@ -223,6 +237,7 @@ def _validate(
     positions: dict[tuple, Position],
     settings: "Settings | None",
     limits: "ScriptLimitSettings",
+    user_file: bool,
 ) -> tuple[Script | None, list[ScriptIssue]]:
     at_sections = positions.get(("sections", _KEY), (1, 1))
     sections = data.get("sections")
@@ -239,6 +254,12 @@ def _validate(
         issues += [_issue_for(error, positions) for error in exc.errors(include_url=False)]
     if script is not None:
         issues += [_limit_issue(exc) for exc in check_content(script, limits, at_sections)]
+    if script is not None and user_file and settings is not None and not issues:
+        from stages.script.assets import resolve_assets
+
+        script, problems = resolve_assets(script, settings)
+        issues += [ScriptIssue(*_position(loc, positions), f"{_dotted(_user_loc(loc, positions))}: {message}")
+                   for loc, message in problems]
     issues = sorted(set(issues), key=lambda i: (i.line, i.column, i.message))
     return (None if issues else script), issues
 
@@ -249,29 +270,45 @@ def _limit_issue(exc: LimitExceeded) -> ScriptIssue:
 
 def _issue_for(error: dict, positions: dict[tuple, Position]) -> ScriptIssue:
     loc = tuple(error["loc"])
+    where_loc = _user_loc(loc, positions)
     line, column = _position(loc + (_KEY,) if error["type"] == "extra_forbidden" else loc, positions)
-    where = _dotted(loc)
+    where = _dotted(where_loc)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = f"unknown field {loc[-1]!r}"
     elif error["type"] == "missing":
-        message = f"missing required field {loc[-1]!r}"
+        others = " or ".join(repr(name) for name in _ALIASES.get(loc[-1], ()))
+        message = f"missing required field {loc[-1]!r}" + (f" (or {others})" if others else "")
     return ScriptIssue(line, column, f"{where}: {message}" if where else message)
 
 
+def _user_loc(loc: tuple, positions: dict[tuple, Position]) -> tuple:
+    """``loc`` (a path in the normalised script) as the file spells it.
+
+    Legacy key names are used where the file used them (``dialogues``, ``narration``, ``speaker``);
+    a path into a value the loader expanded (a ``narration:`` string split into phrases, a plain
+    string read as ``{text: ...}``) stops at that value; a path to a missing field keeps its name.
+    """
+    path: tuple = ()
+    for index, part in enumerate(loc):
+        if part == _KEY:
+            return path + (_KEY,)
+        if path and path + (_LEAF,) in positions:
+            return path
+        names = (part, *_ALIASES.get(part, ())) if isinstance(part, str) else (part,)
+        found = next((path + (name,) for name in names if path + (name,) in positions), None)
+        if found is None:
+            return path if isinstance(part, int) else path + tuple(loc[index:])
+        path = found
+    return path
+
+
 def _position(loc: tuple, positions: dict[tuple, Position]) -> Position:
-    """The position of ``loc``, trying legacy key names, else of its nearest existing parent."""
-    candidates: list[tuple] = [()]
-    for part in loc:
-        extended: list[tuple] = []
-        for prefix in candidates:
-            for name in (part, *_ALIASES.get(part, ())) if isinstance(part, str) else (part,):
-                if prefix + (name,) in positions:
-                    extended.append(prefix + (name,))
-        if not extended:
-            break
-        candidates = extended
-    return positions.get(candidates[0], positions.get((), (1, 1)))
+    """The position of ``loc`` as the file spells it, else of its nearest existing parent."""
+    path = _user_loc(loc, positions)
+    while path and path not in positions:
+        path = path[:-1]
+    return positions.get(path, positions.get((), (1, 1)))
 
 
 def _dotted(loc: tuple) -> str:

@@ -8,8 +8,9 @@ may say what is spoken in any of these ways (they are normalised to ``narrations
 ``narration: "<string>"`` the original single-narrator form: one string, split into phrases by
     :func:`stages.script.text.phrases_of` (sentence ends, then about 40 characters or 15 words).
     A list under ``narration:`` is read as ``narrations:``.
-``dialogues:`` the original multi-speaker form: a list of ``{speaker|persona_id|persona, text,
-    reading?}``, one narration each, in order.
+``dialogues:`` the original multi-speaker form: a list of ``{persona_id|speaker|persona,
+    narration|text, reading?}``, one narration each, in order (the original writes the words under
+    ``narration``; any narration item may).
 
 Only one of the three may appear in a section. The script may also carry the original's
 ``role_assignments`` (kept, not used for rendering).
@@ -22,6 +23,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _PERSONA_ALIASES = ("speaker", "persona")
+_TEXT_ALIASES = ("narration",)
 
 
 class Narration(BaseModel):
@@ -42,11 +44,14 @@ class Narration(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _persona_aliases(cls, value: object) -> object:
+    def _aliases(cls, value: object) -> object:
         if isinstance(value, dict):
-            for alias in _PERSONA_ALIASES:
-                if alias in value and "persona_id" not in value:
-                    value = {("persona_id" if k == alias else k): v for k, v in value.items()}
+            for field, aliases in (("persona_id", _PERSONA_ALIASES), ("text", _TEXT_ALIASES)):
+                present = [key for key in (field, *aliases) if key in value]
+                if len(present) > 1:
+                    raise ValueError(f"use only one of {', '.join(present)} (they name the same field)")
+                if present and present[0] != field:
+                    value = {(field if k == present[0] else k): v for k, v in value.items()}
         return value
 
     @property

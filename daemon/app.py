@@ -3,10 +3,12 @@
 :class:`Daemon` wires the pieces: the event store, the runner, the inbox (watchdog + rescans),
 the outbox, the CLI's request queue and systemd's notify socket, all on one asyncio loop::
 
-    start:    folders → store → daemon.started → runner.recover() → unfinished claims → READY=1
+    start:    folders → lock → check_log (damaged or foreign: exit 4, nothing claimed) → store →
+              daemon.started → open attempts end (crash) → runner.recover() → unfinished claims → READY=1
     running:  inbox events/rescans → claim → runner.start_job; requests (cancel/retry) every 0.5 s;
               STATUS= on every state change; WATCHDOG=1 at half of $WATCHDOG_USEC
-    SIGTERM:  STOPPING=1 → stop claiming → runner.shutdown(grace) → daemon.stopped → exit
+    SIGTERM:  STOPPING=1 → stop claiming → runner.shutdown(grace), open attempts end (shutdown) →
+              daemon.stopped → exit
 
 SIGKILL at any moment loses nothing: a claim is one rename, everything else is an event.
 """
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 REQUEST_POLL_SECONDS = 0.5
+# `moviegen run` on a damaged or foreign event log; the unit's RestartPreventExitStatus= names it,
+# so systemd does not restart into the same refusal every few seconds.
+EXIT_DAMAGED_LOG = 4
 VERSION = "0.1.0"
 
 
@@ -79,7 +84,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or :meth:`request_stop`); return the exit code."""
-        from daemon.events import EventStore
+        from daemon.events import DamagedLog, EventStore, check_log
         from daemon.runner import Runner
 
         loop = asyncio.get_running_loop()
@@ -92,6 +97,10 @@ class Daemon:
                            lock=str(lock_path(self.settings.state)))
             print(f"moviegen: {exc}", file=sys.stderr, flush=True)
             return 1
+        try:
+            check_log(self.settings.db_path, self.settings.jobs_dir)
+        except DamagedLog as exc:
+            return self._refuse_damaged_log(exc)
         self.store = EventStore(self.settings.db_path)
         outbox = Outbox(self.settings, store=self.store, log=self.log)
         self.runner = Runner(
@@ -110,6 +119,8 @@ class Daemon:
 
         # Requests made while no daemon ran (cancel, retry) apply before recovery resumes the
         # jobs, so a cancelled job is recorded in the stage where it stopped, not rerun first.
+        # Attempts a crash left open end first: a cancel waiting for this start must not claim them.
+        self.store.close_open_attempts("crash")
         await self._apply_requests()
         await self.runner.recover()
         for job_id in self.inbox.recover():
@@ -128,6 +139,15 @@ class Daemon:
         finally:
             await self._shutdown(watcher, tasks)
         return 0
+
+    def _refuse_damaged_log(self, exc: Exception) -> int:
+        """Stop before claiming anything: say why in the log, on stderr and in systemd's STATUS=."""
+        self.log.error("daemon.damaged_log", path=str(getattr(exc, "path", self.settings.db_path)),
+                       problem=getattr(exc, "problem", str(exc)))
+        self.notifier.status(f"stopped: the event log {getattr(exc, 'problem', 'is damaged')}; see the journal")
+        print(f"moviegen: {exc}", file=sys.stderr, flush=True)
+        self._lock.close()
+        return EXIT_DAMAGED_LOG
 
     def request_stop(self) -> None:
         """Begin a clean shutdown (what SIGTERM does)."""

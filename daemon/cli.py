@@ -1,7 +1,8 @@
 """The ``moviegen`` command: thin click commands, each calling one library function.
 
 Exit codes: 0 ok, 1 a job (or check) failed, 2 a usage error (bad arguments, unknown job, bad
-configuration, no such home), 3 ``events --follow`` stopped because no daemon is running.
+configuration, no such home), 3 ``events --follow`` stopped because no daemon is running, 4 the
+event log is damaged, or empty beside existing job folders (``run`` too: it claims nothing then).
 
 Whether a daemon runs is read from its lock (``daemon.lock``), never guessed from the log, and the
 read-only commands never create a home or a database.
@@ -76,9 +77,26 @@ def _existing_store(ctx: click.Context, settings) -> EventStore | None:
     """
     if not settings.home.is_dir():
         raise click.UsageError(_missing_home(ctx, settings.home))
+    _check_log(settings)
     if not settings.db_path.is_file():
         return None
     return EventStore(settings.db_path)
+
+
+class DamagedLogError(click.ClickException):
+    """The event log is damaged or foreign (:class:`daemon.events.DamagedLog`): exit code 4."""
+
+    exit_code = 4
+
+
+def _check_log(settings) -> None:
+    """Stop with the same message as `moviegen run` when the event log cannot be trusted."""
+    from daemon.events import DamagedLog, check_log
+
+    try:
+        check_log(settings.db_path, settings.jobs_dir)
+    except DamagedLog as exc:
+        raise DamagedLogError(str(exc)) from None
 
 
 def _missing_home(ctx: click.Context, home: Path, consequence: str = "there is nothing to show") -> str:
@@ -380,13 +398,26 @@ def submit(ctx: click.Context, home: Path | None, config: Path | None, item: str
 @_home_options
 @click.pass_context
 def rebuild(ctx: click.Context, home: Path | None, config: Path | None) -> None:
-    """Rebuild the jobs table from the event log.
+    """Rebuild the jobs table from the event log; salvage a damaged log first.
+
+    A damaged log is moved aside (``moviegen.db.damaged-<time>``) and every event that can still
+    be read is copied into a new one, then the jobs table is rebuilt from them.
 
     \b
     Example:
         moviegen rebuild
     """
+    from daemon.events import DamagedLog, check_log, salvage_log
+
     settings = _settings(ctx, home, config)
+    try:
+        check_log(settings.db_path, settings.jobs_dir)
+    except DamagedLog as exc:
+        if exc.lost:
+            raise DamagedLogError(str(exc)) from None
+        report = salvage_log(settings.db_path)
+        click.echo(f"moved the damaged log to {report['moved_to']}; copied {report['events']} readable event(s) "
+                   f"into a new {settings.db_path} ({report['unreadable']} unreadable)")
     store = _existing_store(ctx, settings)
     if store is None:
         raise click.UsageError("there is no event log to rebuild from: no daemon has run on this home yet")

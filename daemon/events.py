@@ -13,6 +13,12 @@ Job fields the fold reads from event data (so a rebuild never depends on code th
 - ``job.retry_scheduled``  ``stage``: the state it resumes at (None: queued)
 - ``stage.progress`` and others: ``percent``, ``message`` when present
 - ``job.failed`` / ``stage.failed``  ``error``; ``job.finished``  ``output``
+
+Attempts are numbered by the store, not by its callers: a ``stage.started`` gets ``attempt`` one
+higher than any earlier start of the same job and stage, and the event that ends it
+(:data:`CLOSING_KINDS`) carries the same number, so each start pairs with exactly its own end.
+``stage.interrupted`` ends an attempt nobody finished: ``reason`` ``crash`` (found open at the next
+start: the daemon died), ``shutdown`` (SIGTERM) or ``cancel``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ EVENT_KINDS = {
     "stage.skipped",
     "stage.finished",
     "stage.failed",
+    "stage.interrupted",
     "stage.note",
     "job.retry_scheduled",
     "job.finished",
@@ -44,6 +51,8 @@ EVENT_KINDS = {
     "daemon.stopped",
 }
 TERMINAL_STATES = {"done", "failed", "cancelled"}
+# The events that end an attempt (a ``stage.started``); each carries the attempt's number.
+CLOSING_KINDS = ("stage.finished", "stage.failed", "stage.skipped", "stage.interrupted")
 RUNNING_STATES = ("fetch", "script", "audio", "slides", "video")
 JOB_COLUMNS = (
     "job_id",
@@ -68,6 +77,168 @@ class UnknownEventKind(ValueError):
 
 class AmbiguousJobId(LookupError):
     """A job id prefix that matches more than one job."""
+
+
+class DamagedLog(RuntimeError):
+    """The event log cannot be trusted: damaged, empty, or not the log of the job folders beside it.
+
+    The message names the file and says what to do; nothing may claim inputs on such a log.
+    """
+
+    def __init__(self, path: Path, problem: str, remedy: str, *, lost: bool = False):
+        self.path = Path(path)
+        self.problem = problem
+        self.lost = lost  # empty or missing beside job folders: nothing to salvage from this file
+        super().__init__(f"the event log {self.path} {problem}.\n{remedy}")
+
+
+def check_log(path: Path, jobs_dir: Path) -> None:
+    """Check the event log before anything uses it; raise :class:`DamagedLog` if it is unusable.
+
+    Runs ``PRAGMA quick_check``, checks the schema, and refuses a log that is empty (missing, zero
+    bytes, or without a single event) while ``jobs_dir`` holds job folders: that log is not the one
+    those jobs were recorded in, and starting on it would submit and deliver them all again. A fresh
+    home (no log, no job folders) passes. Opens the file read-only; creates and changes nothing.
+    """
+    path = Path(path)
+    folders = _job_folders(jobs_dir)
+    if not path.exists() or path.stat().st_size == 0:
+        if folders:
+            size = "is missing" if not path.exists() else "is empty (0 bytes)"
+            raise DamagedLog(path, f"{size}, but {jobs_dir} holds {folders} job folder(s)", _remedy_lost(path, jobs_dir), lost=True)
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise DamagedLog(path, f"cannot be opened ({exc})", _remedy_damaged(path)) from None
+    try:
+        result = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
+        if result != ["ok"]:
+            raise DamagedLog(path, f"is damaged (quick_check: {'; '.join(result)})", _remedy_damaged(path))
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0 and not tables:
+            events = 0
+        else:
+            missing = sorted({"events", "jobs", "requests"} - tables)
+            if missing or version < 1:
+                raise DamagedLog(path, f"lacks the moviegen schema (missing: {', '.join(missing) or 'its version'})",
+                                 _remedy_damaged(path))
+            events = conn.execute("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise DamagedLog(path, f"is damaged or not a database ({exc})", _remedy_damaged(path)) from None
+    finally:
+        conn.close()
+    if not events and folders:
+        raise DamagedLog(path, f"holds no events, but {jobs_dir} holds {folders} job folder(s)",
+                         _remedy_lost(path, jobs_dir), lost=True)
+
+
+def salvage_log(path: Path) -> dict:
+    """Move a damaged log aside and copy every event that can still be read into a new one.
+
+    The damaged file (with its ``-wal`` and ``-shm``) becomes ``<name>.damaged-<UTC time>``; the
+    new log at ``path`` gets the readable events with their original ``seq`` and a ``jobs`` table
+    folded from them. Returns ``{"moved_to", "events", "unreadable"}`` (``unreadable``: rows or
+    ranges of ``seq`` that could not be read).
+    """
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("-wal", "-shm", ""):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.rename(aside.with_name(aside.name + suffix))
+    rows, unreadable = _readable_events(aside)
+    store = EventStore(path)
+    try:
+        with store._write():
+            for start in range(0, len(rows), 500):
+                store.db["events"].insert_all(rows[start:start + 500], pk="seq")
+        store.rebuild_jobs()
+    finally:
+        store.close()
+    return {"moved_to": str(aside), "events": len(rows), "unreadable": unreadable}
+
+
+_SALVAGE_CHUNK = 256
+_SALVAGE_MAX_FAILURES = 5000  # a log whose every page is garbage gives up after this many reads
+
+
+def _readable_events(path: Path) -> tuple[list[dict], int]:
+    """The events of a damaged log that can be read, in ``seq`` order, and the count that cannot."""
+    columns = ("seq", "at", "job_id", "kind", "stage", "data")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return [], 0
+    rows: list[dict] = []
+    failures = unreadable = 0
+
+    def read(lo: int, hi: int) -> list[tuple] | None:
+        nonlocal failures
+        try:
+            return conn.execute(f"SELECT {', '.join(columns)} FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                                [lo, hi]).fetchall()
+        except sqlite3.DatabaseError:
+            failures += 1
+            return None
+
+    try:
+        try:
+            top = conn.execute("SELECT max(seq) FROM events").fetchone()[0] or 0
+        except sqlite3.DatabaseError:
+            # The table's index pages are gone too: guess generously (a page holds well under 500 rows).
+            top = conn.execute("PRAGMA page_count").fetchone()[0] * 500
+        for lo in range(1, top + 1, _SALVAGE_CHUNK):
+            if failures > _SALVAGE_MAX_FAILURES:
+                unreadable += 1
+                break
+            chunk = read(lo, lo + _SALVAGE_CHUNK - 1)
+            if chunk is None:
+                chunk = []
+                for seq in range(lo, lo + _SALVAGE_CHUNK):
+                    one = read(seq, seq) if failures <= _SALVAGE_MAX_FAILURES else None
+                    if one is None:
+                        unreadable += 1
+                    chunk += one or []
+            rows += [dict(zip(columns, row)) for row in chunk if row[3] in EVENT_KINDS and row[1]]
+    except sqlite3.DatabaseError:
+        unreadable += 1
+    finally:
+        conn.close()
+    return rows, unreadable
+
+
+def _job_folders(jobs_dir: Path) -> int:
+    try:
+        return sum(1 for entry in Path(jobs_dir).iterdir() if entry.is_dir())
+    except OSError:
+        return 0
+
+
+def _remedy_damaged(path: Path) -> str:
+    home = path.parent.parent
+    return (
+        "moviegen stopped before taking anything from the inbox; inputs, outputs and job folders are untouched.\n"
+        "What to do:\n"
+        f"  1. keep a copy: cp {path}* /a/safe/place/\n"
+        f"  2. run: moviegen rebuild --home {home}\n"
+        f"     it moves the damaged file aside ({path.name}.damaged-<time>), copies every event that can still be\n"
+        "     read into a new log and rebuilds the jobs table from them\n"
+        "  3. start the daemon again (systemctl restart moviegen, or moviegen run)\n"
+        f"  Or restore {path.name} from a backup."
+    )
+
+
+def _remedy_lost(path: Path, jobs_dir: Path) -> str:
+    return (
+        "moviegen stopped before taking anything from the inbox, so those jobs are not made again.\n"
+        "What to do:\n"
+        f"  - restore {path} from a backup (with its -wal file, if any), or\n"
+        f"  - if a damaged copy was moved aside, salvage it: move it back to {path} and run moviegen rebuild, or\n"
+        f"  - start a new history: move the old job folders aside (mv {jobs_dir} {jobs_dir}.old) and start again"
+    )
 
 
 def now_iso() -> str:
@@ -111,6 +282,27 @@ def stage_timings(events: Iterable[dict]) -> list[dict]:
         seconds = {"finished": (event.get("data") or {}).get("seconds"), "skipped": 0.0}.get(result)
         timings.append({"stage": event["stage"], "result": result, "seconds": seconds})
     return timings
+
+
+def crash_streak(events: Iterable[dict]) -> tuple[str | None, int]:
+    """How often in a row one job's stage was interrupted by the daemon dying: ``(stage, count)``.
+
+    Counts ``stage.interrupted`` with reason ``crash`` of the same stage; a stage finishing, a
+    retry or a crash in another stage starts the count again. Stops (``shutdown``) neither count
+    nor reset: a service restarted while a job climbs towards the memory limit proves nothing.
+    """
+    stage: str | None = None
+    count = 0
+    for event in events:
+        kind = event["kind"]
+        if kind in ("stage.finished", "job.retry_scheduled", "job.submitted"):
+            stage, count = None, 0
+        elif kind == "stage.interrupted" and (event.get("data") or {}).get("reason") == "crash":
+            if event.get("stage") == stage:
+                count += 1
+            else:
+                stage, count = event.get("stage"), 1
+    return stage, count
 
 
 def apply_event(row: dict | None, event: dict) -> dict | None:
@@ -173,6 +365,10 @@ def _stage_skipped(row: dict, stage: str | None, data: dict) -> None:
     _stage_done(row, stage, dict(data, skipped=True))
 
 
+def _stage_interrupted(row: dict, stage: str | None, data: dict) -> None:
+    row["message"] = f"{stage} interrupted ({data.get('reason', 'unknown')})"
+
+
 def _stage_failed(row: dict, stage: str | None, data: dict) -> None:
     row["stage"] = stage
     row["error"] = data.get("error")
@@ -212,6 +408,7 @@ _STEPS: dict[str, Callable[[dict, str | None, dict], None]] = {
     "stage.finished": _stage_done,
     "stage.skipped": _stage_skipped,
     "stage.failed": _stage_failed,
+    "stage.interrupted": _stage_interrupted,
     "job.retry_scheduled": _retry_scheduled,
     "job.finished": _finished,
     "job.failed": _failed,
@@ -298,8 +495,10 @@ class EventStore:
             raise UnknownEventKind(kind)
         if stage is None and isinstance(data.get("stage"), str):
             stage = data["stage"]
-        blob = json.dumps(data, ensure_ascii=False, default=str, sort_keys=True)
         with self._write():
+            if job_id is not None and stage is not None and (kind == "stage.started" or kind in CLOSING_KINDS):
+                data = self._numbered(job_id, kind, stage, data)
+            blob = json.dumps(data, ensure_ascii=False, default=str, sort_keys=True)
             at = now_iso()
             seq = self.db["events"].insert(
                 {"at": at, "job_id": job_id, "kind": kind, "stage": stage, "data": blob}
@@ -323,6 +522,47 @@ class EventStore:
             raise ValueError(f"unknown command {command!r}; expected one of {sorted(REQUEST_COMMANDS)}")
         with self._write():
             self.db["requests"].insert({"at": now_iso(), "job_id": job_id, "command": command})
+
+    def open_attempts(self, job_id: str | None = None) -> list[dict]:
+        """The attempts started and never ended (of one job, or all), oldest first; ``data`` decoded.
+
+        While the daemon runs these are the stages at work; at its start, those its predecessor
+        left when it died.
+        """
+        where, params = "", []
+        if job_id is not None:
+            where, params = " AND s.job_id = ?", [job_id]
+        with self._lock:
+            return list(self._iter_events(
+                "SELECT s.* FROM events s WHERE s.kind = 'stage.started'" + where + " AND NOT EXISTS ("
+                " SELECT 1 FROM events c WHERE c.job_id = s.job_id AND c.stage = s.stage AND c.seq > s.seq"
+                f" AND c.kind IN ({','.join('?' * len(CLOSING_KINDS))})"
+                " AND json_extract(c.data, '$.attempt') = json_extract(s.data, '$.attempt'))"
+                " ORDER BY s.seq", [*params, *CLOSING_KINDS]))
+
+    def close_open_attempts(self, reason: str, job_id: str | None = None) -> list[dict]:
+        """Append ``stage.interrupted`` (with ``reason``) for each open attempt; return them.
+
+        ``last_event_at`` is the job's last event before the interruption: after a crash the
+        interruption is recorded at the next start, and the time in between was downtime.
+        """
+        closed = []
+        for started in self.open_attempts(job_id):
+            last = self._rows("SELECT at FROM events WHERE job_id = ? ORDER BY seq DESC LIMIT 1",
+                              [started["job_id"]])
+            self.append(started["job_id"], "stage.interrupted", started["stage"], reason=reason,
+                        last_event_at=last[0]["at"] if last else None)
+            closed.append(started)
+        return closed
+
+    def take_request(self, job_id: str, command: str) -> bool:
+        """Take one job's open ``command`` requests now (marked taken); True if there was one."""
+        with self._write():
+            taken = self.db.execute(
+                "UPDATE requests SET taken_at = ? WHERE taken_at IS NULL AND job_id = ? AND command = ?",
+                [now_iso(), job_id, command],
+            ).rowcount
+        return taken > 0
 
     def take_requests(self) -> list[tuple[str, str]]:
         """The requests not yet taken, oldest first, marked taken in the same transaction."""
@@ -436,6 +676,29 @@ class EventStore:
         with self._lock, self.db.conn:
             self.db.conn.execute("BEGIN IMMEDIATE")
             yield
+
+    def _numbered(self, job_id: str, kind: str, stage: str, data: dict) -> dict:
+        """``data`` with the store's ``attempt``: the next number for a start, else the open one's.
+
+        An end with no open attempt (a stage that failed before it started) carries no number.
+        """
+        data = {k: v for k, v in data.items() if k != "attempt"}
+        starts = self.db.execute(
+            "SELECT seq, json_extract(data, '$.attempt') FROM events WHERE job_id = ? AND stage = ?"
+            " AND kind = 'stage.started' ORDER BY seq DESC", [job_id, stage]).fetchall()
+        if kind == "stage.started":
+            data["attempt"] = max((n for _, n in starts if isinstance(n, int)), default=0) + 1
+            return data
+        if starts and isinstance(starts[0][1], int):
+            seq, number = starts[0]
+            ended = self.db.execute(
+                f"SELECT 1 FROM events WHERE job_id = ? AND stage = ? AND seq > ?"
+                f" AND kind IN ({','.join('?' * len(CLOSING_KINDS))})"
+                " AND json_extract(data, '$.attempt') = ? LIMIT 1",
+                [job_id, stage, seq, *CLOSING_KINDS, number]).fetchone()
+            if ended is None:
+                data["attempt"] = number
+        return data
 
     def _row(self, job_id: str) -> dict | None:
         rows = self._rows("SELECT * FROM jobs WHERE job_id = ?", [job_id])

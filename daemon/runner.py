@@ -12,8 +12,11 @@ Failures are sorted by type (DESIGN.md, "The stage contract"):
 - ``Cancelled`` with the job's token set by ``cancel``: the job ends ``cancelled``;
 - anything else is a bug: the job fails with the traceback in the event.
 
-On daemon shutdown the running stages are cancelled but nothing terminal is recorded: the jobs
-stay where the log says they are, and :meth:`Runner.recover` resumes them on the next start.
+On daemon shutdown the running stages are cancelled and their attempts end ``stage.interrupted``
+(reason ``shutdown``), but nothing terminal is recorded: the jobs stay where the log says they
+are, and :meth:`Runner.recover` resumes them on the next start. Attempts a crash left open are
+ended there (reason ``crash``); a job whose stage crashed the daemon ``daemon.crash_limit`` times in
+a row fails instead of being resumed into the same crash (a "poison" input, e.g. out of memory).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from typing import Any, AsyncIterator, Callable
 import structlog
 
 from daemon import manifest
-from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, now_iso
+from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, crash_streak, now_iso
 from daemon.machine import JobModel, MachineError, remove, restore, step
 from stages.base import Cancelled, InputError, JobContext, Stage, TransientError
 from stages.pipeline import PERCENT_RANGES, overall_percent
@@ -48,6 +51,8 @@ HINT_TRANSIENT = "check the service; `moviegen retry JOB`"
 HINT_BUG = "this looks like a bug: the traceback is in `moviegen events JOB`; `moviegen retry JOB` once fixed"
 HINT_TIMEOUT = "raise daemon.stage_timeout_seconds for this stage or shorten the input; `moviegen retry JOB`"
 HINT_SETUP = "check the installation and daemon.stage_factory; `moviegen retry JOB`"
+HINT_CRASHED = ("the input probably needs more memory than the daemon may use: shorten or split it and drop "
+                "it again, or raise MemoryMax (systemctl edit moviegen) and run `moviegen retry JOB`")
 HINT_DISK_FULL = "free some disk space (the job folder, the cache and the outbox need room), then `moviegen retry JOB`"
 
 # What a stage run came to.
@@ -132,11 +137,16 @@ class Runner:
         """Rebuild every non-terminal job from its events and schedule it; return their ids.
 
         A job found mid-stage starts again from its first stage: finished stages skip through
-        their manifests, the interrupted one reruns.
+        their manifests, the interrupted one reruns. Attempts left open end ``stage.interrupted``
+        (reason ``crash``) first; a job that crashed the daemon ``daemon.crash_limit`` times in a
+        row in one stage fails with a note instead.
         """
+        self.store.close_open_attempts("crash")
         recovered: list[str] = []
         for row in self.store.jobs():
             if row["state"] in TERMINAL_STATES or row["job_id"] in self._runs:
+                continue
+            if self._fail_if_crashing(row["job_id"]):
                 continue
             await self.start_job(row["job_id"])
             if row["job_id"] in self._runs:
@@ -208,8 +218,12 @@ class Runner:
             if not run.in_thread and run.task is not None:
                 run.task.cancel()
         tasks = [run.task for run in self._runs.values() if run.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=grace)
+        try:
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace)
+        finally:
+            # Also when the grace ran out: a stage thread still running is abandoned with the process.
+            self.store.close_open_attempts("shutdown")
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def running(self) -> list[str]:
@@ -363,7 +377,7 @@ class Runner:
         ctx.check_cancelled()
         run.percent = max(run.percent, PERCENT_RANGES[name][0])
         started_at, t0 = now_iso(), time.monotonic()
-        self.store.append(job_id, "stage.started", name, attempt=attempt, percent=run.percent,
+        self.store.append(job_id, "stage.started", name, percent=run.percent,
                           resource=getattr(stage, "resource", None))
         log.info("stage started", attempt=attempt)
         progress = _Progress(self, run, name, self._clock, self.settings.daemon.progress_interval_seconds)
@@ -380,7 +394,7 @@ class Runner:
                     outputs=result.outputs, started_at=started_at, finished_at=now_iso(), seconds=seconds),
         )
         progress.flush()
-        self._advance(run, "stage.finished", name, seconds=round(seconds, 6), attempt=attempt,
+        self._advance(run, "stage.finished", name, seconds=round(seconds, 6),
                       outputs=len(result.outputs), fingerprint=fingerprint[:16], **_small(result.data))
         log.info("stage finished", seconds=round(seconds, 3))
         return _OK
@@ -424,9 +438,28 @@ class Runner:
         if model.state in TERMINAL_STATES:
             return
         stage = model.state if model.state in RUNNING_STATES else None
+        self.store.close_open_attempts("cancel", model.job_id)
         step(model, "cancel")
         self.store.append(model.job_id, "job.cancelled", stage)
         self._log.info("job cancelled", job_id=model.job_id, stage=stage)
+
+    def _fail_if_crashing(self, job_id: str) -> bool:
+        """Fail a job whose stage took the daemon down ``crash_limit`` times in a row; True if so."""
+        stage, crashes = crash_streak(self.store.events(job_id))
+        if stage is None or crashes < self.settings.daemon.crash_limit:
+            return False
+        model = self._restore(job_id)
+        if model is None or model.state in TERMINAL_STATES:
+            return False
+        times = "twice" if crashes == 2 else f"{crashes} times"
+        error = (f"this job crashed the daemon {times} in a row in the {stage} stage (the process died while the "
+                 f"stage ran, with no progress in between), so it is not resumed again; most likely it ran out "
+                 f"of memory (killed at the service's MemoryMax or by the kernel's out-of-memory killer)")
+        try:
+            self._fail(_Run(model=model, mode="resume"), stage, error, HINT_CRASHED, crashes=crashes)
+        finally:
+            remove(model)
+        return True
 
     def _entered(self, model: JobModel, state: str) -> None:
         self._changed(model)

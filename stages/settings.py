@@ -60,6 +60,10 @@ class DaemonSettings(_Section):
     )
     progress_interval_seconds: float = Field(1.0, ge=0, description="at most one stage.progress event this often")
     shutdown_grace_seconds: float = Field(8.0, ge=0)
+    crash_limit: int = Field(
+        2, ge=1, description="a job whose stage was running when the daemon died this many times in a row "
+        "(no stage finished in between) fails at the next start instead of being resumed"
+    )
     stage_factory: str = Field(
         "stages.pipeline:default_stages",
         description="module:function returning the stages by name (tests plug in their own)",

@@ -385,7 +385,9 @@ def test_cancel_mid_stage(home: Path, store: EventStore) -> None:
         assert runner.cancel("j") is False  # nothing left to cancel
 
     asyncio.run(main())
-    assert kinds(store, "j")[-2:] == [("stage.started", "audio"), ("job.cancelled", "audio")]
+    assert kinds(store, "j")[-3:] == [("stage.started", "audio"), ("stage.interrupted", "audio"),
+                                      ("job.cancelled", "audio")]
+    assert store.events("j", kinds=["stage.interrupted"])[0]["data"]["reason"] == "cancel"
     assert store.job("j")["state"] == "cancelled"
     assert stages["slides"].runs["j"] == 0
 

@@ -70,3 +70,14 @@ def test_unit_has_the_promised_directives() -> None:
     for key, value in expected.items():
         assert value in found.get(key, []), f"{key}={value} missing"
     assert found["ExecStart"] == ["/usr/local/bin/moviegen run --home /var/lib/moviegen"]
+
+
+def test_unit_bounds_memory_and_does_not_restart_into_a_damaged_log() -> None:
+    """MemoryHigh/MemoryMax with OOMPolicy=kill (an OOM kill is a daemon death, which the poison
+    rule counts), and the damaged-log exit code stops systemd from restarting."""
+    from daemon.app import EXIT_DAMAGED_LOG
+
+    found = directives(UNIT.read_text(encoding="utf-8"))
+    assert found.get("MemoryHigh") and found.get("MemoryMax")
+    assert found["OOMPolicy"] == ["kill"]
+    assert str(EXIT_DAMAGED_LOG) in found["RestartPreventExitStatus"][0].split()

@@ -172,11 +172,33 @@ def _phrase_tokens(text: str) -> tuple[str, ...]:
     for chunk in phrases(text):
         starts.add(offset)
         offset += len(chunk)
+    words = _word_starts(text)
+    if words is not None:
+        # BudouX guesses from characters; the dictionary knows the words: a phrase boundary inside
+        # a word (「環境依/存」, 「アス/タリスク」) or before a particle or auxiliary is no boundary
+        starts &= words
+    else:
+        starts -= _inside_function_phrases(text)
+    return tuple(_glue(_merge_units(text, starts)))
+
+
+@lru_cache(maxsize=4096)
+def word_units(text: str) -> tuple[str, ...]:
+    """``text`` cut at every word a line may start with (finer than :func:`tokens`): the places
+    to split a phrase wider than a line before falling back to characters. Without a Japanese
+    analysis (no kana or kanji, or it cannot be aligned) these are :func:`kinsoku_units`."""
+    words = _word_starts(text)
+    if words is None:
+        return tuple(kinsoku_units(text))
+    return tuple(_glue(_merge_units(text, words)))
+
+
+def _merge_units(text: str, starts: set[int]) -> list[str]:
+    """The raw units of ``text`` joined except at ``starts``, at spaces and after them."""
     merged: list[str] = []
     offset = 0
     for unit in _raw_units(text):
-        # a new unit at a phrase start, at and after spaces; a Latin word is one raw unit, so a
-        # phrase boundary inside it (BudouX splits 「202/4年」) is ignored
+        # a Latin word is one raw unit, so a boundary inside it (BudouX splits 「202/4年」) is ignored
         if not merged or offset in starts or unit.isspace():
             merged.append(unit)
         elif merged[-1].isspace():
@@ -189,7 +211,64 @@ def _phrase_tokens(text: str) -> tuple[str, ...]:
         else:
             merged[-1] += unit
         offset += len(unit)
-    return tuple(_glue(merged))
+    return merged
+
+
+FUNCTION_PHRASES: tuple[str, ...] = (
+    "について", "によって", "により", "による", "にわたって", "にわたり", "にわたる", "にとって", "として",
+    "という", "といった", "といって", "に対して", "に対する", "に関して", "に関する", "において", "における",
+    "をもって", "ありがとうござい", "かもしれ", "なければ", "にたいして", "にたいする", "に対し", "に関し",
+    "に沿って", "によれば", "にもかかわらず", "をめぐって",
+)
+"""Compound particles and set phrases (連語) a line never breaks inside, though the dictionary
+splits them into words that could each start a line (「に/ついて」, 「と/いう」)."""
+
+
+def _dependent(morpheme: dict) -> bool:
+    """A word that leans on the one before it, so it never starts a line: a particle, an
+    auxiliary, a suffix, a dependent verb or adjective (「なって/いる」), the nominal 「の」."""
+    pos, group = morpheme.get("pos", ""), morpheme.get("pos_group1", "")
+    if pos in ("助詞", "助動詞") or group == "接尾":
+        return True
+    if group == "非自立" and (pos in ("動詞", "形容詞") or morpheme.get("string") in ("の", "ん")):
+        return True
+    return False
+
+
+def _has_japanese(text: str) -> bool:
+    return any("\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" for c in text)
+
+
+@lru_cache(maxsize=16384)
+def _word_starts(text: str) -> frozenset[int] | None:
+    """Offsets in ``text`` where a word that may start a line begins, from pyopenjtalk's
+    morphological analysis (the dictionary the voice uses); None without Japanese in ``text`` or
+    when the analysis cannot be aligned with it (then BudouX's phrases stand alone)."""
+    if not _has_japanese(text):
+        return None
+    from stages.jtalk import pyopenjtalk
+    from stages.script.text import _align  # maps normalised morphemes (numerals, full-width) back
+
+    try:
+        morphemes = pyopenjtalk().run_frontend(text)
+    except Exception:  # noqa: BLE001 - an analysis failure only loses the refinement
+        return None
+    spans = _align(text, [m["string"] for m in morphemes])
+    if spans is None:
+        return None
+    starts = {start for start, _, k in spans if not _dependent(morphemes[k])}
+    return frozenset(starts - _inside_function_phrases(text))
+
+
+def _inside_function_phrases(text: str) -> set[int]:
+    """Offsets strictly inside an occurrence of one of :data:`FUNCTION_PHRASES`."""
+    inside: set[int] = set()
+    for phrase in FUNCTION_PHRASES:
+        at = text.find(phrase)
+        while at >= 0:
+            inside.update(range(at + 1, at + len(phrase)))
+            at = text.find(phrase, at + 1)
+    return inside
 
 
 _parser_lock = threading.Lock()
@@ -211,9 +290,14 @@ def _glue(units: list[str]) -> list[str]:
     merged: list[str] = []
     carry = ""
     for unit in units:
-        if not carry and merged and unit[0] in FORBIDDEN_START and not merged[-1].isspace():
-            merged[-1] += unit
-            continue
+        if not carry and merged and unit[0] in FORBIDDEN_START:
+            if not merged[-1].isspace():
+                merged[-1] += unit
+                continue
+            if len(merged) > 1:  # 「基礎 ～微分編～」: across a space too, ～ never starts a line
+                space = merged.pop()
+                merged[-1] += space + unit
+                continue
         if carry and unit.isspace():
             carry += unit  # 「 X: an opening bracket stays with what follows even across a space
             continue
@@ -274,7 +358,7 @@ def _wrap_paragraph(paragraph: str, max_width: float, measure: Measure) -> list[
             continue
         if measure(unit) > max_width:
             # wider than any line, so it is split anyway: its first piece fills this line
-            pieces = _split_oversized(unit, max_width, measure, line)
+            pieces = split_oversized(unit, max_width, measure, line)
             lines.extend(p for p in pieces[:-1] if p)
             line = pieces[-1]
             continue
@@ -286,19 +370,24 @@ def _wrap_paragraph(paragraph: str, max_width: float, measure: Measure) -> list[
     return lines
 
 
-def _split_oversized(unit: str, max_width: float, measure: Measure, prefix: str = "") -> list[str]:
-    """Split one unbreakable unit by characters: the last resort for a phrase wider than a line.
+def split_oversized(unit: str, max_width: float, measure: Measure, prefix: str = "") -> list[str]:
+    """Split one unit wider than a line: at its words (:func:`word_units`), and a word still
+    wider than a line by characters (the last resort).
 
     The first piece continues ``prefix`` (the line so far). Kinsoku still binds the characters
     (a small kana stays with the one before it), so a piece may exceed the width only when the
     line cannot even hold such a cluster; callers shrink the type.
     """
     clusters: list[str] = []
-    for char in unit:
-        if clusters and (char in FORBIDDEN_START or clusters[-1][-1] in FORBIDDEN_END):
-            clusters[-1] += char
-        else:
-            clusters.append(char)
+    for word in word_units(unit):
+        if measure(word.strip()) <= max_width:
+            clusters.append(word)
+            continue
+        for char in word:
+            if clusters and clusters[-1].strip() and (char in FORBIDDEN_START or clusters[-1].rstrip()[-1] in FORBIDDEN_END):
+                clusters[-1] += char
+            else:
+                clusters.append(char)
     pieces: list[str] = []
     piece = prefix
     for cluster in clusters:

@@ -271,12 +271,12 @@ class TransitionSettings(_Section):
 
 class SubtitleSettings(_Section):
     font: str | None = Field(None, description="None: theme.font")
-    size: float = Field(0.055, gt=0, description="font size as a fraction of the video height")
+    size: float = Field(0.055, gt=0, description="font size as a fraction of the frame's short side (landscape: the height)")
     max_lines: int = 2
     outline: float = 0.004
     bottom_margin: float = Field(0.04, ge=0, lt=0.5, description="space below the last line, fraction of the height")
     min_scale: float = Field(
-        0.8, gt=0, le=1, description="a cue too long for max_lines shrinks down to this scale, then ends in an ellipsis"
+        0.8, gt=0, le=1, description="a cue too long for max_lines shrinks down to this scale, then becomes several cues"
     )
 
 

@@ -105,7 +105,7 @@ def test_property_kinsoku_holds_and_nothing_is_lost(text, width):
     lines = wrap(text, width, chars)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
     for i, line in enumerate(lines):
-        assert len(line) <= width or " " not in line and len(tokens(line)) == 1
+        assert len(line) <= width or len(kinsoku_units(line)) == 1  # only an indivisible cluster overflows
         if i > 0:
             assert line[0] not in FORBIDDEN_START or not text.lstrip().startswith(line)
         if i < len(lines) - 1:
@@ -193,8 +193,8 @@ def test_widow_free_break_moves_the_break_back_for_a_lone_particle():
 
 def test_widow_free_break_keeps_kinsoku_and_says_none_when_nothing_to_fix():
     """Kinsoku still holds after the move; no widow or no legal break gives None."""
-    first, rest = widow_free_break("あいうえおかきくけ。こ", 10, 10, chars)
-    assert rest[0] not in FORBIDDEN_START and first + rest == "あいうえおかきくけ。こ"
+    first, rest = widow_free_break("苗を植えたら水をやる。よし", 11, 11, chars)  # greedy: 「よし」 alone
+    assert (first, rest) == ("苗を植えたら水を", "やる。よし")  # 。 stays with its phrase
     assert widow_free_break("あいうえお", 10, 10, chars) is None  # one line
     assert widow_free_break("あいうえおかきくけこさしす", 10, 10, chars) is None  # the rest has 3 already
     assert widow_free_break("あいうえおかきくけこ" * 2 + "さ", 10, 10, chars) is None  # two more lines: not the last
@@ -220,3 +220,53 @@ def test_property_widow_free_break_loses_nothing_and_fits(text, width):
     assert len(first) <= width and len(rest) <= width
     assert len(rest.replace(" ", "")) >= WIDOW_CHARS and len(first.replace(" ", "")) >= WIDOW_CHARS
     assert rest[0] not in FORBIDDEN_START and first[-1] not in FORBIDDEN_END
+
+
+DEMO = [
+    "日当たりのよいベランダがあれば、プランターひとつで夏の間ずっと収穫を楽しめます",
+    "ひょろりと背の高い苗や、葉が黄色くなっている苗は避けましょう",
+    "最初の実がふくらみ始めたら、二週間に一度を目安に追肥をします",
+    "植え付けたらすぐに支柱を立て、茎を八の字に結んでゆるく固定します",
+    "毎日少しずつ様子を見ながら、自分で育てたトマトの味をぜひ楽しんでください",
+    "一番下の花房に、つぼみが付いているものを選ぶと、その後の生育が安定します",
+    "わき芽をそのままにすると、栄養が分散して実が小さくなるので、小さいうちに手で摘み取りましょう",
+]
+BAD = ["プラン|ター", "黄|色く", "二|週間", "茎|を", "育|てた", "生|育", "小|さく", "避け|ましょう", "楽しんで|ください",
+       "なって|いる", "付いて|いる"]
+
+
+@pytest.mark.parametrize("width", range(10, 31))
+def test_demo_sentences_break_only_between_phrases(width):
+    """The issue's bad breaks (inside a word, before a particle or an auxiliary) never happen,
+    whether wrapped greedily or balanced, at any width a phrase fits in."""
+    for text in DEMO:
+        for lines in (wrap(text, width, chars), wrap_balanced(text, width, chars)):
+            assert "".join(lines) == text
+            joined = "|".join(lines)
+            assert not [b for b in BAD if b in joined], (width, joined)
+
+
+def test_dictionary_vetoes_budoux_boundaries_inside_words_and_set_phrases():
+    """BudouX's guesses are checked against pyopenjtalk's dictionary: no break before a dependent
+    verb (「とめて/おく」) and none inside a compound particle (「に/ついて」, 「と/いう」)."""
+    assert phrases("「コスト関数」について見ていきます") == ["「コスト関数」に", "ついて", "見ていきます"]
+    assert tokens("「コスト関数」について見ていきます") == ["「コスト関数」について", "見ていきます"]
+    assert tokens("嫌いでもない」という情報から") == ["嫌いでもない」という", "情報から"]
+    assert tokens("万次元くらいでとめておくか") == ["万次元くらいでとめておくか"]
+    # with no Japanese analysis possible, the set phrases still hold
+    assert "ついて" not in tokens("$\\vec{x}$」について")
+
+
+def test_a_phrase_wider_than_the_line_splits_at_its_words_first():
+    """「419378回インクリメントする」 is one phrase: on a narrow line it splits between words,
+    never 「イ/ンクリメント」; only a word wider than the line is split by characters."""
+    lines = wrap("419378回インクリメントする", 9, chars)
+    assert lines == ["419378回", "インクリメント", "する"] or lines == ["419378回", "インクリメントする"]
+    assert "".join(wrap("インクリメント", 4, chars)) == "インクリメント"  # the last resort still loses nothing
+
+
+def test_a_wave_dash_after_a_space_does_not_start_a_line():
+    """Kinsoku across a space: 「基礎 ～微分編～」 keeps ～ on the line before."""
+    for width in range(4, 20):
+        for line in wrap("制限ボルツマンマシンの基礎 ～微分編～について解説します", width, chars)[1:]:
+            assert line[0] not in FORBIDDEN_START, (width, line)

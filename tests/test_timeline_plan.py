@@ -270,11 +270,15 @@ def test_two_line_cue_is_balanced(tmp_path):
 
     font = ImageFont.truetype(style.font_file, size=round(style.size))
     width = style.safe_box.width - 2 * style.outline
-    text = "あ"
-    while font.getlength(text + "う") <= width:
-        text += "あいうえお"[len(text) % 5]
-    text += "う"  # one character past a full line
+    phrases = ["ベランダの", "プランターで", "ミニトマトを", "育てると", "毎日", "少しずつ", "実が", "赤く",
+               "なって", "いくのが", "わかります", "収穫の", "時期は", "夏です"]
+    text = ""
+    for phrase in phrases * 3:
+        text += phrase
+        if font.getlength(text) > width:
+            break  # one phrase past a full line
     job = make_job(tmp_path / "b", [[Phrase(text)]])
     cue = plan_timeline(job.dir, job.settings).subtitles[0]
     assert len(cue.lines) == 2 and "".join(cue.lines) == text
-    assert abs(len(cue.lines[0]) - len(cue.lines[1])) <= 2
+    assert abs(len(cue.lines[0]) - len(cue.lines[1])) <= max(len(p) for p in phrases)  # no orphan
+    assert any(cue.lines[1].startswith(p) for p in phrases)  # at a phrase boundary

@@ -28,7 +28,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from stages.fonts import FontFace
-from stages.linebreak import FORBIDDEN_START, WIDOW_CHARS, is_cjk, tokens, widow_free_break
+from stages.linebreak import WIDOW_CHARS, is_cjk, split_oversized, tokens, widow_free_break
 from stages.slides.layout import SafeArea, SlideSpec
 
 ELLIPSIS = "…"
@@ -627,15 +627,15 @@ def first_line(text: str, max_width: float, measure) -> tuple[str, str]:
         if unit.isspace() or measure(candidate.rstrip()) <= max_width:
             line = candidate
             continue
+        if measure(unit) > max_width:
+            # a phrase wider than any line is split anyway (at its words, else by characters):
+            # its first piece fills what is left of this line
+            first = split_oversized(unit, max_width, measure, line)[0].rstrip()
+            if first.strip():
+                return first, text[len(first):].lstrip()
         if line.strip():
             return line.rstrip(), text[len(line):].lstrip()
-        # a single unit wider than the line: split it by characters (the last resort)
-        piece = ""
-        for char in unit:
-            if piece and measure(piece + char) > max_width and char not in FORBIDDEN_START:
-                break
-            piece += char
-        return piece, text[len(piece):].lstrip()
+        return unit, text[len(unit):].lstrip()  # not reached: a unit that fits was taken above
     return line.rstrip(), ""
 
 

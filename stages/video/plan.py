@@ -216,7 +216,10 @@ def _subtitle_style(settings: "Settings", *, has_characters: bool) -> SubtitleSt
     subs = settings.video.subtitles
     safe = settings.slides.safe_area
     face = find_font_face(subs.font or settings.theme.font)
-    size = round(subs.size * height, 1)
+    # sizes follow the frame's short side: a portrait (9:16) frame keeps landscape's type size
+    # instead of growing it by the height, which left room for 9 characters a line
+    short = min(width, height)
+    size = round(subs.size * short, 1)
     side = max(safe.margin, safe.corner_width if has_characters else 0.0) * width
     bottom = round(subs.bottom_margin * height, 1)
     band = safe.subtitle_band * height
@@ -224,7 +227,7 @@ def _subtitle_style(settings: "Settings", *, has_characters: bool) -> SubtitleSt
         font_family=font_family_name(face.path),
         font_file=str(face.path),
         size=size,
-        outline=round(max(subs.outline * height, 1.0), 1),
+        outline=round(max(subs.outline * short, 1.0), 1),
         bottom_margin=bottom,
         line_height=round(size * 1.25, 1),
         max_lines=subs.max_lines,

@@ -125,7 +125,8 @@ class Daemon:
         await self.runner.recover()
         for job_id in self.inbox.recover():
             await self.runner.start_job(job_id)
-        watcher = InboxWatcher(self.settings.inbox, lambda: loop.call_soon_threadsafe(self._wake.set))
+        watcher = InboxWatcher(self.settings.inbox, lambda: loop.call_soon_threadsafe(self._wake.set),
+                               complete=self.inbox.mark_complete)
         watcher.start()
         self.notifier.ready(self._summary())
         self.log.info("daemon.ready", status=self._summary())

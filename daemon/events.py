@@ -43,6 +43,9 @@ EVENT_KINDS = {
     "stage.failed",
     "stage.interrupted",
     "stage.note",
+    "input.rejected",  # an inbox file went to failed/ without a job (job_id NULL): name, reason
+    "input.duplicate",  # an inbox file's content was already in flight: name, duplicate_of, moved_to
+    "input.ignored",  # a symlink, folder or other non-file left in the inbox: name, inode, reason
     "job.retry_scheduled",
     "job.finished",
     "job.failed",

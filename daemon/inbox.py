@@ -4,17 +4,27 @@ Rules (DESIGN.md, "Inbox and outbox"):
 
 - Accepted: ``stages.pipeline.INPUT_KINDS``. Ignored and left alone: hidden files, ``*.part``,
   ``*.tmp``, ``*.crdownload``, directories, symlinks and anything else that is not a regular file.
-- A file is taken once it is *settled*: its size and mtime have not changed for
-  ``daemon.settle_seconds``. Watchdog events (close-after-write, move-in) only wake the loop early;
-  a periodic rescan and a scan at start-up catch what events miss.
-- Claiming is one atomic ``os.rename`` into ``state/jobs/<job_id>/source.<ext>``; from then on the
-  file is ours and every check reads that copy, so nothing can change under us.
+- A file is taken only when no process holds it open for writing (:func:`open_for_writing`: a
+  read lease, which the kernel refuses while a writer is open; else a scan of ``/proc/*/fd``), and
+  either a close-after-write or move-in event named it, or it is *settled*: its size and mtime have
+  not changed for ``daemon.settle_seconds``. A periodic rescan and a scan at start-up catch what
+  events miss.
+- Claiming is one atomic ``os.rename`` into ``state/jobs/<job_id>/source.<ext>``. The bytes are then
+  read and hashed, and kept only if no writer has the file open afterwards and its size and mtime
+  did not change during the read (a writer that opened it before the rename could still write);
+  otherwise the file goes back to the inbox and is taken again once it is closed. So the recorded
+  size and sha256 are those of the file the job starts from.
 - Cheap checks fail fast into ``failed/``: unknown type, empty, over ``daemon.max_input_bytes``,
   text that is not UTF-8. Deeper checks (YAML syntax, a missing or unsupported URL) are the stages'.
 - A ``.url``/``.txt`` with several URLs becomes one job per URL; the list itself goes to ``done/``.
 - Identical content already in flight is not started twice: the duplicate goes to ``done/`` with a
   ``<name>.duplicate.txt`` note naming the job that will deliver it (the user's request is served,
-  nothing needs fixing, so it is not a failure).
+  nothing needs fixing, so it is not a failure). If that job fails, the copy follows it to
+  ``failed/`` with a note (``daemon.outbox``); if it is delivered later, the copy returns to ``done/``.
+- Every input's fate is an event: ``job.submitted``, or ``input.rejected`` (into ``failed/``),
+  ``input.duplicate`` (into ``done/``), ``input.ignored`` (symlinks, directories and other
+  non-regular files, logged once per name and inode). Names of files the daemon writes are cut to
+  fit NAME_MAX at a character boundary.
 
 Claims are crash-safe: ``claim.json`` is written into the job folder before the rename, so a job
 folder holding a source but no ``job.submitted`` (the daemon died in between) is finished at the
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +43,7 @@ import re
 import secrets
 import shutil
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -40,13 +52,15 @@ from daemon.outbox import (
     CLAIM_FILE,
     DUPLICATE_SUFFIX,
     NOTE_SUFFIX,
+    duplicate_note,
     failure_note,
     find_source,
     move_no_clobber,
     read_json,
+    record_duplicate,
     unique_path,
 )
-from stages.base import atomic_write_text
+from stages.base import TEMP_STEM_MAX, atomic_write_text, fit_name
 from stages.pipeline import INPUT_KINDS, input_kind
 
 if TYPE_CHECKING:
@@ -108,7 +122,7 @@ class Inbox:
 
     Call :meth:`poll` whenever something may have changed (a watchdog event, a timer); it returns
     the ids of the jobs it submitted, which the daemon hands to the runner. Not thread-safe: one
-    caller (the daemon's event loop).
+    caller (the daemon's event loop), except :meth:`mark_complete`, which a watcher thread calls.
     """
 
     def __init__(self, settings: "Settings", store: "EventStore", log: Any = None):
@@ -116,15 +130,29 @@ class Inbox:
         self.store = store
         self.log = log
         self._seen: dict[str, tuple[tuple[int, int, int], float]] = {}
+        self._busy: dict[str, float] = {}  # held open by a writer: name -> when to look again (monotonic)
+        self._complete: set[str] = set()  # named by a close-after-write or move-in event
+        self._complete_lock = threading.Lock()
+        self._ignored: set[tuple[str, int]] | None = None  # (name, inode) already logged as ignored
 
     @property
     def folder(self) -> Path:
         return self.settings.inbox
 
+    def mark_complete(self, name: str) -> None:
+        """A watcher saw ``name`` closed after writing, or moved in: take it without waiting to settle.
+
+        Thread-safe. The file is still taken only when no process holds it open for writing.
+        """
+        with self._complete_lock:
+            self._complete.add(name)
+
     def poll(self) -> list[str]:
-        """Scan the inbox once; claim every settled file; return the new job ids."""
+        """Scan the inbox once; claim every complete file; return the new job ids."""
         settle = self.settings.daemon.settle_seconds
         mono, wall = time.monotonic(), time.time()
+        with self._complete_lock:
+            complete, self._complete = self._complete, set()
         present: set[str] = set()
         submitted: list[str] = []
         for name, sig in self._candidates():
@@ -133,27 +161,37 @@ class Inbox:
             if first is None or first[0] != sig:
                 self._seen[name] = (sig, mono)
                 first = (sig, mono)
+            if name not in complete and self._busy.get(name, 0.0) > mono:
+                continue
             mtime = sig[1] / 1e9
-            if mono - first[1] >= settle or 0 <= wall - mtime >= settle:
-                self._seen.pop(name, None)
+            if name in complete or mono - first[1] >= settle or 0 <= wall - mtime >= settle:
                 submitted += self._claim_safely(name)
+                if name not in self._busy:
+                    self._seen.pop(name, None)
         for gone in set(self._seen) - present:
             del self._seen[gone]
+        for gone in set(self._busy) - present:
+            del self._busy[gone]
         return submitted
 
     def next_due(self) -> float | None:
-        """Seconds until the soonest pending file may be settled, or None when none is pending."""
+        """Seconds until the soonest pending file may be taken, or None when none is pending.
+
+        A file held open by a writer is looked at again after a short pause (its close event
+        wakes the loop sooner).
+        """
         if not self._seen:
             return None
         settle = self.settings.daemon.settle_seconds
         mono, wall = time.monotonic(), time.time()
         waits = []
-        for sig, first in self._seen.values():
-            waits.append(min(first + settle - mono, sig[1] / 1e9 + settle - wall))
+        for name, (sig, first) in self._seen.items():
+            wait = min(first + settle - mono, sig[1] / 1e9 + settle - wall)
+            waits.append(max(wait, self._busy.get(name, 0.0) - mono))
         return max(0.0, min(waits))
 
     def pending(self) -> int:
-        """How many files are waiting to settle."""
+        """How many files are waiting to settle (or for their writer to close them)."""
         return len(self._seen)
 
     def recover(self) -> list[str]:
@@ -192,7 +230,11 @@ class Inbox:
     # --- claiming ------------------------------------------------------------------------------
 
     def claim(self, name: str) -> list[str]:
-        """Take ``inbox/<name>`` now (no settle check); return the job ids it became."""
+        """Take ``inbox/<name>`` now (no settle check); return the job ids it became.
+
+        A file some process holds open for writing is not taken (``[]``; it is looked at again
+        after a pause, or at once when its close event arrives).
+        """
         path = self.folder / name
         try:
             st = os.lstat(path)
@@ -200,19 +242,24 @@ class Inbox:
             return []
         if is_ignored(name) or not stat.S_ISREG(st.st_mode):
             return []
+        if open_for_writing(path):
+            self._hold(name)
+            return []
+        self._busy.pop(name, None)
+        shown = display_name(name)
         kind = input_kind(name)
         if kind is None:
             accepted = ", ".join(sorted(INPUT_KINDS))
-            self._reject_inbox_file(path, name, kind, f"unknown file type {Path(name).suffix or '(none)'!r}; "
+            self._reject_inbox_file(path, shown, kind, f"unknown file type {Path(shown).suffix or '(none)'!r}; "
                                     f"accepted: {accepted}")
             return []
         if st.st_size > self.settings.daemon.max_input_bytes:
-            self._reject_inbox_file(path, name, kind, _too_big(st.st_size, self.settings.daemon.max_input_bytes))
+            self._reject_inbox_file(path, shown, kind, _too_big(st.st_size, self.settings.daemon.max_input_bytes))
             return []
         job_id = new_job_id()
         job_dir = self.settings.jobs_dir / job_id
         job_dir.mkdir(parents=True)
-        claim = {"name": name, "kind": kind, "claimed_at": _now_iso()}
+        claim = {"name": shown, "kind": kind, "claimed_at": _now_iso()}
         _write_claim(job_dir / CLAIM_FILE, claim)
         source = job_dir / f"source{Path(name).suffix.lower()}"
         try:
@@ -226,17 +273,25 @@ class Inbox:
         try:
             return self.claim(name)
         except Exception as exc:  # bad input never stops the daemon
-            self._log("inbox.claim_error", name=name, error=repr(exc), level="error")
+            self._log("inbox.claim_error", name=display_name(name), error=repr(exc), level="error")
             return []
+
+    def _hold(self, name: str) -> None:
+        self._busy[name] = time.monotonic() + max(self.settings.daemon.settle_seconds, 0.5)
 
     def _admit(self, job_id: str, job_dir: Path, source: Path, claim: dict) -> list[str]:
         """Check a claimed file, then submit it (or its URLs); reject it into failed/ if bad."""
         name, kind = claim["name"], claim["kind"]
         try:
-            data = _read_regular(source, self.settings.daemon.max_input_bytes)
-        except _NotRegular:
-            os.rename(source, self.folder / name)  # swapped for a symlink mid-claim: put it back
+            data = _read_closed(source, self.settings.daemon.max_input_bytes)
+        except (_NotRegular, _StillWritten) as exc:
+            # Swapped for a symlink mid-claim, or a writer that opened it before the rename is
+            # still at work: put it back; it is looked at again like any inbox file.
+            back = move_no_clobber(source, self.folder, name)
             shutil.rmtree(job_dir, ignore_errors=True)
+            if isinstance(exc, _StillWritten):
+                self._hold(back.name)
+                self._log("inbox.still_written", name=name, level="warning")
             return []
         except Rejected as exc:
             self._reject_claimed(job_id, job_dir, source, claim, str(exc))
@@ -254,7 +309,7 @@ class Inbox:
             claim.update(url=urls[0] if urls else None)
         else:
             key = _sha256(data)
-        claim.update(sha256=key, size=len(data))
+        claim.update(sha256=key, size=len(data), file_sha256=_sha256(data))
         _write_claim(job_dir / CLAIM_FILE, claim)
         if self._is_duplicate(key, job_dir, source, name):
             return []
@@ -275,6 +330,8 @@ class Inbox:
             key = _sha256(body)
             existing = self.store.find_active_by_hash(key)
             if existing is not None:
+                self.store.append(None, "input.duplicate", name=claim["name"], url=url, duplicate_of=existing,
+                                  reason=f"the URL {url} is already in job {existing}, still in progress")
                 self._log("inbox.duplicate", name=claim["name"], url=url, job_id=existing)
                 continue
             job_dir = self.settings.jobs_dir / job_id
@@ -297,13 +354,11 @@ class Inbox:
         if existing is None:
             return False
         target = move_no_clobber(source, self.settings.done, name, companions=(DUPLICATE_SUFFIX,))
-        atomic_write_text(
-            target.with_name(target.name + DUPLICATE_SUFFIX),
-            f"file:  {name}\nsame content as job {existing}, which is still in progress.\n"
-            f"No second job was started; its video will appear in outbox/ when it is done.\n"
-            f"Follow it with: moviegen events {existing} --follow\n",
-        )
+        atomic_write_text(target.with_name(target.name + DUPLICATE_SUFFIX), duplicate_note(name, existing))
+        record_duplicate(self.settings.jobs_dir / existing, name, target.name)
         shutil.rmtree(job_dir, ignore_errors=True)
+        self.store.append(None, "input.duplicate", name=name, duplicate_of=existing, moved_to=f"done/{target.name}",
+                          reason=f"same content as job {existing}, still in progress")
         self._log("inbox.duplicate", name=name, job_id=existing)
         return True
 
@@ -323,8 +378,10 @@ class Inbox:
         self._record_rejection(target, claim["name"], claim["kind"], reason)
 
     def _record_rejection(self, target: Path, name: str, kind: str | None, reason: str) -> None:
-        note = failure_note(job_id=None, stage="inbox", error=reason, name=target.name, retryable=False)
+        note = failure_note(job_id=None, stage="inbox", error=reason, name=name, retryable=False)
         atomic_write_text(target.with_name(target.name + NOTE_SUFFIX), note)
+        self.store.append(None, "input.rejected", name=name, kind=kind, reason=reason,
+                          moved_to=f"failed/{target.name}")
         self._log("inbox.rejected", name=name, kind=kind, error=reason, failed=target.name, level="warning")
 
     # --- scanning ------------------------------------------------------------------------------
@@ -344,8 +401,28 @@ class Inbox:
                 continue
             if stat.S_ISREG(st.st_mode):
                 found.append((entry.name, (st.st_size, st.st_mtime_ns, st.st_ino)))
+            else:
+                self._note_ignored(entry.name, st)
         found.sort()
         return found
+
+    def _note_ignored(self, name: str, st: os.stat_result) -> None:
+        """Log ``input.ignored`` for a symlink, folder or other non-file, once per name and inode."""
+        shown = display_name(name)
+        if self._ignored is None:  # once per process: what earlier runs logged already
+            self._ignored = {(e["data"].get("name"), e["data"].get("inode"))
+                             for e in self.store.events(kinds=["input.ignored"])}
+        if (shown, st.st_ino) in self._ignored:
+            return
+        self._ignored.add((shown, st.st_ino))
+        if stat.S_ISLNK(st.st_mode):
+            reason = "a symbolic link: links are never followed; drop the file itself"
+        elif stat.S_ISDIR(st.st_mode):
+            reason = "a folder: only files are taken; drop the files inside it"
+        else:
+            reason = "not a regular file (a pipe, socket or device)"
+        self.store.append(None, "input.ignored", name=shown, inode=st.st_ino, reason=reason)
+        self._log("inbox.ignored", name=shown, reason=reason)
 
     def _log(self, event: str, level: str = "info", **fields: Any) -> None:
         if self.log is not None:
@@ -358,18 +435,23 @@ class Inbox:
 class InboxWatcher:
     """A watchdog observer on the inbox that calls ``wake()`` on creates, closes and move-ins.
 
-    The callback only says "look again"; :meth:`Inbox.poll` decides. ``wake`` is called from the
-    observer's thread.
+    The callback only says "look again"; :meth:`Inbox.poll` decides. A close-after-write or a
+    move-in also calls ``complete(name)`` (e.g. :meth:`Inbox.mark_complete`), so the file need not
+    wait to settle. Both are called from the observer's thread.
     """
 
-    def __init__(self, folder: Path, wake: Callable[[], None]):
+    def __init__(self, folder: Path, wake: Callable[[], None], complete: Callable[[str], None] | None = None):
         from watchdog.events import FileSystemEventHandler
         from watchdog.observers import Observer
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
-                if event.event_type in ("created", "closed", "moved"):
-                    wake()
+                if event.event_type not in ("created", "closed", "moved"):
+                    return
+                if complete is not None and not event.is_directory and event.event_type != "created":
+                    path = os.fsdecode(event.dest_path if event.event_type == "moved" else event.src_path)
+                    complete(os.path.basename(path))
+                wake()
 
         self._observer = Observer()
         self._observer.schedule(_Handler(), str(folder), recursive=False)
@@ -406,7 +488,7 @@ def submit_to_inbox(inbox: Path, item: str) -> Path:
         name = path.name
         data = path.read_bytes()
     target = unique_path(inbox, name)
-    part = inbox / f".{target.name}.{secrets.token_hex(3)}.part"
+    part = inbox / f".{fit_name(target.name, TEMP_STEM_MAX)}.{secrets.token_hex(3)}.part"
     with open(part, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -419,6 +501,76 @@ def submit_to_inbox(inbox: Path, item: str) -> Path:
             target = unique_path(inbox, name)
     part.unlink()
     return target
+
+
+# --- open writers and names --------------------------------------------------------------------
+
+
+def open_for_writing(path: Path) -> bool | None:
+    """Whether some process holds ``path`` open for writing: True, False, or None (cannot tell).
+
+    First a read lease (``F_SETLEASE F_RDLCK``): the kernel refuses it with EAGAIN while any
+    process has the file open for writing. Leases need the caller to own the file (or
+    CAP_LEASE); when refused for that, or unsupported, ``/proc/*/fd`` is scanned instead, which
+    sees the processes this user may inspect (None if some could not be read).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EBUSY):
+            return True
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return writers_in_proc(st.st_dev, st.st_ino)
+
+
+def writers_in_proc(dev: int, ino: int) -> bool | None:
+    """Whether a process has the file ``(dev, ino)`` open for writing, from ``/proc/*/fd``.
+
+    True if one is found; False if none and every process could be inspected; None if none was
+    found but some processes could not be (another user's, without root).
+    """
+    unreadable = False
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except PermissionError:
+            unreadable = True
+            continue
+        except OSError:
+            continue  # the process ended
+        for fd in fds:
+            try:
+                st = os.stat(f"{fd_dir}/{fd}")
+                if (st.st_dev, st.st_ino) != (dev, ino):
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as fh:
+                    flags = next(int(line.split()[1], 8) for line in fh if line.startswith("flags:"))
+            except (OSError, StopIteration, ValueError):
+                continue
+            if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR) and int(pid) != me:
+                return True
+    return None if unreadable else False
+
+
+def display_name(name: str) -> str:
+    """An inbox name as valid text: bytes that are not UTF-8 become U+FFFD.
+
+    The name goes into notes, JSON and the event log, and names the copies in ``done/`` and
+    ``failed/``; the file's bytes are never changed.
+    """
+    return os.fsencode(name).decode("utf-8", "replace")
 
 
 # --- private -----------------------------------------------------------------------------------
@@ -444,8 +596,16 @@ class _NotRegular(Exception):
     pass
 
 
-def _read_regular(path: Path, cap: int) -> bytes:
-    """The file's bytes, opened without following symlinks; Rejected if empty or too big."""
+class _StillWritten(Exception):
+    """A process still had the file open for writing, or it changed while it was read."""
+
+
+def _read_closed(path: Path, cap: int) -> bytes:
+    """The file's bytes, opened without following symlinks; Rejected if empty or too big.
+
+    The bytes count only if no process holds the file open for writing after the read and its
+    size and mtime did not change during it; else _StillWritten.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -461,6 +621,10 @@ def _read_regular(path: Path, cap: int) -> bytes:
         if st.st_size > cap:
             raise Rejected(_too_big(st.st_size, cap))
         data = fh.read(cap + 1)
+        after = os.fstat(fh.fileno())
+        if ((after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns) or len(data) != after.st_size
+                or open_for_writing(path)):
+            raise _StillWritten(str(path))
     if len(data) > cap:
         raise Rejected(_too_big(len(data), cap))
     if not data:

@@ -15,13 +15,14 @@ import json
 import os
 import re
 import subprocess
+import threading
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 
-from stages.base import atomic_copy, atomic_write_json, atomic_write_text
+from stages.base import NAME_MAX, atomic_copy, atomic_write_json, atomic_write_text, fit_name
 from stages.pipeline import INPUT_KINDS
 
 if TYPE_CHECKING:
@@ -32,7 +33,11 @@ DELIVERED_FILE = "delivered.json"  # the outbox names a job was delivered under
 FAILED_FILE = "failed.json"  # the failed/ name a job's input was copied to
 NOTE_SUFFIX = ".error.txt"
 DUPLICATE_SUFFIX = ".duplicate.txt"
+DUPLICATES_FILE = "duplicates.json"  # copies of this job's input that went to done/ (or failed/) as duplicates
 SLUG_MAX = 60
+SLUG_MAX_BYTES = 150  # with the date, an id suffix, ".json" and a temp name, well under NAME_MAX
+# The inbox (event loop) records duplicates while a delivery (worker thread) may settle them.
+_DUPLICATES_LOCK = threading.RLock()
 
 
 class Outbox:
@@ -85,6 +90,7 @@ class Outbox:
             delivered["done"] = done_name
             atomic_write_json(job_dir / DELIVERED_FILE, delivered)
         self._clear_failed(job_dir)
+        self._settle_duplicates(job_id, delivered_as=files["video"])
         return str(target)
 
     # --- failure ---------------------------------------------------------------------------
@@ -108,7 +114,60 @@ class Outbox:
             atomic_write_json(job_dir / FAILED_FILE, {"name": name})
         note = failure_note(job_id=job_id, stage=stage, error=error, name=name, retryable=True,
                             hint=self._hint(job_id))
-        return atomic_write_text(failed / f"{name}{NOTE_SUFFIX}", note)
+        written = atomic_write_text(failed / f"{name}{NOTE_SUFFIX}", note)
+        self._settle_duplicates(job_id, failed_with=(stage, error))
+        return written
+
+    # --- duplicates ------------------------------------------------------------------------
+
+    def _settle_duplicates(
+        self, job_id: str, *, delivered_as: str | None = None, failed_with: tuple[str | None, str] | None = None
+    ) -> None:
+        """Keep every duplicate copy of this job's input where the job's outcome says.
+
+        A duplicate waits in ``done/`` while the job runs. When the job fails, its copies move to
+        ``failed/`` with an ``.error.txt`` (their promise no longer holds); when it is delivered
+        (at once, or after a retry), they are in ``done/`` with a note naming the video.
+        """
+        with _DUPLICATES_LOCK:
+            self._settle_duplicates_locked(job_id, delivered_as, failed_with)
+
+    def _settle_duplicates_locked(
+        self, job_id: str, delivered_as: str | None, failed_with: tuple[str | None, str] | None
+    ) -> None:
+        job_dir = self.settings.jobs_dir / job_id
+        entries = read_duplicates(job_dir)
+        if not entries:
+            return
+        for entry in entries:
+            try:
+                if failed_with is not None:
+                    self._duplicate_to(entry, job_id, self.settings.failed, NOTE_SUFFIX,
+                                       _duplicate_failed_note(entry["name"], job_id, *failed_with), "failed")
+                else:
+                    self._duplicate_to(entry, job_id, self.settings.done, DUPLICATE_SUFFIX,
+                                       _duplicate_delivered_note(entry["name"], job_id, delivered_as), "done")
+            except OSError as exc:  # one unmovable copy must not stop the others (or the delivery)
+                if self.log is not None:
+                    self.log.error("outbox.duplicate_unmoved", job_id=job_id, file=entry.get("file"), error=repr(exc))
+        atomic_write_json(job_dir / DUPLICATES_FILE, entries)
+
+    def _duplicate_to(self, entry: dict, job_id: str, folder: Path, suffix: str, note: str, where: str) -> None:
+        here = self.settings.failed if entry.get("where") == "failed" else self.settings.done
+        current = here / entry["file"]
+        old_note = here / f"{entry['file']}{NOTE_SUFFIX if here == self.settings.failed else DUPLICATE_SUFFIX}"
+        if here != folder:
+            if not current.exists():
+                return  # the user took it away: nothing of ours to move
+            target = move_no_clobber(current, folder, entry["file"], companions=(suffix,))
+            old_note.unlink(missing_ok=True)
+            entry.update(file=target.name, where=where)
+            if self.store is not None:
+                self.store.append(None, "input.duplicate", name=entry["name"], duplicate_of=job_id,
+                                  reason=f"job {job_id} {'failed' if where == 'failed' else 'was delivered'}",
+                                  moved_to=f"{where}/{target.name}")
+        if (folder / entry["file"]).exists():
+            atomic_write_text(folder / f"{entry['file']}{suffix}", note)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -148,6 +207,45 @@ class Outbox:
         for path in (self.settings.failed / marker["name"], self.settings.failed / f"{marker['name']}{NOTE_SUFFIX}"):
             path.unlink(missing_ok=True)
         (job_dir / FAILED_FILE).unlink(missing_ok=True)
+
+
+def read_duplicates(job_dir: Path) -> list[dict]:
+    """The duplicate copies recorded for a job: ``[{name, file, where}]`` (``where``: done|failed)."""
+    try:
+        data = json.loads((job_dir / DUPLICATES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [d for d in data if isinstance(d, dict) and d.get("file")] if isinstance(data, list) else []
+
+
+def record_duplicate(job_dir: Path, name: str, file: str) -> None:
+    """Remember that ``done/<file>`` (dropped as ``name``) is a copy of this job's input."""
+    with _DUPLICATES_LOCK:
+        entries = read_duplicates(job_dir)
+        entries.append({"name": name, "file": file, "where": "done"})
+        atomic_write_json(job_dir / DUPLICATES_FILE, entries)
+
+
+def duplicate_note(name: str, job_id: str) -> str:
+    """The ``.duplicate.txt`` of a copy whose job is still in flight."""
+    return (f"file:  {name}\nsame content as job {job_id}, which is still in progress.\n"
+            f"No second job was started; its video will appear in outbox/ when it is done.\n"
+            f"Follow it with: moviegen events {job_id} --follow\n"
+            f"If that job fails, this file moves to failed/ with a note.\n")
+
+
+def _duplicate_delivered_note(name: str, job_id: str, video: str | None) -> str:
+    return (f"file:  {name}\nsame content as job {job_id}, which delivered it as outbox/{video}.\n"
+            f"No second job was started.\n")
+
+
+def _duplicate_failed_note(name: str, job_id: str, stage: str | None, error: str) -> str:
+    return failure_note(
+        job_id=job_id, stage=stage, name=name, retryable=True,
+        error=f"this file has the same content as job {job_id}'s input, and that job failed: {error}",
+        hint=f"fix the cause and run `moviegen retry {job_id}` (this copy then returns to done/), "
+             f"or fix the input and drop it into the inbox again",
+    )
 
 
 # --- metadata ----------------------------------------------------------------------------------
@@ -230,7 +328,7 @@ def slugify(title: str, limit: int = SLUG_MAX) -> str:
     text = unicodedata.normalize("NFKC", title).lower()
     slug = re.sub(r"[^\w]+", "-", text, flags=re.UNICODE).replace("_", "-")
     slug = re.sub(r"-{2,}", "-", slug).strip("-.")
-    return slug[:limit].rstrip("-")
+    return fit_name(slug[:limit], SLUG_MAX_BYTES).rstrip("-")
 
 
 def job_date(job_id: str) -> str:
@@ -243,8 +341,14 @@ def job_date(job_id: str) -> str:
 
 
 def unique_path(folder: Path, name: str, companions: Iterable[str] = ()) -> Path:
-    """``folder/name``, or ``folder/<stem>-N<suffix>`` when it (or a companion file) is taken."""
+    """``folder/name``, or ``folder/<stem>-N<suffix>`` when it (or a companion file) is taken.
+
+    The name is shortened (at a character boundary, suffix kept) so that it and every
+    ``<name><companion>`` fit in NAME_MAX bytes: an 80-kanji input still gets its ``.error.txt``.
+    """
     companions = tuple(companions)
+    budget = NAME_MAX - max((len(os.fsencode(c)) for c in companions), default=0)
+    name = fit_name(name, budget)
     stem, suffix = _split_name(name)
     candidate = name
     number = 0
@@ -252,7 +356,8 @@ def unique_path(folder: Path, name: str, companions: Iterable[str] = ()) -> Path
         if not (folder / candidate).exists() and not any((folder / f"{candidate}{c}").exists() for c in companions):
             return folder / candidate
         number += 1
-        candidate = f"{stem}-{number}{suffix}"
+        tail = f"-{number}{suffix}"
+        candidate = fit_name(stem, budget - len(os.fsencode(tail))) + tail
 
 
 def _split_name(name: str) -> tuple[str, str]:

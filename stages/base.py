@@ -195,12 +195,41 @@ def file_hash_or_none(path: Path) -> str | None:
 
 # --- atomic writes ----------------------------------------------------------------------------
 
+NAME_MAX = 255
+"""Bytes in one file name on Linux file systems (ext4, xfs, btrfs, tmpfs)."""
+
+TEMP_STEM_MAX = 200
+"""Bytes of a target's name kept in its temporary sibling's name (the rest is ``.XXXXXXXX.part.ext``)."""
+
+
+def fit_name(name: str, max_bytes: int = NAME_MAX) -> str:
+    """``name`` cut to at most ``max_bytes`` bytes at a character boundary, keeping its suffix.
+
+    Bytes are counted as the file system sees them (``os.fsencode``). The stem is shortened first,
+    so ``<80 kanji>.md`` stays a ``.md``; a suffix too long to keep is cut with the rest.
+    """
+    if len(os.fsencode(name)) <= max_bytes:
+        return name
+    dot = name.rfind(".")
+    suffix = name[dot:] if dot > 0 else ""
+    if len(os.fsencode(suffix)) > max_bytes // 4:
+        suffix = ""
+    stem, budget = name[: len(name) - len(suffix)], max_bytes - len(os.fsencode(suffix))
+    kept = 0
+    for index, char in enumerate(stem):
+        kept += len(os.fsencode(char))
+        if kept > budget:
+            stem = stem[:index]
+            break
+    return stem + suffix
+
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: temp name in the same folder, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{fit_name(path.name, TEMP_STEM_MAX)}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
@@ -232,7 +261,9 @@ def atomic_temp_path(path: Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    suffix = path.suffix if len(os.fsencode(path.suffix)) <= 16 else ""
+    fd, tmp = tempfile.mkstemp(prefix=f".{fit_name(path.stem, TEMP_STEM_MAX)}.", suffix=f".part{suffix}",
+                               dir=path.parent)
     os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     return Path(tmp)

@@ -28,6 +28,9 @@ def _fill(db_path: Path) -> None:
     store.append("job-bad", "stage.started", stage="fetch")
     store.append("job-bad", "stage.failed", stage="fetch", error="HTTP 404 from https://example.com/x")
     store.append("job-bad", "job.failed", stage="fetch", error="HTTP 404 from https://example.com/x")
+    store.append(None, "input.rejected", name="notes.pdf", reason="unknown file type '.pdf'",
+                 moved_to="failed/notes.pdf")
+    store.append(None, "input.ignored", name="link.md", inode=42, reason="a symbolic link")
     store.close()
 
 
@@ -53,7 +56,8 @@ def _query(app, name: str, **params: str) -> list[dict]:
 def test_every_canned_query_runs(datasette_app):
     """Every query in datasette/metadata.yml runs against a real log and returns rows."""
     queries = yaml.safe_load(METADATA.read_text(encoding="utf-8"))["databases"]["moviegen"]["queries"]
-    assert set(queries) == {"jobs_by_state", "stage_durations", "slowest_jobs", "failures_by_error", "job_history"}
+    assert set(queries) == {"jobs_by_state", "stage_durations", "slowest_jobs", "failures_by_error", "job_history",
+                            "input_fates"}
     for name in queries:
         params = {"job_id": "job-ok"} if name == "job_history" else {}
         assert _query(datasette_app, name, **params), name
@@ -67,5 +71,9 @@ def test_queries_answer_correctly(datasette_app):
     assert stages == {"fetch", "script", "audio", "slides", "video"}
     failures = _query(datasette_app, "failures_by_error")
     assert failures[0]["jobs"] == 1 and "404" in failures[0]["error"]
+    fates = _query(datasette_app, "input_fates")
+    assert [(row["kind"], row["name"]) for row in fates] == [("input.ignored", "link.md"),
+                                                             ("input.rejected", "notes.pdf")]
+    assert fates[1]["moved_to"] == "failed/notes.pdf"
     history = _query(datasette_app, "job_history", job_id="job-bad")
     assert [row["kind"] for row in history][-1] == "job.failed"

@@ -112,6 +112,7 @@ class Outbox:
             if name is None:
                 return None
             atomic_write_json(job_dir / FAILED_FILE, {"name": name})
+        error = readable_error(error, job_dir, claim.get("name") or name)
         note = failure_note(job_id=job_id, stage=stage, error=error, name=name, retryable=True,
                             hint=self._hint(job_id))
         written = atomic_write_text(failed / f"{name}{NOTE_SUFFIX}", note)
@@ -395,6 +396,19 @@ def find_source(job_dir: Path) -> Path | None:
         if path.is_file() and not path.is_symlink():
             return path
     return None
+
+
+def readable_error(error: str, job_dir: Path, name: str) -> str:
+    """``error`` as the user should read it: the job's copy of the input called by the name the
+    user dropped, other files of the job by their names within it (the job folder is internal)."""
+    source = find_source(job_dir)
+    for folder in {str(job_dir), str(Path(job_dir).resolve())}:
+        if source is not None:
+            error = error.replace(f"{folder}{os.sep}{source.name}", name)
+        error = error.replace(folder + os.sep, "")
+    if source is not None:  # a bare "source.md" in a message is the user's file too
+        error = re.sub(rf"(?<![\w./-]){re.escape(source.name)}(?![\w.-])", lambda _m: name, error)
+    return error
 
 
 def read_json(path: Path) -> dict | None:

@@ -35,6 +35,14 @@ class InputError(StageError):
     """The user's input is wrong: fail now, and say what to fix."""
 
 
+class ConfigError(InputError):
+    """The configuration is wrong, not the user's file: fail now; the fix is in the settings.
+
+    An :class:`InputError` (never retried by itself), but the failure note tells the user to fix
+    the settings file and ``moviegen retry`` the job, not to drop the input again.
+    """
+
+
 class TransientError(StageError):
     """A passing failure (network, 429, 5xx, engine down): retry with backoff.
 
@@ -222,7 +230,6 @@ def fit_name(name: str, max_bytes: int = NAME_MAX) -> str:
             stem = stem[:index]
             break
     return stem + suffix
-
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

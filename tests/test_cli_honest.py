@@ -246,3 +246,52 @@ def test_setup_installs_chromium_for_the_remotion_opt_in() -> None:
     assert ("chromium" in remotion) == (not Path("/usr/bin/chromium").exists())
     plain = missing({})
     assert "nodejs" not in plain and "chromium" not in plain
+
+
+# --- failure notes point to the real fix ---------------------------------------------------------
+
+
+def test_notes_name_the_dropped_file_and_send_persona_errors_to_the_configuration(tmp_path: Path, daemons) -> None:
+    """With the real stages: a script naming an unconfigured persona fails with a note that says to
+    fix the configuration (naming the file and [[personas]]); an article too short to use fails with
+    a note that names the dropped file, not the job's internal copy."""
+    from tests.e2e import DaemonProcess
+
+    daemon = DaemonProcess(tmp_path / "home")
+    daemons.append(daemon)
+    daemon.start()
+    inbox, failed = daemon.home / "inbox", daemon.home / "failed"
+    drop(inbox, "ghost.yaml", "title: Ghost\nsections:\n  - title: One\n    narrations:\n"
+                              "      - {text: こんにちは, persona_id: ghost}\n")
+    drop(inbox, "tiny-note.md", "# Hi\n\nok\n")
+    for name in ("ghost.yaml", "tiny-note.md"):
+        wait_for((failed / f"{name}.error.txt").exists, 60, f"the note for {name}", daemon)
+    assert daemon.stop() == 0
+
+    ghost = (failed / "ghost.yaml.error.txt").read_text()
+    config = daemon.home / "moviegen.toml"
+    assert "names personas the configuration does not define" in ghost and "[[personas]]" in ghost
+    assert f"what to do: fix the configuration ({config})" in ghost and "moviegen retry" in ghost
+    assert "fix the input" not in ghost
+    tiny = (failed / "tiny-note.md.error.txt").read_text()
+    assert "no article text found in tiny-note.md" in tiny
+    assert "state/jobs" not in tiny and "source.md" not in tiny
+
+
+def test_the_audio_stage_calls_an_unknown_persona_a_configuration_error(tmp_path: Path) -> None:
+    """A script that reaches audio with a persona the settings lack (e.g. removed since): ConfigError,
+    naming the id, [[personas]] and the settings file."""
+    from stages.audio import generate_audio
+    from stages.base import ConfigError, InputError
+    from stages.settings import load_settings
+
+    config = tmp_path / "moviegen.toml"
+    config.write_text('[[personas]]\nid = "zundamon"\nname = "ずんだもん"\n')
+    settings = load_settings(config=config, home=tmp_path)
+    script = tmp_path / "script.yaml"
+    script.write_text("title: T\nsections:\n  - title: One\n    narrations:\n      - {text: はい, persona_id: metan}\n")
+    with pytest.raises(ConfigError) as caught:
+        generate_audio(script, tmp_path / "out", settings)
+    assert isinstance(caught.value, InputError)  # still never retried by itself
+    message = str(caught.value)
+    assert "'metan'" in message and '[[personas]] entry with id = "metan"' in message and str(config) in message

@@ -29,7 +29,7 @@ from stages.audio.openjtalk import OpenJTalkEngine
 from stages.audio.text import clean_for_speech, is_speakable, split_for_speech
 from stages.audio.voicevox import VoicevoxEngine
 from stages.audio.wav import encode_wav, resample, wav_duration
-from stages.base import Cancelled, InputError, Note, Progress, atomic_write_json, fingerprint_of, no_note, no_progress
+from stages.base import Cancelled, ConfigError, InputError, Note, Progress, atomic_write_json, fingerprint_of, no_note, no_progress
 from stages.script.model import Narration, Script
 
 if TYPE_CHECKING:
@@ -150,7 +150,9 @@ def voice_for(persona: "Persona", settings: "Settings", language: str, espeak: E
         try:
             speaker = str(int(raw))
         except (TypeError, ValueError) as exc:
-            raise InputError(f"persona {persona.id}: VOICEVOX speaker must be a style id number, not {raw!r}") from exc
+            raise ConfigError(f"persona {persona.id}: the VOICEVOX speaker must be a style id number, not {raw!r}: "
+                              f"fix speaker of this [[personas]] entry (or voicevox.speaker) in "
+                              f"{settings.config_name()}") from exc
     else:
         speaker = "mei"
     return Voice(
@@ -196,9 +198,10 @@ def _plan(
                 persona = settings.persona(narration.persona_id)
             except KeyError as exc:
                 known = ", ".join(p.id for p in settings.personas)
-                raise InputError(
-                    f"phrase {phrase_id} names persona {narration.persona_id!r}, which the settings do not "
-                    f"define (known: {known})"
+                raise ConfigError(
+                    f"phrase {phrase_id} names persona {narration.persona_id!r}, which the configuration does not "
+                    f"define (its personas: {known}): add a [[personas]] entry with id = "
+                    f"\"{narration.persona_id}\" to {settings.config_name()}, or use one of those ids in the script"
                 ) from exc
             espeak = _engine("espeak", engines, settings, root)
             voices[narration.persona_id] = voice_for(persona, settings, language, espeak)

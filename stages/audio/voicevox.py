@@ -24,7 +24,7 @@ import numpy as np
 from stages.audio.engine import Voice
 from stages.audio.text import to_fullwidth, to_katakana
 from stages.audio.wav import decode_wav
-from stages.base import InputError, TransientError, atomic_write_json, fingerprint_of
+from stages.base import ConfigError, InputError, TransientError, atomic_write_json, fingerprint_of
 
 if TYPE_CHECKING:
     from stages.settings import PronunciationEntry, VoicevoxSettings
@@ -49,7 +49,7 @@ class VoicevoxEngine:
 
     def version(self) -> str:
         if self._version is None:
-            self._version = str(self._call("GET", "/version", what="the version").json())
+            self._version = str(self._call("GET", "/version", what="the version request").json())
         return self._version
 
     def plan(self, texts: list[str]) -> int:
@@ -62,7 +62,8 @@ class VoicevoxEngine:
         if missing:
             named = ", ".join(f"{v.speaker} (persona {v.persona_id or '-'})" for v in missing)
             offered = ", ".join(f"{sid} {name}" for sid, name in sorted(styles.items())[:40])
-            raise InputError(f"VOICEVOX engine at {self.url} has no style id {named}; it offers: {offered}")
+            raise ConfigError(f"VOICEVOX engine at {self.url} has no style id {named}: set speaker in [[personas]] "
+                              f"(or voicevox.speaker) to one it offers: {offered}")
         self._names = styles
         self.sync_dictionary(dictionary)
 
@@ -77,7 +78,7 @@ class VoicevoxEngine:
             prePhonemeLength=voice.pre_phoneme_length,
             postPhonemeLength=voice.post_phoneme_length,
         )
-        response = self._call("POST", "/synthesis", params=speaker, json=query, what="synthesis")
+        response = self._call("POST", "/synthesis", params=speaker, json=query, what="the synthesis request")
         try:
             return decode_wav(response.content)
         except ValueError as exc:
@@ -95,7 +96,7 @@ class VoicevoxEngine:
         ours = self._load_ours()
         if not dictionary and not ours:
             return {"added": 0, "updated": 0, "removed": 0}  # nothing to do: leave the engine alone
-        engine_words: dict[str, Any] = self._call("GET", "/user_dict", what="the user dictionary").json()
+        engine_words: dict[str, Any] = self._call("GET", "/user_dict", what="the user dictionary request").json()
         ours = {uuid: sent for uuid, sent in ours.items() if uuid in engine_words}
         wanted = {entry.surface: _word_params(entry) for entry in dictionary}
         counts = {"added": 0, "updated": 0, "removed": 0}
@@ -103,7 +104,7 @@ class VoicevoxEngine:
         try:
             for uuid, sent in list(ours.items()):
                 if sent["surface"] not in wanted:
-                    self._call("DELETE", f"/user_dict_word/{uuid}", what="removing a dictionary word")
+                    self._call("DELETE", f"/user_dict_word/{uuid}", what="the removal of a dictionary word")
                     del ours[uuid]
                     counts["removed"] += 1
             for surface, params in wanted.items():
@@ -111,11 +112,11 @@ class VoicevoxEngine:
                 if uuid is not None and uuid not in ours:
                     ours[uuid] = {}  # ours again: a lost state file must not mean duplicate words
                 if uuid is None:
-                    created = self._call("POST", "/user_dict_word", params=params, what=f"adding {surface!r}")
+                    created = self._call("POST", "/user_dict_word", params=params, what=f"the addition of {surface!r}")
                     ours[_uuid_of(created)] = params
                     counts["added"] += 1
                 elif params != ours[uuid] or _drifted(engine_words[uuid], params):
-                    self._call("PUT", f"/user_dict_word/{uuid}", params=params, what=f"updating {surface!r}")
+                    self._call("PUT", f"/user_dict_word/{uuid}", params=params, what=f"the update of {surface!r}")
                     ours[uuid] = params
                     counts["updated"] += 1
         finally:
@@ -138,7 +139,7 @@ class VoicevoxEngine:
     # --- HTTP -----------------------------------------------------------------------------------
 
     def _styles(self) -> dict[int, str]:
-        speakers = self._call("GET", "/speakers", what="the speaker list").json()
+        speakers = self._call("GET", "/speakers", what="the speaker list request").json()
         styles: dict[int, str] = {}
         for speaker in speakers:
             for style in speaker.get("styles", []):
@@ -152,7 +153,7 @@ class VoicevoxEngine:
         except httpx.TimeoutException as exc:
             raise TransientError(f"VOICEVOX engine at {self.url} timed out on {what}") from exc
         except httpx.TransportError as exc:
-            raise TransientError(f"VOICEVOX engine at {self.url} is unreachable ({what}): {exc}") from exc
+            raise TransientError(f"VOICEVOX engine at {self.url} could not be reached for {what}: {exc}") from exc
         if response.status_code < 400:
             return response
         message = _error_message(response)

@@ -42,11 +42,12 @@ import structlog
 from daemon import manifest
 from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, crash_streak, now_iso
 from daemon.machine import JobModel, MachineError, remove, restore, step
-from stages.base import Cancelled, InputError, JobContext, Stage, TransientError
+from stages.base import Cancelled, ConfigError, InputError, JobContext, Stage, TransientError
 from stages.pipeline import PERCENT_RANGES, overall_percent
 from stages.settings import Settings
 
 HINT_INPUT = "fix the input and drop it again"
+HINT_CONFIG = "fix the configuration ({config}), restart the daemon (it reads its settings at start), then `moviegen retry JOB`"
 HINT_TRANSIENT = "check the service; `moviegen retry JOB`"
 HINT_BUG = "this looks like a bug: the traceback is in `moviegen events JOB`; `moviegen retry JOB` once fixed"
 HINT_TIMEOUT = "raise daemon.stage_timeout_seconds for this stage or shorten the input; `moviegen retry JOB`"
@@ -354,6 +355,9 @@ class Runner:
                 return self._interrupted(run, name)
             except StageTimedOut as exc:
                 self._fail(run, name, str(exc), HINT_TIMEOUT, attempt=attempt, timeout=True)
+            except ConfigError as exc:  # before InputError, its base: the fix is in the settings
+                self._fail(run, name, str(exc), HINT_CONFIG.format(config=self.settings.config_name()),
+                           attempt=attempt)
             except InputError as exc:
                 self._fail(run, name, str(exc), HINT_INPUT, attempt=attempt)
             except Exception as exc:

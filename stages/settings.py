@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from stages.settings_errors import InvalidSettings, SettingsError, explain, unreadable  # noqa: F401 (re-exported)
@@ -338,6 +338,8 @@ class Settings(BaseSettings):
         toml_file=None,
     )
 
+    _config_file: Path | None = PrivateAttr(None)  # set by load_settings; named in messages
+
     home: Path = Field(default_factory=lambda: default_home())
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
@@ -413,6 +415,15 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         return self.state / "moviegen.db"
 
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file these settings were loaded from; None when there was none."""
+        return self._config_file
+
+    def config_name(self) -> str:
+        """Where a user fixes a setting: the loaded file, else the home's moviegen.toml."""
+        return str(self._config_file or self.home / "moviegen.toml")
+
     def persona(self, persona_id: str | None) -> Persona:
         """The persona with this id; None means the default persona."""
         wanted = persona_id or self.default_persona
@@ -460,7 +471,9 @@ def load_settings(config: Path | None = None, home: Path | None = None, **overri
         overrides.setdefault("home", resolved_home)
     _TOML_PATH["path"] = Path(config) if config is not None else None
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
+        settings._config_file = _TOML_PATH["path"]
+        return settings
     except ValidationError as exc:
         # Name the file (or variable), the key and the allowed values, not pydantic's raw text.
         raise explain(exc, Settings, _TOML_PATH["path"], overrides) from None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import ValidationError
 
-from stages.base import InputError
+from stages.base import ConfigError, InputError
 from stages.script.limits import (
     LimitExceeded,
     check_content,
@@ -59,6 +59,7 @@ class ScriptIssue:
     column: int
     message: str
     limit: str | None = field(default=None, compare=False)
+    config: bool = field(default=False, compare=False)  # the fix is in the settings (an unknown persona)
 
     def __str__(self) -> str:
         return f"{self.line}:{self.column}: {self.message}"
@@ -80,6 +81,18 @@ class ScriptInvalid(InputError):
         super().__init__(f"{head} ({len(issues)} problem(s)):\n{lines}")
 
 
+class ScriptNeedsConfig(ScriptInvalid, ConfigError):
+    """A script whose only problems are persona ids the configuration lacks: the fix is in the settings."""
+
+    def __init__(self, path: Path, issues: list[ScriptIssue], name: str | None = None,
+                 config_name: str = "moviegen.toml"):
+        super().__init__(path, issues, name)
+        shown = name or self.path.name
+        lines = "\n".join(f"  {shown}:{issue}" for issue in issues)
+        self.args = (f"{shown} names personas the configuration does not define: add them as [[personas]] "
+                     f"entries to {config_name}, or use the configured ids ({len(issues)} problem(s)):\n{lines}",)
+
+
 def load_script(
     path: Path, settings: "Settings | None" = None, *, name: str | None = None, user_file: bool = False
 ) -> Script:
@@ -99,6 +112,8 @@ def load_script(
     """
     script, issues = _parse_and_validate(Path(path), settings, user_file)
     if issues:
+        if settings is not None and all(issue.config for issue in issues):
+            raise ScriptNeedsConfig(Path(path), issues, name, settings.config_name())
         raise ScriptInvalid(Path(path), issues, name)
     assert script is not None
     return script
@@ -327,7 +342,8 @@ def _persona_issues(data: dict, positions: dict[tuple, Position], settings: "Set
         if isinstance(value, str) and value not in known:
             line, column = _position(loc, positions)
             issues.append(ScriptIssue(
-                line, column, f"{_dotted(loc)}: unknown persona {value!r} (configured: {', '.join(known)})"
+                line, column, f"{_dotted(loc)}: unknown persona {value!r} (configured: {', '.join(known)})",
+                config=True,
             ))
 
     sections = data.get("sections")

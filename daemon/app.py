@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 REQUEST_POLL_SECONDS = 0.5
+GC_CHECK_SECONDS = 2.0  # how often the daemon asks whether a trim is due (after a job, or idle and daily)
 # `moviegen run` on a damaged or foreign event log; the unit's RestartPreventExitStatus= names it,
 # so systemd does not restart into the same refusal every few seconds.
 EXIT_DAMAGED_LOG = 4
@@ -81,6 +83,7 @@ class Daemon:
         self._lock: Any = None
         self._wake: asyncio.Event | None = None
         self._status = ""
+        self._ended: set[str] = set()  # jobs delivered or failed since the last trim
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or :meth:`request_stop`); return the exit code."""
@@ -107,8 +110,8 @@ class Daemon:
             self.store,
             self.settings,
             load_stages(self.settings),
-            deliver=outbox.deliver,
-            on_failed=outbox.fail,
+            deliver=self._after_job(outbox.deliver),
+            on_failed=self._after_job(outbox.fail),
             on_change=self._on_change,
         )
         self.inbox = Inbox(self.settings, self.store, log=self.log)
@@ -134,6 +137,7 @@ class Daemon:
             asyncio.create_task(self._watch_inbox(), name="inbox"),
             asyncio.create_task(self._take_requests(), name="requests"),
             asyncio.create_task(self._ping_watchdog(), name="watchdog"),
+            asyncio.create_task(self._trim_disk(), name="gc"),
         ]
         try:
             await self._stop.wait()
@@ -189,6 +193,45 @@ class Daemon:
                     await self.runner.retry(job_id)
             except Exception as exc:  # a bad request (unknown job, wrong state) is only logged
                 self.log.warning("daemon.request_refused", job_id=job_id, command=command, error=str(exc))
+
+    async def _trim_disk(self) -> None:
+        """Collect garbage (:mod:`daemon.retention`) after each job, and when idle once per
+        ``daemon.gc_interval_hours``; the first idle check after the start counts as due."""
+        from daemon.retention import collect_garbage
+
+        interval = self.settings.daemon.gc_interval_hours * 3600
+        last: float | None = None
+        while True:
+            await asyncio.sleep(GC_CHECK_SECONDS)
+            running = set(self.runner.running())
+            ended = {job_id for job_id in set(self._ended) if job_id not in running}  # its end is recorded
+            after_job = bool(ended)
+            idle = not running and (self.inbox is None or not self.inbox.pending())
+            now = time.monotonic()
+            if not (after_job or (idle and (last is None or now - last >= interval))):
+                continue
+            self._ended -= ended
+            last = now
+            try:
+                report = await asyncio.to_thread(collect_garbage, self.settings, self.store,
+                                                 trigger="job" if after_job else "idle")
+            except Exception as exc:  # a failed trim must not stop the daemon; the next one retries
+                self.log.error("daemon.gc_failed", error=repr(exc))
+                continue
+            if report.removals:
+                self.log.info("daemon.gc", **report.event_data())
+
+    def _after_job(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """``callback(job_id, ...)`` (delivery or the failure note), then a disk trim due once the
+        job's end is recorded."""
+
+        def wrapped(job_id: str, *args: Any) -> Any:
+            try:
+                return callback(job_id, *args)
+            finally:
+                self._ended.add(job_id)
+
+        return wrapped
 
     async def _ping_watchdog(self) -> None:
         interval = watchdog_interval()

@@ -569,6 +569,46 @@ def doctor(ctx: click.Context, home: Path | None, config: Path | None) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@_home_options
+@click.option("--dry-run", is_flag=True, help="print what would be removed, remove nothing")
+@click.pass_context
+def gc(ctx: click.Context, home: Path | None, config: Path | None, dry_run: bool) -> None:
+    """Free disk: expired job folders, debris and cache entries beyond their caps.
+
+    A job's folder goes daemon.keep_done_days after it finished or was cancelled,
+    daemon.keep_failed_days after it failed; its events stay. The audio, slide and render caches
+    are trimmed to audio/slides/video.cache_max_gb, least recently used first. Nothing an
+    unfinished job uses is touched, so this is safe while the daemon runs (which also does it on
+    its own after each job and once a day).
+
+    \b
+    Example:
+        moviegen gc --dry-run
+        moviegen gc
+    """
+    from daemon.retention import collect_garbage
+
+    settings = _settings(ctx, home, config)
+    if not settings.db_path.is_file():
+        raise click.UsageError(f"{settings.home} holds no moviegen event log ({settings.db_path}): nothing to collect")
+    report = collect_garbage(settings, EventStore(settings.db_path), dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for removal in report.removals:
+        if removal.what in ("job", "debris"):
+            click.echo(f"{verb} {removal.what} {removal.path} ({_size(removal.bytes)})")
+    for name, cache in report.caches.items():
+        if cache["entries"]:
+            click.echo(f"{verb} {cache['entries']} {name} cache entr{'y' if cache['entries'] == 1 else 'ies'}: "
+                       f"{_size(cache['bytes_before'])} -> {_size(cache['bytes_after'])}")
+    freed = "would free" if dry_run else "freed"
+    click.echo(f"{freed} {_size(report.bytes_freed)} ({report.bytes_freed} bytes)")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB"
+
+
 def main() -> None:
     """The console script ``moviegen``."""
     cli(prog_name="moviegen")

@@ -52,6 +52,7 @@ EVENT_KINDS = {
     "job.cancelled",
     "daemon.started",
     "daemon.stopped",
+    "daemon.gc",
 }
 TERMINAL_STATES = {"done", "failed", "cancelled"}
 # The events that end an attempt (a ``stage.started``); each carries the attempt's number.

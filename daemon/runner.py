@@ -43,6 +43,7 @@ from daemon import manifest
 from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, crash_streak, now_iso
 from daemon.machine import JobModel, MachineError, remove, restore, step
 from stages.base import Cancelled, ConfigError, InputError, JobContext, Stage, TransientError
+from stages.debris import remove_debris
 from stages.pipeline import PERCENT_RANGES, overall_percent
 from stages.settings import Settings
 
@@ -384,6 +385,11 @@ class Runner:
         self.store.append(job_id, "stage.started", name, percent=run.percent,
                           resource=getattr(stage, "resource", None))
         log.info("stage started", attempt=attempt)
+        # A killed earlier attempt (crash, SIGKILL, timeout) may have left temporaries, tens of MB of
+        # render work among them; no stage of this job runs now, so they can go.
+        debris = await self._in_thread(run, remove_debris, ctx.job_dir)
+        if debris:
+            ctx.note("debris removed", files=len(debris), bytes=sum(size for _, size in debris))
         progress = _Progress(self, run, name, self._clock, self.settings.daemon.progress_interval_seconds)
         timeout = self.settings.daemon.stage_timeout_seconds.get(name)
         try:

@@ -60,6 +60,16 @@ class DaemonSettings(_Section):
     )
     progress_interval_seconds: float = Field(1.0, ge=0, description="at most one stage.progress event this often")
     shutdown_grace_seconds: float = Field(8.0, ge=0)
+    keep_done_days: float = Field(
+        7.0, ge=0, description="a finished or cancelled job's folder (state/jobs/<id>) is removed this many days "
+        "after it ended; its events stay"
+    )
+    keep_failed_days: float = Field(
+        30.0, ge=0, description="the same for a failed job (kept longer: `moviegen retry` needs the folder)"
+    )
+    gc_interval_hours: float = Field(
+        24.0, gt=0, description="besides after each job, the daemon trims job folders and caches this often when idle"
+    )
     crash_limit: int = Field(
         2, ge=1, description="a job whose stage was running when the daemon died this many times in a row "
         "(no stage finished in between) fails at the next start instead of being resumed"
@@ -187,6 +197,10 @@ class AudioSettings(_Section):
         ge=1,
         description="processes synthesizing OpenJTalk phrases at once (1: in the daemon's own process)",
     )
+    cache_max_gb: float = Field(
+        2.0, ge=0, description="clips kept in <cache>/audio, least recently used trimmed beyond this many GB "
+        "(10^9 bytes) by the daemon and `moviegen gc`; a running job's clips always stay"
+    )
 
 
 class VoicevoxSettings(_Section):
@@ -237,6 +251,10 @@ class SlidesSettings(_Section):
     min_image_size: int = 64
     image_fit: Literal["cover", "contain"] = "contain"
     workers: int = Field(2, ge=1, le=8, description="slides drawn in parallel")
+    cache_max_gb: float = Field(
+        1.0, ge=0, description="slides and article images kept in <cache>/slides and <cache>/images, least recently "
+        "used trimmed beyond this many GB by the daemon and `moviegen gc`; a running job's slides always stay"
+    )
 
 
 class BackgroundSettings(_Section):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from PIL import Image
 import stages.video.ffmpeg as ffmpeg_renderer
 from stages.base import JobContext
 from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
-from stages.video.cache import GB, cache_folder, entry_path, evict, render_key
+from stages.video.cache import GB, cache_folder, entry_path, render_key
 from tests.test_video_fixtures import Phrase, make_job
 
 
@@ -120,27 +118,6 @@ def test_a_corrupt_entry_is_discarded_and_rendered_again(job, tmp_path, monkeypa
     assert note["hit"] is False and "discarded" in note and rec.renders == 2
     verify_video(out, timeline)
     verify_video(entry, timeline)  # the fresh render took the entry's place
-
-
-def test_eviction_keeps_the_cache_under_its_cap(tmp_path):
-    folder = tmp_path / "video"
-    now = time.time()
-    paths = []
-    for i in range(5):
-        path = folder / f"{i:02d}" / f"{i:02d}{'0' * 62}.mp4"
-        path.parent.mkdir(parents=True)
-        path.write_bytes(b"x" * 1000)
-        os.utime(path, (now - 100 + i, now - 100 + i))  # 0 is the least recently used
-        paths.append(path)
-    stale = folder / "00" / ".leftover.part.mp4"
-    stale.write_bytes(b"y" * 10)
-    os.utime(stale, (now - 7200, now - 7200))
-    os.utime(paths[1], (now, now))  # used just now: it stays
-
-    assert evict(folder, 2500, keep=paths[0]) == 3  # oldest first: 2, 3, 4; 0 is kept
-    assert [p.exists() for p in paths] == [True, True, False, False, False]
-    assert not stale.exists()
-    assert evict(folder, 0, keep=paths[1]) == 1 and paths[1].exists() and not paths[0].exists()
 
 
 def test_a_small_cap_evicts_older_renders_but_never_the_new_one(job, tmp_path, monkeypatch):

@@ -3,7 +3,8 @@
 A clip's key is the hash of everything its sound depends on (engine and its version, voice,
 speed/pitch/intonation/volume, the spoken text, the dictionary words that occur in it, the clip
 format and loudness target). The same line in another job finds the same file; editing one line
-changes one key.
+changes one key. A hit refreshes the clip's recency, so the daemon's trim to ``audio.cache_max_gb``
+(:func:`stages.cache.trim`) drops the clips unused for longest.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.base import atomic_write_bytes, fingerprint_of
+from stages.cache import touch
 
 # Bump when the clip bytes would change for the same inputs (levelling, resampler, chunk joins).
 FORMAT_VERSION = 1
@@ -33,9 +35,13 @@ class ClipCache:
         return self.root / key[:2] / f"{key}.wav"
 
     def get(self, key: str) -> Path | None:
-        """The clip's path when it is in the cache, else None."""
+        """The clip's path when it is in the cache (marked as just used), else None."""
         path = self.path(key)
-        return path if path.is_file() and path.stat().st_size > 44 else None
+        touch(path)  # before the check: a trim that listed the clip as old sees it in use and skips it
+        try:
+            return path if path.stat().st_size > 44 else None
+        except OSError:
+            return None
 
     def put(self, key: str, wav_bytes: bytes) -> Path:
         """Store a clip atomically (a reader never sees half a file) and return its path."""

@@ -31,6 +31,7 @@ from PIL import Image
 from stages.base import Cancelled, Note, Progress, atomic_write_bytes, atomic_write_json, fingerprint_of, no_note, \
     no_progress
 from stages.base import file_sha256
+from stages.cache import touch
 from stages.fonts import FontNotFound, find_font_face
 from stages.linebreak import is_cjk
 from stages.slides.image_api import ImageApiError, generate_image, prompt_for
@@ -264,6 +265,7 @@ def _generated(deck: _Deck, i: int, slide_prompt: str, notes: list[tuple[str, di
 def _read_meta(path: Path) -> dict[str, Any] | None:
     """The sidecar of a cached slide, or None when the slide must be drawn."""
     sidecar = path.with_suffix(".json")
+    touch(path)  # a hit is a use: the daemon's trim to slides.cache_max_gb drops the least recent slides
     try:
         meta = json.loads(sidecar.read_text("utf-8"))
         if path.stat().st_size != meta["bytes"]:

@@ -23,8 +23,9 @@ counting the video packets (one per frame; a truncated file has fewer), no decod
 fully verified when it was stored. It is then placed at the output path by a hard link (a copy
 across file systems) through a temporary name and a rename. A miss renders, then links the result
 into the cache (so it costs no space while the job's folder holds it) and evicts the least recently
-used entries (by mtime, which a hit refreshes) until the cache is under ``video.cache_max_gb``; the
-entry just stored stays. An entry that fails its check is deleted and the timeline rendered again.
+used entries (by mtime, which a hit refreshes) with :func:`stages.cache.trim` until the cache is
+under ``video.cache_max_gb``; the entry just stored stays. An entry that fails its check is deleted
+and the timeline rendered again.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ import platform
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from stages.base import Note, Progress, StageError, atomic_copy, file_sha256, fingerprint_of, fsync_dir, no_note
+from stages.cache import GB, touch, trim
 from stages.video.probe import verify_video
 from stages.video.timeline import Timeline
 
@@ -48,13 +49,11 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 # Bump when a renderer's output changes for a reason its source hash does not see.
-RENDERER_VERSION = {"ffmpeg": "1", "remotion": "1"}
+RENDERER_VERSION = {"ffmpeg": "2", "remotion": "2"}  # 2: MP4 chapters (stages.video.chapters)
 
 # The modules whose code decides the ffmpeg renderer's bytes (their sha256 is in the key).
 FFMPEG_SOURCES = ("ffmpeg.py", "frames.py", "h264.py", "mix.py", "ass.py")
 REMOTION_SKIP = {"node_modules", ".bundle-cache", ".git"}
-STALE_TEMP_SECONDS = 3600.0
-GB = 1_000_000_000
 
 _lock = threading.Lock()
 _file_hashes: dict[tuple, str] = {}
@@ -124,7 +123,7 @@ def cached_render(
             entry.unlink(missing_ok=True)
         else:
             how = place(entry, out_path)
-            _touch(entry)
+            touch(entry, min_age=0)
             progress(timeline.frames, timeline.frames, "cached")
             note("video cache", hit=True, key=key, placed=how, renderer=renderer)
             return out_path
@@ -134,7 +133,7 @@ def cached_render(
         data["discarded"] = discarded
     try:
         data["stored"] = store(out, entry)
-        data["evicted"] = evict(cache_folder(cache_dir), limit, keep=entry)
+        data["evicted"] = trim(cache_folder(cache_dir), limit, keep=[entry]).entries
     except OSError as exc:  # a full or read-only cache must not fail a good render
         data["store_error"] = str(exc)[:300]
     note("video cache", **data)
@@ -164,47 +163,8 @@ def store(video: Path, entry: Path) -> str:
     """Keep ``video`` as the cache entry ``entry`` (a hard link when possible)."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     how = place(video, entry)
-    _touch(entry)
+    touch(entry, min_age=0)
     return how
-
-
-def evict(folder: Path, limit: int, *, keep: Path | None = None) -> int:
-    """Delete least recently used entries until their total size is at most ``limit`` bytes.
-
-    ``keep`` is never deleted. Temporary files older than an hour (a crash mid-store) go too.
-    Returns how many entries were deleted.
-    """
-    entries: list[tuple[float, int, Path]] = []
-    now = time.time()
-    for path in Path(folder).glob("*/*"):
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            continue
-        if path.name.startswith("."):
-            if now - st.st_mtime > STALE_TEMP_SECONDS:
-                path.unlink(missing_ok=True)
-            continue
-        if path.suffix == ".mp4":
-            entries.append((max(st.st_mtime, st.st_atime), st.st_size, path))
-    total = sum(size for _, size, _ in entries)
-    deleted = 0
-    for _, size, path in sorted(entries):
-        if total <= limit:
-            break
-        if keep is not None and path == keep:
-            continue
-        path.unlink(missing_ok=True)
-        total -= size
-        deleted += 1
-    return deleted
-
-
-def _touch(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:
-        pass
 
 
 def _hash_file(path: Path) -> str | None:

@@ -246,3 +246,31 @@ def test_hostile_scripts_in_a_live_daemon_fail_with_a_note_and_the_daemon_goes_o
         assert adopted["sections"][0]["narrations"] == [{"text": "こんにちは。", "persona_id": "narrator"}]
     finally:
         daemon.stop()
+
+
+# --- articles ----------------------------------------------------------------------------------
+
+
+def test_billion_laughs_in_an_articles_front_matter_is_ignored(tmp_path):
+    """A Markdown article's YAML front matter is read with the same budget: the laughs are not metadata."""
+    from stages.fetch import extract
+
+    laughs = LAUGHS.read_text(encoding="utf-8").replace("title: lol\n", "").replace("sections: *i", "title: *i")
+    article = tmp_path / "laughs.md"
+    write(article, f"---\n{laughs}---\n\n# 本当の見出し\n\nこの記事の本文は、前付けが壊れていても読める長さがあるのだ。\n")
+    result = extract(article, load_settings(home=tmp_path / "home"))
+    assert result["title"] == "本当の見出し"
+
+
+def test_a_local_article_over_fetch_max_bytes_is_refused(tmp_path):
+    """A dropped .md or .html gets the download's size cap, with the setting named."""
+    from stages.base import InputError
+    from stages.fetch import extract
+
+    settings = load_settings(home=tmp_path / "home", fetch={"max_bytes": 4096})
+    for name in ("big.md", "big.html"):
+        path = write(tmp_path / name, "# 見出し\n\n" + "本文のテキストなのだ。" * 400)
+        with pytest.raises(InputError, match=r"over the limit of 4,096 for an article \(fetch\.max_bytes"):
+            extract(path, settings)
+    small = write(tmp_path / "small.md", "# 見出し\n\n" + "本文のテキストなのだ。" * 20)
+    assert extract(small, settings)["title"] == "見出し"

@@ -164,6 +164,12 @@ def _extract(
         suffix = path.suffix.lower()
         if not path.is_file():
             raise InputError(f"no such file: {path}")
+        size = path.stat().st_size
+        if size > fetch.max_bytes:  # a local file gets the cap a download has
+            raise InputError(
+                f"{path.name} is {size:,} bytes, over the limit of {fetch.max_bytes:,} for an article "
+                "(fetch.max_bytes; raise it under [fetch] in moviegen.toml, or with MOVIEGEN_FETCH__MAX_BYTES)"
+            )
         progress(0, _STEPS, f"reading {path.name}")
         if suffix in URL_SUFFIXES:
             text = path.read_bytes().decode("utf-8-sig", errors="replace")

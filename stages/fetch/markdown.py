@@ -13,6 +13,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from stages.fetch.blocks import Block, blocks_text, clean_text, detect_language, html_to_blocks
+from stages.script.limits import LimitExceeded, construct_yaml, default_limits
 
 _CJK_EDGE = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
 
@@ -53,9 +54,9 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         return {}, text
     for index in range(1, len(lines)):
         if lines[index].strip() in ("---", "..."):
-            try:
-                meta = yaml.safe_load("\n".join(lines[1:index]))
-            except yaml.YAMLError:
+            try:  # budgeted like a script: aliases in front matter must not expand without bound
+                meta, _ = construct_yaml("\n".join(lines[1:index]), default_limits())
+            except (yaml.YAMLError, LimitExceeded):
                 return {}, text
             if isinstance(meta, dict):
                 return meta, "\n".join(lines[index + 1 :])

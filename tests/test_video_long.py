@@ -7,15 +7,20 @@ than that (one per slide, one every ``KEYINT_SECONDS``), at 320x180 so they stay
 from __future__ import annotations
 
 import subprocess
+import tracemalloc
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stages.base import InputError
 from stages.video import plan_timeline, render_timeline, verify_video
 from stages.video.ffmpeg import KEYINT_SECONDS, keyframe_times
+from stages.video.mix import write_soundtrack
+from stages.video.timeline import Bgm
 from stages.video.probe import probe
-from tests.test_video_fixtures import Phrase, make_job
+from tests.test_video_fixtures import Phrase, make_job, write_wav
 
 
 def keyframes(path: Path) -> list[int]:
@@ -53,3 +58,44 @@ def test_keyframe_times_name_each_picture_exactly():
     assert [round(float(t) * 30) for t in times] == pictures
     with pytest.raises(InputError, match="keyframes"):
         keyframe_times(list(range(20000)), 30)
+
+
+def test_a_14_minute_script_renders(tmp_path):
+    """Three sections of about 14 minutes in all, a new cue every 4 s (so over 100 GOPs of
+    KEYINT_SECONDS, as in a real video), render to the full length."""
+    sections = [[Phrase(f"字幕{s}-{n}", seconds=4.0) for n in range(70)] for s in range(3)]
+    job = make_job(tmp_path, sections)
+    timeline = plan_timeline(job.dir, job.settings)
+    assert timeline.duration > 13.5 * 60 and timeline.duration / KEYINT_SECONDS > 100
+    seen: list[int] = []
+    out = render_timeline(timeline, tmp_path / "long.mp4", job.settings, lambda c, t, m: seen.append(c))
+    verify_video(out, timeline)
+    assert abs(video_duration(out) - timeline.duration) <= 1 / timeline.fps
+    assert len(keyframes(out)) > 100
+    assert seen[-1] == timeline.frames and seen == sorted(seen)
+
+
+def test_an_hour_of_soundtrack_is_mixed_in_flat_memory(tmp_path):
+    """A 60-minute soundtrack (720 clips, looping ducked BGM) is written whole while Python holds
+    only a block of it at a time (8 kHz, so the file stays small; the whole track is 230 MB of float32)."""
+    job = make_job(tmp_path, [[Phrase("a", seconds=3.0)]])
+    short = plan_timeline(job.dir, job.settings)
+    clip = short.narration[0]
+    bgm = write_wav(tmp_path / "bgm.wav", 7.0, freq=220)
+    timeline = short.model_copy(update={
+        "duration": 3600.0, "sample_rate": 8000,
+        "narration": [clip.model_copy(update={"start": 1.0 + 5.0 * k}) for k in range(720)],
+        "bgm": Bgm(path=str(bgm), volume=0.2, fade_in=1.0, fade_out=2.0, loop=True, duck=True, duck_volume=0.3),
+    })
+    tracemalloc.start()
+    try:
+        write_soundtrack(timeline, tmp_path / "hour.wav")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    with wave.open(str(tmp_path / "hour.wav")) as wav:
+        assert (wav.getnframes(), wav.getnchannels(), wav.getframerate()) == (3600 * 8000, 2, 8000)
+        wav.setpos(3597 * 8000)  # inside the last clip (3596 s to 3599 s)
+        tail = np.frombuffer(wav.readframes(800), dtype="<i2")
+    assert np.abs(tail).max() > 1000
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MB"

@@ -59,3 +59,43 @@ def test_one_slot_keeps_the_other_defaults(tmp_path: Path):
     """[daemon.slots] render = 2 changes render only; tts and network keep their limits."""
     settings = load_settings(home=tmp_path, daemon={"slots": {"render": 2}})
     assert settings.daemon.slots == {"render": 2, "tts": 1, "network": 4, "cpu": 2}
+
+
+def test_settings_errors_name_the_file_the_key_and_the_allowed_values(tmp_path: Path):
+    """The error is still a pydantic ValidationError, but its text is one readable line per problem."""
+    config = tmp_path / "moviegen.toml"
+    config.write_text('[audio]\nengine = "voicevoxx"\n[[personas]]\nid = "a"\nspeed = "fast"\nvoice = 3\n')
+    with pytest.raises(ValidationError) as caught:
+        load_settings(config=config, home=tmp_path)
+    text = str(caught.value)
+    assert text.startswith(f"invalid settings in {config} (3 problems):")
+    assert "[audio] engine = 'voicevoxx': not allowed; allowed values: 'openjtalk', 'espeak' or 'voicevox'" in text
+    assert "[[personas]] #1 speed = 'fast': Input should be a valid number" in text
+    assert "[[personas]] #1 voice: unknown key" in text and "accepts: " in text and "speaker" in text
+    assert "https://errors.pydantic.dev" not in text
+
+
+def test_a_bad_environment_value_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """MOVIEGEN_DAEMON__MAX_JOBS=abc is reported as that variable, not as a line of the file."""
+    monkeypatch.setenv("MOVIEGEN_DAEMON__MAX_JOBS", "abc")
+    with pytest.raises(ValidationError, match=r"\(from the environment: MOVIEGEN_DAEMON__MAX_JOBS\) "
+                                              r"\[daemon\] max_jobs = 'abc'"):
+        load_settings(home=tmp_path)
+
+
+def test_broken_toml_names_the_file(tmp_path: Path):
+    """A TOML syntax error is a SettingsError naming the file (a ValueError, like tomllib's)."""
+    from stages.settings import SettingsError
+
+    config = tmp_path / "moviegen.toml"
+    config.write_text("[daemon]\nmax_jobs = 1\nmax_jobs = 2\n")
+    with pytest.raises(SettingsError, match=f"the settings file {config} is not valid TOML"):
+        load_settings(config=config, home=tmp_path)
+
+
+def test_settings_remember_their_file(tmp_path: Path):
+    """Messages about the configuration name the file the settings came from."""
+    config = tmp_path / "my.toml"
+    config.write_text("[video]\nwidth = 640\n")
+    assert load_settings(config=config, home=tmp_path).config_name() == str(config)
+    assert load_settings(home=tmp_path).config_name() == str(tmp_path / "moviegen.toml")

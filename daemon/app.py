@@ -112,6 +112,7 @@ class Daemon:
             load_stages(self.settings),
             deliver=self._after_job(outbox.deliver),
             on_failed=self._after_job(outbox.fail),
+            on_cancelled=self._after_job(outbox.cancelled),
             on_change=self._on_change,
         )
         self.inbox = Inbox(self.settings, self.store, log=self.log)

@@ -95,11 +95,12 @@ class Outbox:
 
     # --- failure ---------------------------------------------------------------------------
 
-    def fail(self, job_id: str, stage: str | None, error: str) -> Path | None:
+    def fail(self, job_id: str, stage: str | None, error: str, *, hint: str | None = None) -> Path | None:
         """Copy the job's input to ``failed/<name>`` and write ``<name>.error.txt`` beside it.
 
         The job folder keeps its copy, so ``moviegen retry`` still works. Called again for the
         same job (a second failure after a retry), it rewrites the note of the same entry.
+        ``hint`` (what to do) defaults to the runner's advice recorded with ``job.failed``.
         """
         job_dir = self.settings.jobs_dir / job_id
         claim = read_json(job_dir / CLAIM_FILE) or {}
@@ -114,10 +115,19 @@ class Outbox:
             atomic_write_json(job_dir / FAILED_FILE, {"name": name})
         error = readable_error(error, job_dir, claim.get("name") or name)
         note = failure_note(job_id=job_id, stage=stage, error=error, name=name, retryable=True,
-                            hint=self._hint(job_id))
+                            hint=hint or self._hint(job_id))
         written = atomic_write_text(failed / f"{name}{NOTE_SUFFIX}", note)
         self._settle_duplicates(job_id, failed_with=(stage, error))
         return written
+
+    def cancelled(self, job_id: str, stage: str | None) -> Path | None:
+        """A cancelled job's input goes to ``failed/`` like a failed one's, with a note saying so.
+
+        So every input ends somewhere a user looks (and its duplicates follow); a retry that
+        delivers takes the entry out of ``failed/`` again.
+        """
+        return self.fail(job_id, stage, "the job was cancelled on request (moviegen cancel); the file is fine",
+                         hint=f"to make the video after all, run: moviegen retry {job_id}")
 
     # --- duplicates ------------------------------------------------------------------------
 
@@ -243,7 +253,7 @@ def _duplicate_delivered_note(name: str, job_id: str, video: str | None) -> str:
 def _duplicate_failed_note(name: str, job_id: str, stage: str | None, error: str) -> str:
     return failure_note(
         job_id=job_id, stage=stage, name=name, retryable=True,
-        error=f"this file has the same content as job {job_id}'s input, and that job failed: {error}",
+        error=f"this file has the same content as job {job_id}'s input, and that job did not finish: {error}",
         hint=f"fix the cause and run `moviegen retry {job_id}` (this copy then returns to done/), "
              f"or fix the input and drop it into the inbox again",
     )

@@ -92,6 +92,7 @@ class Runner:
         *,
         deliver: Callable[[str], str | None] | None = None,
         on_failed: Callable[[str, str, str], None] | None = None,
+        on_cancelled: Callable[[str, str | None], None] | None = None,
         on_change: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -103,6 +104,7 @@ class Runner:
             deliver: called in a thread after the last stage with the job id; returns the output
                 path recorded in ``job.finished``. An exception fails the job (stage ``deliver``).
             on_failed: ``(job_id, stage, error)`` after ``job.failed`` is recorded.
+            on_cancelled: ``(job_id, stage)`` after ``job.cancelled`` is recorded.
             on_change: a short status line on every state change.
             clock: the time source of progress throttling (a bench runs a fake one).
         """
@@ -111,6 +113,7 @@ class Runner:
         self.stages = dict(stages)
         self._deliver = deliver
         self._on_failed = on_failed
+        self._on_cancelled = on_cancelled
         self._on_change = on_change
         self._clock = clock
         daemon = settings.daemon
@@ -452,6 +455,11 @@ class Runner:
         step(model, "cancel")
         self.store.append(model.job_id, "job.cancelled", stage)
         self._log.info("job cancelled", job_id=model.job_id, stage=stage)
+        if self._on_cancelled is not None:
+            try:
+                self._on_cancelled(model.job_id, stage)
+            except Exception:
+                self._log.exception("on_cancelled callback raised", job_id=model.job_id)
 
     def _fail_if_crashing(self, job_id: str) -> bool:
         """Fail a job whose stage took the daemon down ``crash_limit`` times in a row; True if so."""

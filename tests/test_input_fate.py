@@ -311,3 +311,28 @@ def test_duplicates_follow_their_job_to_failed_and_back(tmp_path: Path) -> None:
     assert (settings.done / "copy.md").read_text() == "# same\n"
     assert "delivered it as outbox/" in (settings.done / "copy.md.duplicate.txt").read_text()
     store.close()
+
+
+def test_a_cancelled_jobs_input_and_its_duplicate_end_in_failed_with_a_note(tmp_path: Path) -> None:
+    """Cancel through a live daemon: the input and its in-flight copy go to failed/, saying so."""
+    from tests.fixtures_service import ServiceDaemon, drop, wait_for
+
+    daemon = ServiceDaemon(tmp_path / "home").start()
+    home = daemon.home
+    try:
+        (home / "gates" / "hold-fetch").touch()
+        drop(home / "inbox", "a.md", "# cancel me\n")
+        job_id = wait_for(lambda: daemon.job_of("a.md"), 30, "the claim", daemon)
+        drop(home / "inbox", "copy.md", "# cancel me\n")
+        wait_for(lambda: daemon.count("input.duplicate") == 1, 30, "the duplicate", daemon)
+        assert daemon.cli("cancel", job_id).returncode == 0
+        wait_for(lambda: daemon.state(job_id) == "cancelled", 30, "the cancel", daemon)
+        wait_for(lambda: (home / "failed" / "copy.md.error.txt").exists(), 30, "the copy's note", daemon)
+        note = (home / "failed" / "a.md.error.txt").read_text()
+        assert "cancelled on request" in note and f"moviegen retry {job_id}" in note
+        assert (home / "failed" / "a.md").read_text() == "# cancel me\n"
+        assert "did not finish" in (home / "failed" / "copy.md.error.txt").read_text()
+        assert not (home / "done").exists() or sorted(p.name for p in (home / "done").iterdir()) == []
+        assert daemon.alive()
+    finally:
+        daemon.stop()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import importlib.util
 import os
 import re
@@ -35,8 +36,8 @@ from daemon.inbox import URL_PATTERN, Inbox, InboxWatcher, new_job_id
 from daemon.logs import get_logger
 from daemon.lock import AlreadyRunning, hold_home_lock, lock_path
 from daemon.notify import Notifier, watchdog_interval
-from daemon.outbox import Outbox
-from stages.base import InputError, JobContext, Stage, atomic_copy
+from daemon.outbox import Outbox, job_metadata
+from stages.base import InputError, JobContext, Stage, atomic_copy, atomic_write_text
 from stages.pipeline import INPUT_KINDS, input_kind, stages_for
 
 if TYPE_CHECKING:
@@ -316,7 +317,8 @@ def make_video(
     """Make one video in this process, no daemon: SOURCE (a URL, article or script) → ``out``.
 
     Runs the stages of the source's kind in order in a temporary job folder (or ``work_dir``),
-    then copies ``video.mp4`` to ``out`` (and ``video.srt`` beside it as ``out.srt``).
+    then writes ``out``'s ``.srt`` and ``.json`` sidecar (the same metadata the daemon delivers:
+    title, source, duration, chapters, credits) and, last, copies ``video.mp4`` to ``out``.
 
     Raises:
         InputError: the source is not a URL or an existing file of an accepted type.
@@ -341,9 +343,15 @@ def make_video(
             raise RuntimeError("the video stage finished without writing video.mp4")
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_copy(video, out)
+        files = {"video": out.name}
         if (job_dir / "video.srt").is_file():
             atomic_copy(job_dir / "video.srt", out.with_suffix(".srt"))
+            files["subtitles"] = out.with_suffix(".srt").name
+        url = source.strip() if kind == "url" else None
+        meta = job_metadata(job_dir, job_id, {"name": url or Path(source).name, "kind": kind, "url": url})
+        meta["files"] = files
+        atomic_write_text(out.with_suffix(".json"), json.dumps(meta, ensure_ascii=False, indent=2) + "\n")
+        atomic_copy(video, out)  # last, as the daemon does: when the video is there, so are its sidecars
     return out
 
 

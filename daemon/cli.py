@@ -432,7 +432,7 @@ def rebuild(ctx: click.Context, home: Path | None, config: Path | None) -> None:
 @_home_options
 @click.argument("source", metavar="SOURCE")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="the MP4 to write (subtitles go beside it as .srt)")
+              help="the MP4 to write (its .srt subtitles and .json sidecar go beside it)")
 @click.option("--renderer", type=click.Choice(["ffmpeg", "remotion"]), help="override video.renderer")
 @click.option("--size", metavar="WxH", help="override the video size, e.g. 1280x720")
 @click.pass_context

@@ -131,13 +131,17 @@ def test_rebuild_recomputes_jobs(invoke, store) -> None:
 
 
 def test_make_runs_the_stages_in_process(invoke, home: Path, tmp_path: Path) -> None:
-    """make writes OUT.mp4 (and .srt) without a daemon; a stage failure exits 1; a missing source 2."""
+    """make writes OUT.mp4 (and .srt, .json) without a daemon; a stage failure exits 1; a missing source 2."""
     article = tmp_path / "a.md"
     article.write_text("# Made\n\ntext\n")
     out = tmp_path / "out" / "made.mp4"
     result = invoke("make", str(article), "-o", str(out), "--size", "320x180")
     assert result.exit_code == 0, result.output
     assert out.read_bytes().startswith(b"not really an mp4") and out.with_suffix(".srt").exists()
+    sidecar = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))  # as the daemon delivers
+    assert sidecar["files"] == {"video": "made.mp4", "subtitles": "made.srt"}
+    assert sidecar["source"] == "a.md" and sidecar["input_kind"] == "article" and sidecar["job_id"]
+    assert {"title", "duration", "chapters", "credits"} <= set(sidecar)
     (home / "gates" / "fail-audio").touch()
     failed = invoke("make", str(article), "-o", str(tmp_path / "x.mp4"))
     assert failed.exit_code == 1 and not (tmp_path / "x.mp4").exists()

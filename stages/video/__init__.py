@@ -30,6 +30,7 @@ from stages.base import (
     no_note,
     no_progress,
 )
+from stages.video.chapters import embed_chapters
 from stages.video.plan import plan_timeline
 from stages.video.probe import RenderCheckFailed, verify_video
 from stages.video.srt import chapters_text, srt_text
@@ -166,8 +167,10 @@ def render_timeline(
         raise InputError(f"unknown renderer {chosen!r}: use ffmpeg or remotion")
 
     def render() -> Path:
-        return _render(timeline, out_path, settings, progress, chosen, cancel=cancel, work_dir=work_dir,
-                       timeline_path=timeline_path)
+        video = _render(timeline, out_path, settings, progress, chosen, cancel=cancel, work_dir=work_dir,
+                        timeline_path=timeline_path)
+        # both renderers' files get the sections as MP4 chapters (before the cache keeps a copy)
+        return embed_chapters(video, timeline.chapters, timeline.duration, cancel=cancel)
 
     if cache_dir is None:
         return render()

@@ -11,6 +11,7 @@ read-only commands never create a home or a database.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -66,10 +67,6 @@ def _settings(ctx: click.Context, home: Path | None = None, config: Path | None 
         raise click.UsageError(str(exc)) from None
 
 
-def _store(settings) -> EventStore:
-    return EventStore(settings.db_path)
-
-
 def _existing_store(ctx: click.Context, settings) -> EventStore | None:
     """The home's event log, opened only if it exists (None: no daemon has run here yet).
 
@@ -100,8 +97,6 @@ def _check_log(settings) -> None:
 
 
 def _missing_home(ctx: click.Context, home: Path, consequence: str = "there is nothing to show") -> str:
-    import os
-
     given = ctx.params.get("home") or ctx.find_root().params.get("home")
     origin = "--home" if given else ("$MOVIEGEN_HOME" if os.environ.get("MOVIEGEN_HOME") else "the default home")
     return (f"{home} does not exist ({origin}), so {consequence}. The systemd service keeps its "

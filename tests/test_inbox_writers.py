@@ -181,3 +181,16 @@ def test_an_80_kanji_name_through_a_live_daemon(tmp_path: Path) -> None:
         assert daemon.alive()
     finally:
         daemon.stop()
+
+
+def test_the_close_event_takes_a_file_without_waiting_to_settle(tmp_path: Path) -> None:
+    """With a 1-hour settle window, a file written in place is claimed once its writer closes it."""
+    daemon = ServiceDaemon(tmp_path / "home", settle=3600, rescan=0.3).start()
+    try:
+        proc = writer(daemon.home / "inbox" / "in-place.md", 3, 100, 0.3)
+        assert proc.wait(timeout=30) == 0
+        job_id = wait_for(lambda: daemon.job_of("in-place.md"), 30, "the claim after close", daemon)
+        assert daemon.query("SELECT json_extract(data, '$.size') FROM events WHERE job_id = ?"
+                            " AND kind = 'job.submitted'", (job_id,)) == [(300,)]
+    finally:
+        daemon.stop()

@@ -252,6 +252,9 @@ def events(ctx: click.Context, home: Path | None, config: Path | None, job_id: s
         printer(event)
         seen = event["seq"]
     if not follow:
+        if job["state"] not in TERMINAL_STATES and daemon_pid(settings.state) is None:
+            _, daemon_line = _daemon_line(settings, store)
+            click.echo(f"({daemon_line}: the job continues when a daemon starts)", err=True)
         return
     try:
         final = _follow(store, settings.state, job["job_id"], seen, printer)

@@ -95,6 +95,8 @@ def test_a_stopped_daemon_is_reported_and_a_cancel_waits_for_the_next_start(tmp_
     assert "interrupted" in row and "slides" in row
     again = moviegen("events", job, "--follow", "--home", home)
     assert again.returncode == 3 and "daemon not running since" in again.stderr  # not waiting forever
+    history = moviegen("events", job, "--home", home)
+    assert history.returncode == 0 and "continues when a daemon starts" in history.stderr
 
     cancel = moviegen("cancel", job, "--home", home)
     assert cancel.returncode == 0

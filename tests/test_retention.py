@@ -260,3 +260,19 @@ def daemons():
     for daemon in started:
         if daemon.alive():
             daemon.kill9()
+
+
+def test_an_idle_daemon_trims_on_its_own(tmp_path: Path, daemons) -> None:
+    """No job needed: an idle daemon runs its periodic trim (first soon after the start)."""
+    daemon = ServiceDaemon(tmp_path / "home", extra="keep_done_days = 0\n")
+    daemons.append(daemon)
+    settings = load_settings(home=daemon.home)
+    store = EventStore(settings.db_path)
+    folder = ended_job(store, settings, "j-old", "job.finished")
+    store.close()
+    daemon.start()
+    wait_for(lambda: daemon.query("SELECT data FROM events WHERE kind = 'daemon.gc'"), 20, "the idle trim", daemon)
+    (data,), = daemon.query("SELECT data FROM events WHERE kind = 'daemon.gc'")
+    assert json.loads(data)["trigger"] == "idle" and json.loads(data)["jobs"] == ["j-old"]
+    assert not folder.exists()
+    assert daemon.stop() == 0

@@ -42,7 +42,7 @@ import structlog
 from daemon import manifest
 from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, crash_streak, now_iso
 from daemon.machine import JobModel, MachineError, remove, restore, step
-from stages.base import Cancelled, ConfigError, InputError, JobContext, Stage, TransientError
+from stages.base import Cancelled, CancelToken, ConfigError, InputError, JobContext, Stage, TransientError
 from stages.debris import remove_debris
 from stages.pipeline import PERCENT_RANGES, overall_percent
 from stages.settings import Settings
@@ -71,7 +71,7 @@ class _Run:
 
     model: JobModel
     mode: str  # "start" | "resume" | "retry": how it enters its first stage
-    token: threading.Event = field(default_factory=threading.Event)
+    token: CancelToken = field(default_factory=CancelToken)  # setting it hangs up the stage's network waits
     reason: str | None = None  # why the token was set: "cancel" | "timeout" | "shutdown"
     task: asyncio.Task | None = None
     active: bool = False  # holds a job slot
@@ -296,6 +296,11 @@ class Runner:
                           resumed=run.mode == "resume", retry=run.mode == "retry")
         log.info("job started", state=model.state, mode=run.mode)
         while True:
+            if not run.token.is_set() and self.store.take_request(model.job_id, "cancel"):
+                # A `moviegen cancel` made during a stage shorter than the daemon's request poll:
+                # honour it before the next stage starts, not in the middle of it.
+                run.reason = "cancel"
+                run.token.set()
             if run.token.is_set():
                 if run.reason == "cancel":
                     self._record_cancelled(model)
@@ -347,6 +352,8 @@ class Runner:
                 async with self._slot(getattr(stage, "resource", None)):
                     return await self._attempt(run, stage, ctx, fingerprint, attempt, log)
             except TransientError as exc:
+                if run.token.is_set() and run.reason in ("cancel", "shutdown"):
+                    return self._interrupted(run, name)  # a network wait hung up by the cancel
                 if attempt < attempts and not run.token.is_set():
                     delay = self._backoff(attempt, exc.retry_after)
                     self.store.append(run.model.job_id, "stage.failed", name, error=str(exc), attempt=attempt,

@@ -145,6 +145,11 @@ class LLMSettings(_KeyFromEnv):
     require_parameters: bool | None = Field(
         None, description="send OpenRouter's provider.require_parameters; None: only for openrouter.ai"
     )
+    attempts: int = Field(6, ge=1, description="tries per request on 429, 5xx, timeouts and connection errors")
+    retry_base_seconds: float = Field(2.0, ge=0, description="first wait between tries; doubles each time")
+    retry_max_seconds: float = Field(
+        30.0, ge=0, description="longest wait (caps Retry-After too); the defaults wait about a minute in all"
+    )
 
 
 class CharacterSettings(_Section):
@@ -208,6 +213,13 @@ class VoicevoxSettings(_Section):
     speaker: int = 3
     concurrency: int = Field(2, ge=1)
     timeout: float = 60.0
+    attempts: int = Field(
+        6, ge=1, description="tries per call while the engine is unreachable or answers 429/5xx (e.g. restarting)"
+    )
+    retry_base_seconds: float = Field(2.0, ge=0, description="first wait between tries; doubles each time")
+    retry_max_seconds: float = Field(
+        30.0, ge=0, description="longest wait (caps Retry-After too); the defaults wait about a minute in all"
+    )
 
 
 class ThemeSettings(_Section):

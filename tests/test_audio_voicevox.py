@@ -32,7 +32,8 @@ def write_script(path: Path, narrations) -> Path:
 
 def vv_settings(tmp_path: Path, engine: VoicevoxDouble, **overrides):
     overrides.setdefault("voicevox", {})
-    overrides["voicevox"] = {"url": engine.url, "timeout": 5.0, **overrides["voicevox"]}
+    fast_retries = {"retry_base_seconds": 0.01, "retry_max_seconds": 0.02}
+    overrides["voicevox"] = {"url": engine.url, "timeout": 5.0, **fast_retries, **overrides["voicevox"]}
     return load_settings(home=tmp_path / "home", audio={"engine": "voicevox"}, **overrides)
 
 
@@ -125,8 +126,8 @@ def test_engine_going_down_mid_job_then_back_resumes_from_the_cache(tmp_path, en
 
 
 def test_server_errors_are_transient(tmp_path, engine):
-    """A 503 from the engine is a TransientError (the runner retries), not a failure of the input."""
-    settings = vv_settings(tmp_path, engine)
+    """A 503 from the engine is a TransientError (retried), not a failure of the input."""
+    settings = vv_settings(tmp_path, engine, voicevox={"attempts": 1})
     engine.fail_next(1, status=503, paths=("/synthesis",))
     with pytest.raises(TransientError, match="503"):
         generate_audio(write_script(tmp_path / "s.yaml", ["こんにちは"]), tmp_path, settings)

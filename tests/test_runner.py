@@ -649,3 +649,125 @@ def test_shutdown_during_backoff_keeps_the_job(home: Path, store: EventStore) ->
     asyncio.run(again())
     assert store.job("j")["state"] == "done"
     assert not store.events("j", kinds=["job.cancelled", "job.failed"])
+
+
+# --- network waits and cancel requests ----------------------------------------------------------
+
+
+class RequestsCancelStage(FileStage):
+    """Files a `moviegen cancel` request for its own job and returns at once: a stage shorter
+    than the daemon's request poll."""
+
+    def __init__(self, name: str, store: EventStore, **kwargs):
+        super().__init__(name, **kwargs)
+        self.store = store
+
+    def before(self, job) -> None:
+        self.store.request(job.job_id, "cancel")
+
+
+def test_cancel_request_is_honoured_before_the_next_stage(home: Path, store: EventStore) -> None:
+    """A cancel requested during a short stage stops the job before its next stage starts (no
+    request poller runs here at all: the runner looks before each stage), and is taken."""
+    settings = make_settings(home)
+    run_jobs(store, settings, pipeline(script=RequestsCancelStage("script", store)), {"j": "url"})
+    assert started(store, "j") == ["fetch", "script"]
+    assert kinds(store, "j")[-1] == ("job.cancelled", "audio")
+    assert store.take_requests() == []
+
+
+def _real_fetch_pipeline() -> dict:
+    from stages.fetch import FetchStage
+
+    return pipeline(fetch=FetchStage())
+
+
+def _trickle_settings(home: Path, **daemon):
+    return load_settings(home=home, fetch={"allow_private": True, "read_timeout": 600, "total_timeout": 600},
+                         daemon={"retry_base_seconds": 0.01, "retry_max_seconds": 0.05, "progress_interval_seconds": 0.0,
+                                 "shutdown_grace_seconds": 600.0, **daemon})
+
+
+def test_cancel_during_fetch_ends_cancelled_and_hangs_up(home: Path, store: EventStore) -> None:
+    """A cancel while the real fetch stage is blocked on a trickling server ends the job
+    ``cancelled`` (not failed), and the connection is closed. Every timeout and the shutdown grace
+    are far away, so only the hang-up can have freed the worker thread."""
+    from tests.fixtures_slow import TrickleServer
+
+    settings = _trickle_settings(home)
+
+    async def main(slow: TrickleServer) -> None:
+        runner = Runner(store, settings, _real_fetch_pipeline())
+        submit(store, settings, "j", "url", text=slow.url() + "\n")
+        await runner.start_job("j")
+        await until(lambda: slow.accepted() == 1 and slow.connections[0].sent > 0)
+        assert runner.cancel("j")
+        await runner.wait_idle()
+        await until(lambda: slow.hung_up() == 1)
+
+    with TrickleServer(interval=0.2) as slow:
+        asyncio.run(main(slow))
+    assert store.job("j")["state"] == "cancelled"
+    assert kinds(store, "j")[-1] == ("job.cancelled", "fetch")
+    assert not store.events("j", kinds=["job.failed"])
+
+
+def test_stage_timeout_hangs_up_and_frees_the_slot(home: Path, store: EventStore) -> None:
+    """A fetch past its stage timeout fails with the timeout, its connection is closed, and the
+    single network slot goes to the next job, whose fetch then succeeds."""
+    from tests.fixtures_slow import TrickleServer
+
+    settings = _trickle_settings(home, max_jobs=2, slots={"network": 1},
+                                 stage_timeout_seconds={"fetch": 1.0, "script": 600, "audio": 600, "slides": 600,
+                                                        "video": 600})
+    with TrickleServer(interval=0.2) as slow, _ArticleServer() as good:
+        async def main() -> None:
+            runner = Runner(store, settings, _real_fetch_pipeline())
+            submit(store, settings, "slow", "url", text=slow.url() + "\n")
+            await runner.start_job("slow")
+            await until(lambda: slow.accepted() == 1)
+            submit(store, settings, "good", "url", text=good.url + "\n")
+            await runner.start_job("good")
+            await runner.wait_idle()
+
+        asyncio.run(main())
+        assert slow.hung_up() == 1
+    assert store.job("slow")["state"] == "failed"
+    failed = store.events("slow", kinds=["job.failed"])[0]["data"]
+    assert "timed out" in failed["error"]
+    assert store.job("good")["state"] == "done"
+    seq = {(e["job_id"], e["kind"], e["stage"]): e["seq"] for e in store.events()}
+    assert seq[("slow", "job.failed", "fetch")] < seq[("good", "stage.started", "fetch")]
+
+
+class _ArticleServer:
+    """A plain, fast web server with one article page."""
+
+    def __enter__(self) -> "_ArticleServer":
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = ("<html><head><title>Fast page</title></head><body><article><h1>Fast page</h1>"
+                + "<p>This page answers at once, with enough text to count as an article body.</p>" * 8
+                + "</article></body></html>").encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/article"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ def double():
 
 
 def llm_settings(tmp_path, double, **overrides):
-    llm = {"base_url": double.base_url, "model": "test/model", "api_key": KEY, "require_parameters": True, "timeout": 10}
+    llm = {"base_url": double.base_url, "model": "test/model", "api_key": KEY, "require_parameters": True, "timeout": 10,
+           "retry_base_seconds": 0.01, "retry_max_seconds": 0.02}
     llm.update(overrides.pop("llm", {}))
     script = {"writer": "llm", **overrides.pop("script", {})}
     return load_settings(home=tmp_path, script=script, llm=llm, **overrides)
@@ -242,7 +244,8 @@ def test_unreachable_server_is_transient(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = load_settings(home=tmp_path, script={"writer": "llm"}, llm={"base_url": f"http://127.0.0.1:{port}/v1", "model": "m"})
+    settings = load_settings(home=tmp_path, script={"writer": "llm"}, llm={"base_url": f"http://127.0.0.1:{port}/v1", "model": "m",
+                                                                           "retry_base_seconds": 0.01, "retry_max_seconds": 0.02})
     with pytest.raises(TransientError, match="unreachable"):
         write_with_llm(ARTICLE, settings)
 
@@ -330,3 +333,64 @@ def test_unknown_model_is_an_input_error_with_openai_details(tmp_path, double):
     with pytest.raises(InputError, match=r"404.*does not exist.*type=invalid_request_error, code=model_not_found"):
         write_with_llm(ARTICLE, llm_settings(tmp_path, double))
     assert len(double.requests) == 1
+
+
+# --- backoff and cancellation (real sockets) -----------------------------------------------------
+
+
+def test_transient_failures_are_tried_again_with_backoff(tmp_path, double):
+    """Two 503s then a reply: the writer waits and asks again (llm.attempts), and the script comes."""
+    double.queue(server_error(), server_error(), reply_json(REPLY))
+    script = write_with_llm(ARTICLE, llm_settings(tmp_path, double, llm={"attempts": 3}))
+    assert script.title == "型ヒント入門"
+    assert len(double.requests) == 3
+
+
+def test_backoff_gives_up_after_llm_attempts(tmp_path, double):
+    """A server that keeps failing gets exactly llm.attempts requests; the error says so."""
+    double.queue(server_error())
+    with pytest.raises(TransientError, match="gave up after 4 attempts"):
+        write_with_llm(ARTICLE, llm_settings(tmp_path, double, llm={"attempts": 4}))
+    assert len(double.requests) == 4
+
+
+def test_default_backoff_outlasts_an_engine_restart(tmp_path):
+    """The default waits add up to about a minute, longer than a model server takes to restart."""
+    from stages.netwait import backoff_total
+
+    llm = load_settings(home=tmp_path).llm
+    assert backoff_total(llm.attempts, llm.retry_base_seconds, llm.retry_max_seconds) >= 55
+
+
+def test_cancel_hangs_up_a_request_in_flight(tmp_path, double):
+    """A cancel while the model 'thinks' ends write_with_llm with Cancelled at once (the read and
+    total timeouts are far away), and the server sees the connection closed."""
+    import threading
+
+    from stages.base import Cancelled, CancelToken
+    from tests.doubles.llm import stall
+
+    double.queue(stall())
+    cancel = CancelToken()
+    outcome: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            write_with_llm(ARTICLE, llm_settings(tmp_path, double, llm={"timeout": 600}), cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 (inspected below)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=write)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not double.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert double.requests and worker.is_alive()
+    cancel.set()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
+    deadline = time.monotonic() + 30
+    while double.hung_up < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert double.hung_up == 1 and len(double.requests) == 1

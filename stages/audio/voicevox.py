@@ -5,6 +5,10 @@ persona's scales and silences and goes back as the body of ``POST /synthesis?spe
 answer is 24 kHz 16-bit WAV. Errors: the engine unreachable or timing out, 429 and 5xx are
 :class:`TransientError` naming the URL; 422 and other 4xx are :class:`InputError` carrying the
 engine's own message (``{"detail": [...]}``, ``{"detail": "..."}`` or ``{"message": "..."}``).
+Transient failures are tried again in place, ``voicevox.attempts`` times with a doubling wait
+(``voicevox.retry_base_seconds`` up to ``voicevox.retry_max_seconds``; the defaults wait about a
+minute, longer than an engine takes to restart). A cancel hangs up the engine's connections, so a
+synthesis in flight ends at once.
 
 The pronunciation dictionary is kept in step with the engine's user dictionary. Words this
 program added are remembered in a small state file (uuid -> what we sent), so words a person
@@ -24,7 +28,8 @@ import numpy as np
 from stages.audio.engine import Voice
 from stages.audio.text import to_fullwidth, to_katakana
 from stages.audio.wav import decode_wav
-from stages.base import ConfigError, InputError, TransientError, atomic_write_json, fingerprint_of
+from stages.base import Cancelled, ConfigError, InputError, TransientError, atomic_write_json, fingerprint_of
+from stages.netwait import Hangup, with_backoff
 
 if TYPE_CHECKING:
     from stages.settings import PronunciationEntry, VoicevoxSettings
@@ -40,6 +45,8 @@ class VoicevoxEngine:
         self.parallel = settings.concurrency
         self.state_dir = Path(state_dir)
         self._client = httpx.Client(base_url=self.url, timeout=settings.timeout)
+        self._retry = settings
+        self._hangup = Hangup()  # sees every connection of the client; an engine serves one job
         self._version: str | None = None
         self._names: dict[int, str] = {}
 
@@ -68,8 +75,13 @@ class VoicevoxEngine:
         self.sync_dictionary(dictionary)
 
     def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
+        with self._hangup.watch(cancel):
+            return self._synthesize(text, voice, cancel)
+
+    def _synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
         speaker = {"speaker": voice.speaker}
-        query = self._call("POST", "/audio_query", params={"text": text, **speaker}, what="the audio query").json()
+        query = self._call("POST", "/audio_query", params={"text": text, **speaker}, what="the audio query",
+                           cancel=cancel).json()
         query.update(
             speedScale=voice.speed,
             pitchScale=voice.pitch,
@@ -78,7 +90,8 @@ class VoicevoxEngine:
             prePhonemeLength=voice.pre_phoneme_length,
             postPhonemeLength=voice.post_phoneme_length,
         )
-        response = self._call("POST", "/synthesis", params=speaker, json=query, what="the synthesis request")
+        response = self._call("POST", "/synthesis", params=speaker, json=query, what="the synthesis request",
+                              cancel=cancel)
         try:
             return decode_wav(response.content)
         except ValueError as exc:
@@ -147,13 +160,23 @@ class VoicevoxEngine:
                     styles[int(style["id"])] = speaker.get("name", "")
         return styles
 
-    def _call(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, path: str, *, what: str, cancel: threading.Event | None = None,
+              **kwargs: Any) -> httpx.Response:
+        """One API call, tried again with backoff while it fails transiently (``voicevox.attempts``)."""
+        retry = self._retry
+        return with_backoff(lambda: self._call_once(method, path, what=what, **kwargs), attempts=retry.attempts,
+                            base_seconds=retry.retry_base_seconds, max_seconds=retry.retry_max_seconds,
+                            cancel=cancel)
+
+    def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"VOICEVOX engine at {self.url} timed out on {what}") from exc
+            response = self._client.request(method, path, extensions=self._hangup.extensions, **kwargs)
         except httpx.TransportError as exc:
-            raise TransientError(f"VOICEVOX engine at {self.url} could not be reached for {what}: {exc}") from exc
+            if self._hangup.cancelled:
+                raise Cancelled(f"cancelled while waiting for the VOICEVOX engine ({what})") from exc
+            raise _unreachable(self.url, what, exc) from exc
+        if self._hangup.cancelled:  # an answer cut short by the hang-up is not to be trusted
+            raise Cancelled(f"cancelled while waiting for the VOICEVOX engine ({what})")
         if response.status_code < 400:
             return response
         message = _error_message(response)
@@ -164,6 +187,13 @@ class VoicevoxEngine:
                 f"VOICEVOX engine at {self.url} answered {status} to {what}: {message}", retry_after=retry_after
             )
         raise InputError(f"VOICEVOX engine at {self.url} refused {what} ({status}): {message}")
+
+
+def _unreachable(url: str, what: str, exc: httpx.TransportError) -> TransientError:
+    """The error for a call that got no answer: timed out, or the engine could not be reached."""
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientError(f"VOICEVOX engine at {url} timed out on {what}")
+    return TransientError(f"VOICEVOX engine at {url} could not be reached for {what}: {exc}")
 
 
 def _word_params(entry: "PronunciationEntry") -> dict[str, Any]:

@@ -21,8 +21,11 @@ Reply:
     of the article's images is dropped). An invalid reply is retried once with the errors
     appended to the conversation. ``finish_reason: length`` is an :class:`InputError` naming
     ``llm.max_output_tokens``; a refusal (``message.refusal``, ``finish_reason:
-    content_filter``, or an apology with no JSON) is an :class:`InputError`. 429 and 5xx are
-    :class:`TransientError` with the server's ``Retry-After``; OpenAI
+    content_filter``, or an apology with no JSON) is an :class:`InputError`. 429, 5xx, timeouts
+    and connection errors are tried again up to ``llm.attempts`` times, waiting
+    ``llm.retry_base_seconds`` and doubling up to ``llm.retry_max_seconds`` (the server's
+    ``Retry-After`` honoured), then are a :class:`TransientError`. A cancel hangs up a request in
+    flight at once. OpenAI
     (``{"error": {"message", "type", "code"}}``) and vLLM (``{"object": "error", "message",
     "type", "code"}``) error bodies are turned into the message.
 
@@ -47,6 +50,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from stages.base import Cancelled, InputError, Note, Progress, TransientError, no_note, no_progress
+from stages.netwait import Hangup, with_backoff
 from stages.script import prompts
 from stages.script.model import Script
 from stages.script.text import article_language, estimate_tokens, is_japanese, normalise_reading, reading_for
@@ -142,8 +146,8 @@ def write_with_llm(
     Raises:
         InputError: a refusal, a cut-off reply, a reply still invalid after one retry, or a
             request the server rejects (bad model, bad key).
-        TransientError: 429, 5xx, timeouts and connection errors.
-        Cancelled: ``cancel`` was set between steps.
+        TransientError: 429, 5xx, timeouts and connection errors, after ``llm.attempts`` tries.
+        Cancelled: ``cancel`` was set (a request in flight is hung up).
     """
     language = article_language(article, settings.script.language)
     japanese = is_japanese(language)
@@ -160,7 +164,7 @@ def write_with_llm(
         prompts.article_message(japanese, _title(article), str(article.get("url") or ""), body, _image_listing(images)),
     ])
     messages = [{"role": "system", "content": prompts.system_prompt(japanese)}, {"role": "user", "content": user}]
-    client = ChatClient(settings.llm)
+    client = ChatClient(settings.llm, cancel=cancel)
     schema = strict_schema([p.id for p in personas] if dialogue else None)
 
     script: Script | None = None
@@ -230,10 +234,14 @@ class ChatReply:
 
 
 class ChatClient:
-    """One OpenAI-compatible chat-completions endpoint; knows the key but never shows it."""
+    """One OpenAI-compatible chat-completions endpoint; knows the key but never shows it.
 
-    def __init__(self, llm: "LLMSettings"):
+    ``cancel`` (the job's token) hangs up a request in flight and ends the waits between retries.
+    """
+
+    def __init__(self, llm: "LLMSettings", cancel: threading.Event | None = None):
         self._llm = llm
+        self._cancel = cancel
         self._url = llm.base_url.rstrip("/") + "/chat/completions"
         self._key = _api_key(llm)
         self._json_schema_supported = True
@@ -246,7 +254,16 @@ class ChatClient:
         return text.replace(self._key, "***") if self._key else text
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> ChatReply:
-        """One completion; falls back to ``json_object`` once if ``json_schema`` gets a 400."""
+        """One completion, tried again with backoff on transient failures (``llm.attempts``).
+
+        Falls back to ``json_object`` once if ``json_schema`` gets a 400.
+        """
+        llm = self._llm
+        return with_backoff(lambda: self._complete_once(messages, schema), attempts=llm.attempts,
+                            base_seconds=llm.retry_base_seconds, max_seconds=llm.retry_max_seconds,
+                            cancel=self._cancel)
+
+    def _complete_once(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> ChatReply:
         if self._json_schema_supported:
             fmt = {"type": "json_schema", "json_schema": {"name": "script", "strict": True, "schema": schema}}
             response = self._post(self._body(messages, fmt))
@@ -275,13 +292,19 @@ class ChatClient:
         headers = {"Content-Type": "application/json", "X-Title": "moviegen"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
+        hangup = Hangup()
         try:
-            with httpx.Client(timeout=self._llm.timeout, follow_redirects=False) as http:
-                return http.post(self._url, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"the LLM API at {self._url} timed out after {self._llm.timeout:g}s") from None
+            with hangup.watch(self._cancel), httpx.Client(timeout=self._llm.timeout, follow_redirects=False) as http:
+                response = http.post(self._url, json=body, headers=headers, extensions=hangup.extensions)
         except httpx.HTTPError as exc:
+            if hangup.cancelled:
+                raise Cancelled("script writing was cancelled during the LLM request") from None
+            if isinstance(exc, httpx.TimeoutException):
+                raise TransientError(f"the LLM API at {self._url} timed out after {self._llm.timeout:g}s") from None
             raise TransientError(f"the LLM API at {self._url} is unreachable: {type(exc).__name__}") from None
+        if hangup.cancelled:  # a reply cut short by the hang-up is not to be trusted
+            raise Cancelled("script writing was cancelled during the LLM request")
+        return response
 
     def _reply(self, response: httpx.Response) -> ChatReply:
         status = response.status_code

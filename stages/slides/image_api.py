@@ -8,6 +8,7 @@ Two request forms are spoken:
 
 429 and 5xx are retried (``Retry-After`` honoured, else a short doubling backoff); anything else,
 or running out of attempts, raises :class:`ImageApiError` and the slide is typeset instead.
+A cancel hangs up a request in flight at once (:class:`stages.netwait.Hangup`) and ends the wait.
 The API key goes only into the Authorization header: never into messages or logs.
 """
 
@@ -23,6 +24,7 @@ import httpx
 
 from stages.base import Cancelled
 from stages.fetch.http import parse_retry_after
+from stages.netwait import Hangup
 
 if TYPE_CHECKING:
     from stages.settings import ImageApiSettings
@@ -51,7 +53,7 @@ def generate_image(prompt: str, api: "ImageApiSettings", *, cancel: threading.Ev
 
     Raises:
         ImageApiError: no key/model, a refused request, a malformed answer, or retries used up.
-        Cancelled: ``cancel`` was set while waiting.
+        Cancelled: ``cancel`` was set (a request in flight is hung up).
     """
     key = _api_key(api)
     if not api.model:
@@ -83,16 +85,21 @@ def _post_with_retries(url: str, body: dict[str, Any], headers: dict[str, str], 
                        cancel: threading.Event | None, sleep) -> dict[str, Any]:
     attempts = max(1, api.attempts)
     last = ""
-    with httpx.Client(timeout=api.timeout, trust_env=False) as client:
+    hangup = Hangup()
+    with hangup.watch(cancel), httpx.Client(timeout=api.timeout, trust_env=False) as client:
         for attempt in range(1, attempts + 1):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("image generation cancelled")
             wait: float | None = None
             try:
-                response = client.post(url, json=body, headers=headers)
+                response = client.post(url, json=body, headers=headers, extensions=hangup.extensions)
             except httpx.TransportError as exc:
+                if hangup.cancelled:
+                    raise Cancelled("image generation cancelled during the request") from None
                 last = f"network error: {type(exc).__name__}"
             else:
+                if hangup.cancelled:
+                    raise Cancelled("image generation cancelled during the request")
                 if response.status_code == 200:
                     try:
                         return response.json()

@@ -18,6 +18,8 @@ Example::
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 import uuid
@@ -135,6 +137,22 @@ def json_schema_unsupported(then: Step) -> Step:
     return step
 
 
+class Stall:
+    """Hold the request without answering (a model that thinks for ever) until the client hangs
+    up or ``seconds`` pass; then answer 503. :attr:`ChatDouble.hung_up` counts the hang-ups."""
+
+    def __init__(self, seconds: float = 600.0):
+        self.seconds = seconds
+
+    def __call__(self, request: dict[str, Any]) -> Reply:
+        return Reply(503, {"error": {"message": "stalled", "type": "server_error", "param": None, "code": None}})
+
+
+def stall(seconds: float = 600.0) -> Step:
+    """A request that gets no answer for ``seconds`` (or until the client hangs up)."""
+    return Stall(seconds)
+
+
 class ChatDouble:
     """The server. Use as a context manager; :attr:`base_url` ends in ``/v1``."""
 
@@ -142,6 +160,7 @@ class ChatDouble:
         self.api_key = api_key
         self.requests: list[Recorded] = []
         self.log: list[str] = []
+        self.hung_up = 0  # stalled requests whose client closed the connection
         self._steps: list[Step] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -195,7 +214,28 @@ class ChatDouble:
                     return self._send(Reply(401, {"error": {"message": f"Incorrect API key provided: {sent}.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}))
                 if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
                     return self._send(Reply(400, {"error": {"message": "'model' and 'messages' are required.", "type": "invalid_request_error", "param": None, "code": None}}))
-                self._send(double._next()(body))
+                step = double._next()
+                if isinstance(step, Stall) and self._stalled(step.seconds):
+                    return
+                self._send(step(body))
+
+            def _stalled(self, seconds: float) -> bool:
+                """Wait for the client to hang up (True) or for ``seconds`` to pass (False)."""
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    readable, _, _ = select.select([self.connection], [], [], 0.05)
+                    if readable and not self._peek():
+                        with double._lock:
+                            double.hung_up += 1
+                        self.close_connection = True
+                        return True
+                return False
+
+            def _peek(self) -> bytes:
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK)  # b"": the client's FIN
+                except OSError:
+                    return b""
 
             def do_GET(self) -> None:  # noqa: N802
                 self._send(Reply(404, {"error": {"message": f"Unknown request URL: GET {self.path}.", "type": "invalid_request_error", "param": None, "code": "unknown_url"}}))

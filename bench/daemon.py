@@ -1,6 +1,7 @@
 """Daemon benchmarks: each function measures one thing and returns ``{name: value}``.
 
-Run: ``.venv/bin/python bench/daemon.py [--quick] [name ...]`` prints ``name=value`` lines. Add a benchmark
+Run: ``.venv/bin/python bench/daemon.py [--quick] [--jobs N] [name ...]`` prints ``name=value`` lines
+(``--jobs``: how many real jobs ``soak_after_jobs`` makes, default 15). Add a benchmark
 by writing a function returning a dict and listing it in ``BENCHMARKS``.
 """
 
@@ -213,6 +214,68 @@ def burst_500_files() -> dict[str, float]:
     }
 
 
+SOAK_JOBS = 15  # --jobs N
+SOAK_CONFIG = """
+[daemon]
+settle_seconds = 0.2
+rescan_seconds = 1.0
+"""
+SOAK_SCRIPT = """title: 耐久テスト {k}
+sections:
+  - title: はじめに {k}
+    narrations: ["これは{k}番目の動画なのだ。", "待機中のメモリが増えないか確かめます。"]
+    slide: {{heading: "耐久テスト {k}", bullets: ["{k}本目の動画", "待機中のメモリ", "ファイルとスレッド"]}}
+  - title: まとめ {k}
+    narrations: ["以上、{k}本目なのだ。"]
+"""
+
+
+def soak_after_jobs() -> dict[str, float]:
+    """RSS, open fds and threads of a real daemon (Open JTalk, Pillow slides, ffmpeg at 1920x1080),
+    idle at start and idle after ``--jobs N`` (default 15) different scripts made one after another."""
+    with tempfile.TemporaryDirectory(prefix="moviegen-bench-soak-") as tmp:
+        from tests.fixtures_service import ServiceDaemon, drop, wait_for
+
+        daemon = ServiceDaemon(Path(tmp), config=SOAK_CONFIG).start()
+        try:
+            time.sleep(2.0)  # past start-up
+            pid = daemon.proc.pid
+            start = _process_figures(pid)
+            peak_rss = 0
+            for k in range(1, SOAK_JOBS + 1):
+                name = f"soak-{k:03d}.yaml"
+                drop(daemon.home / "inbox", name, SOAK_SCRIPT.format(k=k))
+                deadline = time.monotonic() + 300
+                while (job := daemon.job_of(name)) is None or daemon.state(job) not in ("done", "failed", "cancelled"):
+                    if time.monotonic() > deadline or not daemon.alive():
+                        raise RuntimeError(f"{name} did not finish\n{daemon.tail()}")
+                    peak_rss = max(peak_rss, _rss_kib(pid))
+                    time.sleep(0.1)
+                if daemon.state(job) != "done":
+                    raise RuntimeError(f"{name} ended {daemon.state(job)}\n{daemon.tail()}")
+            time.sleep(3.0)  # idle again
+            after = _process_figures(pid)
+        finally:
+            daemon.stop()
+    return {
+        "soak_jobs": SOAK_JOBS,
+        "soak_rss_mb_at_start": start["rss_mb"],
+        "soak_peak_rss_mb_during_jobs": round(peak_rss / 1024, 1),
+        "soak_rss_mb_after_jobs": after["rss_mb"],
+        "soak_fds_at_start": start["fds"],
+        "soak_fds_after_jobs": after["fds"],
+        "soak_threads_at_start": start["threads"],
+        "soak_threads_after_jobs": after["threads"],
+    }
+
+
+def _process_figures(pid: int) -> dict[str, float]:
+    """One process's RSS (MB), open file descriptors and threads."""
+    threads = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                   if line.startswith("Threads:"))
+    return {"rss_mb": round(_rss_kib(pid) / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": threads}
+
+
 def _submitted_at(daemon, name: str) -> float | None:
     rows = daemon.query("SELECT at FROM events WHERE kind = 'job.submitted' AND json_extract(data, '$.name') = ?",
                         (name,))
@@ -232,15 +295,19 @@ def _rss_kib(pid: int) -> int:
 
 
 BENCHMARKS: list[Callable[[], dict[str, float]]] = [
-    progress_rows_10min_render, inbox_pickup_latency, idle_cpu_and_rss, burst_500_files,
+    progress_rows_10min_render, inbox_pickup_latency, idle_cpu_and_rss, burst_500_files, soak_after_jobs,
 ]
 
 
 def main(argv: list[str]) -> None:
     # Only the figures go to stdout.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    global QUICK
+    global QUICK, SOAK_JOBS
     QUICK = "--quick" in argv
+    if "--jobs" in argv:
+        at = argv.index("--jobs")
+        SOAK_JOBS = int(argv[at + 1])
+        argv = argv[:at] + argv[at + 2:]
     wanted = set(argv) - {"--quick"}
     for bench in BENCHMARKS:
         if wanted and bench.__name__ not in wanted:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stages.base import Cancelled, JobContext
+from stages.base import Cancelled, InputError, JobContext
 from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
 from stages.video.ffmpeg import REFERENCE_PICTURES
 from stages.video.frames import Compositor, encode_plan, frame_runs
 from stages.video.h264 import MAX_COPY_RUN
+from stages.process import ProcessError
 from stages.video.probe import RenderCheckFailed, probe
 from tests.test_video_fixtures import MOUTH_COLOR, SLIDE_COLORS, Phrase, make_job
 
@@ -153,6 +158,7 @@ def test_cancel_leaves_nothing_behind(tmp_path, mode):
         render_timeline(timeline, out_dir / "video.mp4", job.settings, progress, cancel=cancel)
     assert list(out_dir.iterdir()) == []
     assert _ffmpeg_children() == []
+    assert processes_using(tmp_path) == []  # the render process's ffmpegs too, not only ours
 
 
 def test_stage_run_writes_video_and_side_files(tmp_path):
@@ -176,6 +182,22 @@ def test_verify_rejects_a_wrong_duration(rendered, tmp_path):
     longer = timeline.model_copy(update={"duration": timeline.duration + 1.0, "frames": timeline.frames + 30})
     with pytest.raises(RenderCheckFailed, match="lasts"):
         verify_video(outputs["segments"][0], longer)
+
+
+def processes_using(folder: Path) -> list[str]:
+    """Processes whose working folder or command line is inside ``folder`` (ffmpeg runs in its work folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)) or str(folder) in cmdline:
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
 
 
 def _ffmpeg_children() -> list[int]:
@@ -256,3 +278,87 @@ def test_full_decode_check(tmp_path):
     timeline = plan_timeline(job.dir, job.settings)
     out = render_timeline(timeline, tmp_path / "full.mp4", job.settings)
     verify_video(out, timeline)
+
+
+def test_the_render_runs_in_a_child_process_and_reports_progress_here(tmp_path):
+    """Compositing and encoding happen in ``stages.video.render_process``; progress arrives in the calling thread."""
+    job = make_job(tmp_path, [[Phrase("a", seconds=1.0)], [Phrase("b", seconds=1.0)]])
+    timeline = plan_timeline(job.dir, job.settings)
+    calls: list[tuple[int, int, str, int, list[str]]] = []
+
+    def progress(current: int, total: int, message: str) -> None:
+        calls.append((current, total, message, threading.get_ident(), _render_children()))
+
+    render_timeline(timeline, tmp_path / "v.mp4", job.settings, progress)
+    assert {c[3] for c in calls} == {threading.get_ident()}
+    assert any(c[4] for c in calls), "no render process was seen while rendering"
+    assert calls[-1][:2] == (timeline.frames, timeline.frames) and "rendering" in {c[2] for c in calls}
+    assert _render_children() == []
+
+
+def test_errors_in_the_render_process_keep_their_type(tmp_path):
+    """An InputError stays an InputError; an ffmpeg failure stays a ProcessError with ffmpeg's words."""
+    job = make_job(tmp_path, [[Phrase("a", seconds=0.5)]])
+    timeline = plan_timeline(job.dir, job.settings)
+    with pytest.raises(InputError, match="even width"):
+        render_timeline(timeline.model_copy(update={"width": 321}), tmp_path / "odd.mp4", job.settings)
+    settings = job.settings.model_copy(deep=True)
+    settings.video.preset = "no-such-preset"
+    with pytest.raises(ProcessError, match="x264") as caught:
+        render_timeline(timeline, tmp_path / "bad.mp4", settings)
+    assert caught.value.stderr_tail
+    assert not (tmp_path / "bad.mp4").exists() and _render_children() == []
+
+
+def test_the_render_process_ends_when_its_parent_is_killed(tmp_path):
+    """SIGKILL to the process that asked for the render: the render process and its ffmpegs stop soon after."""
+    job = make_job(tmp_path, [[Phrase(f"字幕{i}", seconds=3.0)] for i in range(20)], size=(640, 360))
+    timeline_path = plan_timeline(job.dir, job.settings).save(tmp_path / "timeline.json")
+    started = tmp_path / "started"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from stages.video import render_timeline
+        from stages.video.timeline import Timeline
+        from tests.test_video_fixtures import make_job
+        settings = {job.settings.model_dump_json()!r}
+        from stages.settings import Settings
+        settings = Settings.model_validate_json(settings)
+        timeline = Timeline.model_validate_json(Path({str(timeline_path)!r}).read_text())
+        def progress(c, t, m):
+            Path({str(started)!r}).touch()
+        render_timeline(timeline, Path({str(tmp_path / "out.mp4")!r}), settings, progress)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert parent.poll() is None and time.monotonic() < deadline, "the render did not start"
+            time.sleep(0.05)
+        assert processes_using(tmp_path)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 20
+        while (left := processes_using(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert left == []
+        assert not (tmp_path / "out.mp4").exists()
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # work folder, temp output
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _render_children() -> list[str]:
+    """This process's children running the render process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and "stages.video.render_process" in cmdline:
+            found.append(cmdline)
+    return found

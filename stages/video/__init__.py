@@ -192,9 +192,10 @@ def _render(
     timeline_path: Path | None,
 ) -> Path:
     if chosen == "ffmpeg":
-        from stages.video.ffmpeg import render_with_ffmpeg
+        # in a child process: what compositing and mixing allocate is returned when it exits
+        from stages.video.render_process import render_in_child
 
-        return render_with_ffmpeg(timeline, out_path, settings, progress, cancel=cancel, work_dir=work_dir)
+        return render_in_child(timeline, out_path, settings, progress, cancel=cancel, work_dir=work_dir)
     if chosen == "remotion":
         from stages.video.remotion import render_with_remotion
 

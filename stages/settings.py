@@ -116,7 +116,7 @@ class ScriptLimitSettings(_Section):
 
     max_bytes: int = Field(4 * 1024 * 1024, gt=0, description="file size; larger files are not read at all")
     max_nodes: int = Field(
-        150_000, gt=0, description="YAML/JSON values, counting every use of an alias (stops billion laughs)"
+        100_000, gt=0, description="YAML/JSON values, counting every use of an alias (stops billion laughs)"
     )
     max_depth: int = Field(32, ge=8, le=200, description="nesting of lists and mappings")
     max_sections: int = Field(1000, gt=0)

@@ -8,9 +8,10 @@ script (two hours of speech, a few MB):
 - ``max_nodes`` and ``max_depth``: the values in the YAML/JSON tree and their nesting. YAML anchors
   and aliases are allowed (PyYAML itself writes them), but every use of an alias counts the whole
   subtree it stands for, so the "billion laughs" (9 levels of 9 aliases: 10^9 values from 399 bytes)
-  is stopped while it is being composed, after a few hundred events. An alias to a node that is still
-  open (a recursive structure) is a syntax error. JSON has no aliases; its nesting and size are measured on
-  the text before :func:`json.loads` sees it.
+  is stopped after a few hundred events, before a tree exists: they are counted on libyaml's event
+  stream before libyaml composes the document (or while composing, with the pure-Python loader).
+  An alias to a node that is still open (a recursive structure) is a syntax error. JSON has no
+  aliases; its nesting and size are measured on the text before :func:`json.loads` sees it.
 - ``max_sections``, ``max_phrases``, ``max_chars`` and ``max_speech_minutes``: the content.
 
 Every refusal says which limit, the value found and the setting that raises it.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 from yaml.composer import ComposerError
-from yaml.events import AliasEvent
+from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
 
 if TYPE_CHECKING:
     from stages.script.model import Script
@@ -68,7 +69,7 @@ def compose_yaml(text: str, limits: "ScriptLimitSettings") -> yaml.Node | None:
         LimitExceeded: too many values (aliases expanded), or too deep.
         yaml.YAMLError: a syntax error, or an alias inside its own anchor.
     """
-    loader = BudgetLoader(text, limits)
+    loader = _loader(text, limits)
     try:
         return loader.get_single_node()
     finally:
@@ -81,7 +82,7 @@ def construct_yaml(text: str, limits: "ScriptLimitSettings") -> tuple[object, ya
     Raises:
         LimitExceeded, yaml.YAMLError: as :func:`compose_yaml`.
     """
-    loader = BudgetLoader(text, limits)
+    loader = _loader(text, limits)
     try:
         node = loader.get_single_node()
         return (loader.construct_document(node) if node is not None else None), node
@@ -151,6 +152,71 @@ def check_section_count(count: int, limits: "ScriptLimitSettings", mark: tuple[i
     if count > limits.max_sections:
         raise LimitExceeded("max_sections", f"{count:,} sections", f"{limits.max_sections:,}",
                             "the script has too many sections", mark)
+
+
+def check_phrase_count(count: int, limits: "ScriptLimitSettings", mark: tuple[int, int]) -> None:
+    """Refuse too many phrases (counted on the raw sections) before they are validated one by one.
+
+    Raises:
+        LimitExceeded: over ``max_phrases``.
+    """
+    if count > limits.max_phrases:
+        raise LimitExceeded("max_phrases", f"{count:,} phrases", f"{limits.max_phrases:,}",
+                            "the script has too many narrations", mark)
+
+
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+"""libyaml's loader: about 8 times faster than the pure-Python one (25 s for 145,000 values)."""
+
+
+def _loader(text: str, limits: "ScriptLimitSettings") -> yaml.SafeLoader:
+    """A safe loader for ``text`` within the budgets.
+
+    With libyaml, its event stream (a non-recursive parser) is measured first and the document is
+    composed only when it is within the budgets, so libyaml's recursive composer never sees more
+    than ``max_depth`` levels. Without libyaml, :class:`BudgetLoader` measures while composing.
+    """
+    if _FAST_LOADER is None:
+        return BudgetLoader(text, limits)
+    _measure_events(text, limits)
+    return _FAST_LOADER(text)
+
+
+def _measure_events(text: str, limits: "ScriptLimitSettings") -> None:
+    """Count values (aliases charged their anchor's whole subtree) and nesting on libyaml's events."""
+    parser = _FAST_LOADER(text)
+    try:
+        count = depth = 0
+        sizes: dict[str, int] = {}
+        open_collections: list[tuple[str | None, int]] = []  # (anchor, count before it)
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, AliasEvent):
+                if any(anchor == event.anchor for anchor, _ in open_collections):
+                    raise ComposerError(None, None, f"the alias *{event.anchor} is inside its own anchor (a script "
+                                        "cannot contain itself)", event.start_mark)
+                count += sizes.get(event.anchor, 0)  # an undefined alias is the composer's error
+            elif isinstance(event, ScalarEvent):
+                count += 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, CollectionStartEvent):
+                count += 1
+                depth += 1
+                if depth > limits.max_depth:
+                    raise LimitExceeded("max_depth", f"more than {limits.max_depth} levels", str(limits.max_depth),
+                                        "the YAML is nested too deeply", _mark(event.start_mark))
+                open_collections.append((event.anchor, count - 1))
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+                anchor, before = open_collections.pop()
+                if anchor is not None:
+                    sizes[anchor] = count - before
+            if count > limits.max_nodes:
+                raise LimitExceeded("max_nodes", f"more than {limits.max_nodes:,} values (aliases expanded)",
+                                    f"{limits.max_nodes:,}", "the YAML holds too many values", _mark(event.start_mark))
+    finally:
+        parser.dispose()
 
 
 class BudgetLoader(yaml.SafeLoader):

@@ -27,13 +27,14 @@ from stages.script.limits import (
     LimitExceeded,
     check_content,
     check_json_shape,
+    check_phrase_count,
     check_section_count,
     check_size,
     compose_yaml,
     construct_yaml,
     default_limits,
 )
-from stages.script.model import Script
+from stages.script.model import LEGACY_NARRATION_KEYS, Script
 
 if TYPE_CHECKING:
     from stages.settings import ScriptLimitSettings, Settings
@@ -259,6 +260,7 @@ def _validate(
     if isinstance(sections, list):
         try:  # before each section is validated: a huge list costs pydantic time and memory
             check_section_count(len(sections), limits, at_sections)
+            check_phrase_count(_raw_phrases(sections), limits, at_sections)
         except LimitExceeded as exc:
             return None, [_limit_issue(exc)]
     issues = _persona_issues(data, positions, settings) if settings is not None else []
@@ -277,6 +279,16 @@ def _validate(
                    for loc, message in problems]
     issues = sorted(set(issues), key=lambda i: (i.line, i.column, i.message))
     return (None if issues else script), issues
+
+
+def _raw_phrases(sections: list) -> int:
+    """Phrases in the raw sections: a list item is one, a ``narration:`` string at least one."""
+    count = 0
+    for section in sections:
+        for key in LEGACY_NARRATION_KEYS if isinstance(section, dict) else ():
+            value = section.get(key)
+            count += len(value) if isinstance(value, list) else 1 if isinstance(value, str) else 0
+    return count
 
 
 def _limit_issue(exc: LimitExceeded) -> ScriptIssue:

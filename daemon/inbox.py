@@ -42,6 +42,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import stat
 import threading
 import time
@@ -519,7 +520,7 @@ def open_for_writing(path: Path) -> bool | None:
     except OSError:
         return None
     try:
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        take_read_lease(fd)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
         return False
     except OSError as exc:
@@ -529,6 +530,17 @@ def open_for_writing(path: Path) -> bool | None:
     finally:
         os.close(fd)
     return writers_in_proc(st.st_dev, st.st_ino)
+
+
+def take_read_lease(fd: int) -> None:
+    """Take a read lease on ``fd``; OSError(EAGAIN) while a process has the file open for writing.
+
+    A writer opening the file while the lease is held makes the kernel signal this process, with
+    SIGIO unless told otherwise, and SIGIO's default action ends the process. SIGURG is ignored by
+    default, so a writer arriving in that instant only waits for the release.
+    """
+    fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+    fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
 
 
 def writers_in_proc(dev: int, ino: int) -> bool | None:

@@ -194,3 +194,27 @@ def test_the_close_event_takes_a_file_without_waiting_to_settle(tmp_path: Path) 
                             " AND kind = 'job.submitted'", (job_id,)) == [(300,)]
     finally:
         daemon.stop()
+
+
+LEASE_HOLDER = r"""
+import os, subprocess, sys, time, fcntl
+from daemon.inbox import take_read_lease
+fd = os.open(sys.argv[1], os.O_RDONLY)
+take_read_lease(fd)
+writer = subprocess.Popen([sys.executable, "-c", f"open({sys.argv[1]!r}, 'a').write('more')"])
+time.sleep(0.5)  # the writer is blocked in open() and the kernel has signalled us
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+writer.wait(timeout=10)
+print("alive")
+"""
+
+
+def test_a_writer_arriving_during_the_lease_check_does_not_kill_the_daemon(tmp_path: Path) -> None:
+    """The lease break signal is one whose default is ignore (SIGIO's default would end the process)."""
+    path = tmp_path / "a.md"
+    path.write_text("x")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", LEASE_HOLDER, str(path)], capture_output=True, text=True,
+                          cwd=root, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr
+    assert path.read_text() == "xmore"

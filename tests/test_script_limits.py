@@ -200,6 +200,15 @@ def test_limits_are_settings_from_toml(tmp_path):
         load_settings(config=config, home=tmp_path)
 
 
+def test_the_annotated_example_shows_the_default_limits(tmp_path):
+    """samples/moviegen.toml lists [script.limits] with exactly the defaults, so it cannot drift."""
+    from stages.settings import ScriptLimitSettings
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "moviegen.toml"
+    assert "[script.limits]" in sample.read_text(encoding="utf-8")
+    assert load_settings(config=sample, home=tmp_path).script.limits == ScriptLimitSettings()
+
+
 def test_validate_command_names_the_limit(tmp_path):
     """`moviegen validate` on the 19 MB script exits 1 with the limit, the size and the setting."""
     path = huge_script(tmp_path / "huge.yaml", 19 * 1024 * 1024)

@@ -96,6 +96,9 @@ class DamagedLog(RuntimeError):
         super().__init__(f"the event log {self.path} {problem}.\n{remedy}")
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def check_log(path: Path, jobs_dir: Path) -> None:
     """Check the event log before anything uses it; raise :class:`DamagedLog` if it is unusable.
 
@@ -111,6 +114,10 @@ def check_log(path: Path, jobs_dir: Path) -> None:
             size = "is missing" if not path.exists() else "is empty (0 bytes)"
             raise DamagedLog(path, f"{size}, but {jobs_dir} holds {folders} job folder(s)", _remedy_lost(path, jobs_dir), lost=True)
         return
+    with open(path, "rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise DamagedLog(path, f"is not an SQLite database (it begins {header!r})", _remedy_damaged(path))
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     except sqlite3.Error as exc:
@@ -118,7 +125,8 @@ def check_log(path: Path, jobs_dir: Path) -> None:
     try:
         result = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
         if result != ["ok"]:
-            raise DamagedLog(path, f"is damaged (quick_check: {'; '.join(result)})", _remedy_damaged(path))
+            found = [line for text in result for line in text.splitlines() if not line.startswith("***")]
+            raise DamagedLog(path, f"is damaged (quick_check: {'; '.join(found[:3])})", _remedy_damaged(path))
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0 and not tables:

@@ -79,6 +79,7 @@ class _Run:
     delivering: bool = False
     percent: float = 0.0  # the floor that keeps the overall percent monotonic within an attempt
     stage: str | None = None
+    alone: bool = False  # running when the daemon died: holds every job slot, so a next crash is its own
 
 
 class Runner:
@@ -118,6 +119,7 @@ class Runner:
         self._clock = clock
         daemon = settings.daemon
         self._job_slots = asyncio.Semaphore(daemon.max_jobs)
+        self._alone = asyncio.Lock()  # suspects of a crash run one at a time (see _job_slot)
         self._slots = {name: asyncio.Semaphore(n) for name, n in daemon.slots.items()}
         self._executor = ThreadPoolExecutor(max_workers=daemon.max_jobs * 2 + 4, thread_name_prefix="stage")
         self._runs: dict[str, _Run] = {}
@@ -144,7 +146,8 @@ class Runner:
         A job found mid-stage starts again from its first stage: finished stages skip through
         their manifests, the interrupted one reruns. Attempts left open end ``stage.interrupted``
         (reason ``crash``) first; a job that crashed the daemon ``daemon.crash_limit`` times in a
-        row in one stage fails with a note instead.
+        row in one stage fails with a note instead, and the others that were running when it died
+        run alone, one after another (:meth:`_job_slot`), so the next crash is blamed on the right job.
         """
         self.store.close_open_attempts("crash")
         recovered: list[str] = []
@@ -154,6 +157,9 @@ class Runner:
             if self._fail_if_crashing(row["job_id"]):
                 continue
             await self.start_job(row["job_id"])
+            run = self._runs.get(row["job_id"])
+            if run is not None:  # its task has not run yet: start_job never yields
+                run.alone = crash_streak(self.store.events(row["job_id"]))[1] > 0
             if row["job_id"] in self._runs:
                 recovered.append(row["job_id"])
         return recovered
@@ -260,7 +266,7 @@ class Runner:
     async def _drive(self, run: _Run) -> None:
         log = self._log.bind(job_id=run.model.job_id)
         try:
-            async with self._job_slots:
+            async with self._job_slot(run):
                 run.active = True
                 await self._run_job(run, log)
         except asyncio.CancelledError:
@@ -273,6 +279,29 @@ class Runner:
                                traceback=traceback.format_exc())
         finally:
             self._forget(run)
+
+    @contextlib.asynccontextmanager
+    async def _job_slot(self, run: _Run) -> AsyncIterator[None]:
+        """One job slot; for a job suspected of a crash, all of them.
+
+        A job that was running when the daemon died runs alone after the restart (suspects one
+        after another), so if the daemon dies again the crash is that job's own: a job that merely
+        ran beside a memory hog is never failed for it.
+        """
+        if not run.alone:
+            async with self._job_slots:
+                yield
+            return
+        async with self._alone:
+            taken = 0
+            try:
+                for _ in range(self.settings.daemon.max_jobs):
+                    await self._job_slots.acquire()
+                    taken += 1
+                yield
+            finally:
+                for _ in range(taken):
+                    self._job_slots.release()
 
     def _forget(self, run: _Run) -> None:
         """Drop a job that ended (or was cancelled before its task ever ran)."""

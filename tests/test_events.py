@@ -16,9 +16,13 @@ from daemon.events import (
     EVENT_KINDS,
     SCHEMA_VERSION,
     AmbiguousJobId,
+    DamagedLog,
     EventStore,
     UnknownEventKind,
+    check_log,
+    crash_streak,
     fold,
+    salvage_log,
 )
 from stages.pipeline import KIND_STAGES, PERCENT_RANGES
 
@@ -286,3 +290,107 @@ def test_queries_for_readme(store: EventStore) -> None:
         {"stage": "fetch", "runs": 2, "mean_seconds": 2.0, "max_seconds": 3.0, "total_seconds": 4.0}]
     failures = store.failures_by_error()
     assert [(f["stage"], f["error"], f["jobs"]) for f in failures] == [("script", "bad yaml", 2)]
+
+
+# --- attempts, interruptions, damaged logs ----------------------------------------------------
+
+
+def test_the_store_numbers_attempts(store: EventStore) -> None:
+    """A start gets one more than any earlier start of its job and stage, whatever the caller
+    says; its end carries the same number; an end with nothing open carries none."""
+    store.submit("j", "a.md", "article")
+    store.append("j", "stage.started", "fetch")
+    store.append("j", "stage.failed", "fetch", error="503", attempt=7, transient=True)
+    store.append("j", "stage.started", "fetch", attempt=1)
+    store.append("j", "stage.interrupted", "fetch", reason="crash")
+    store.append("j", "stage.started", "fetch")
+    store.append("j", "stage.finished", "fetch", next="script")
+    store.append("j", "stage.started", "script")
+    store.append("j", "stage.failed", "audio", error="no stage named audio")
+    numbered = [(e["kind"], e["stage"], e["data"].get("attempt")) for e in store.events("j")[1:]]
+    assert numbered == [
+        ("stage.started", "fetch", 1), ("stage.failed", "fetch", 1),
+        ("stage.started", "fetch", 2), ("stage.interrupted", "fetch", 2),
+        ("stage.started", "fetch", 3), ("stage.finished", "fetch", 3),
+        ("stage.started", "script", 1), ("stage.failed", "audio", None),
+    ]
+    assert [(a["job_id"], a["stage"], a["data"]["attempt"]) for a in store.open_attempts()] == [("j", "script", 1)]
+
+
+def test_close_open_attempts_ends_each_once(store: EventStore) -> None:
+    """Every open attempt gets one stage.interrupted with the reason and the job's last event
+    time; a second call finds nothing open."""
+    for job in ("a", "b"):
+        store.submit(job, f"{job}.md", "article")
+        store.append(job, "stage.started", "fetch")
+    store.append("b", "stage.progress", "fetch", current=1, total=2)
+    last_b = store.events("b")[-1]["at"]
+    closed = store.close_open_attempts("crash")
+    assert [(c["job_id"], c["stage"]) for c in closed] == [("a", "fetch"), ("b", "fetch")]
+    ends = store.events(kinds=["stage.interrupted"])
+    assert [(e["job_id"], e["data"]["reason"], e["data"]["attempt"]) for e in ends] == [("a", "crash", 1),
+                                                                                       ("b", "crash", 1)]
+    assert ends[1]["data"]["last_event_at"] == last_b
+    assert store.job("a")["state"] == "fetch" and store.job("a")["message"] == "fetch interrupted (crash)"
+    assert store.open_attempts() == [] and store.close_open_attempts("shutdown") == []
+
+
+def _crash(stage: str, reason: str = "crash") -> dict:
+    return {"kind": "stage.interrupted", "stage": stage, "data": {"reason": reason}}
+
+
+def test_crash_streak_counts_only_crashes_in_a_row_without_progress() -> None:
+    """Crashes of one stage count; a stop neither counts nor resets; a finished stage, a retry or
+    a crash elsewhere starts again."""
+    finished = {"kind": "stage.finished", "stage": "audio", "data": {}}
+    retry = {"kind": "job.retry_scheduled", "stage": None, "data": {}}
+    assert crash_streak([]) == (None, 0)
+    assert crash_streak([_crash("audio"), _crash("audio")]) == ("audio", 2)
+    assert crash_streak([_crash("audio"), _crash("audio", "shutdown"), _crash("audio")]) == ("audio", 2)
+    assert crash_streak([_crash("audio"), finished, _crash("audio")]) == ("audio", 1)
+    assert crash_streak([_crash("audio"), _crash("audio"), retry]) == (None, 0)
+    assert crash_streak([_crash("audio"), _crash("video")]) == ("video", 1)
+    assert crash_streak([_crash("audio", "cancel"), _crash("audio", "shutdown")]) == (None, 0)
+
+
+def test_check_log_passes_fresh_and_healthy_homes(tmp_path: Path) -> None:
+    """No log and no job folders, a 0-byte file with no job folders (a first start killed at once),
+    and a healthy log beside its job folders are all fine."""
+    db, jobs = tmp_path / "state" / "moviegen.db", tmp_path / "state" / "jobs"
+    check_log(db, jobs)
+    db.parent.mkdir(parents=True)
+    db.touch()
+    check_log(db, jobs)
+    db.unlink()
+    store = EventStore(db)
+    check_log(db, jobs)  # the schema and no events, no folders: a daemon that never claimed
+    jobs.mkdir()
+    (jobs / "j1").mkdir()
+    with pytest.raises(DamagedLog, match="holds no events"):
+        check_log(db, jobs)
+    store.submit("j1", "a.md", "article")
+    store.close()
+    check_log(db, jobs)
+
+
+def test_salvage_of_a_log_with_no_readable_events_keeps_the_file(tmp_path: Path) -> None:
+    """Garbage where the events table's root was: nothing is copied, the damaged file is kept
+    beside the new, empty log."""
+    db = tmp_path / "moviegen.db"
+    store = EventStore(db)
+    for i in range(200):
+        store.append(None, "daemon.started", pid=i, padding="x" * 200)
+    store.close()
+    conn = sqlite3.connect(db)
+    page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(db, "r+b") as fh:
+        fh.seek((page - 1) * size)
+        fh.write(b"\xff" * size)
+    with pytest.raises(DamagedLog, match="is damaged"):
+        check_log(db, tmp_path / "jobs")
+    report = salvage_log(db)
+    assert report["events"] == 0 and report["unreadable"] > 0
+    assert Path(report["moved_to"]).stat().st_size > 0
+    check_log(db, tmp_path / "jobs")

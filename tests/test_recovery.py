@@ -153,3 +153,37 @@ def test_a_job_that_crashes_the_daemon_twice_in_one_stage_fails(tmp_path: Path, 
     assert daemon.stop() == 0
     assert not (daemon.home / "failed" / "too-big.md").exists()
     assert_projection(daemon.db)
+
+
+def test_a_job_running_beside_the_culprit_is_not_blamed(tmp_path: Path, daemons) -> None:
+    """Two jobs mid-stage at a crash resume one at a time, each alone: the culprit (held in slides)
+    crashes the daemon again and fails; its neighbour (held in fetch) waits meanwhile, so its
+    stage was not running at the second crash, and it is made once the culprit is gone."""
+    daemon = ServiceDaemon(tmp_path / "home")
+    daemons.append(daemon)
+    gates = daemon.home / "gates"
+    (gates / "hold-slides").touch()
+    daemon.start()
+    drop(daemon.home / "inbox", "culprit.md", "# Culprit\n\nHeavy.\n")
+    culprit = wait_for(lambda: daemon.job_of("culprit.md"), 20, "the culprit's claim", daemon)
+    wait_for(lambda: "slides" in runs(daemon.home, culprit), 20, "the culprit's slides", daemon)
+    (gates / "hold-fetch").touch()
+    drop(daemon.home / "inbox", "neighbour.md", "# Neighbour\n\nLight.\n")
+    neighbour = wait_for(lambda: daemon.job_of("neighbour.md"), 20, "the neighbour's claim", daemon)
+    wait_for(lambda: "fetch" in runs(daemon.home, neighbour), 20, "the neighbour's fetch", daemon)
+    daemon.kill9()
+
+    daemon.start()
+    wait_for(lambda: runs(daemon.home, culprit).count("slides") == 2, 30, "the culprit's slides again", daemon)
+    assert runs(daemon.home, neighbour) == ["fetch"]  # waiting for the culprit: nothing of it runs
+    daemon.kill9()
+
+    (gates / "hold-fetch").unlink()
+    (gates / "hold-slides").unlink()
+    daemon.start()
+    wait_for(lambda: daemon.state(neighbour) == "done", 30, "the neighbour to be made", daemon)
+    assert daemon.state(culprit) == "failed"
+    assert "in the slides stage" in daemon.jobs()[culprit]["error"]
+    assert runs(daemon.home, culprit).count("slides") == 2
+    assert daemon.stop() == 0
+    assert_projection(daemon.db)

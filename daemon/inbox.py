@@ -285,15 +285,12 @@ class Inbox:
         name, kind = claim["name"], claim["kind"]
         try:
             data = _read_closed(source, self.settings.daemon.max_input_bytes)
-        except (_NotRegular, _StillWritten) as exc:
-            # Swapped for a symlink mid-claim, or a writer that opened it before the rename is
-            # still at work: put it back; it is looked at again like any inbox file.
-            back = move_no_clobber(source, self.folder, name)
+        except _NotRegular:  # swapped for a symlink mid-claim: put it back, to be ignored there
+            move_no_clobber(source, self.folder, name)
             shutil.rmtree(job_dir, ignore_errors=True)
-            if isinstance(exc, _StillWritten):
-                self._hold(back.name)
-                self._log("inbox.still_written", name=name, level="warning")
             return []
+        except _StillWritten:
+            return self._give_back(job_dir, source, name)
         except Rejected as exc:
             self._reject_claimed(job_id, job_dir, source, claim, str(exc))
             return []
@@ -312,12 +309,23 @@ class Inbox:
             key = _sha256(data)
         claim.update(sha256=key, size=len(data), file_sha256=_sha256(data))
         _write_claim(job_dir / CLAIM_FILE, claim)
+        if _file_sha256(source) != claim["file_sha256"]:  # the job must start from the bytes recorded
+            return self._give_back(job_dir, source, name)
         if self._is_duplicate(key, job_dir, source, name):
             return []
         self.store.submit(job_id, source=claim.get("url") or name, kind=kind, name=name, sha256=key,
                           size=len(data))
         self._log("inbox.claimed", job_id=job_id, name=name, kind=kind, size=len(data))
         return [job_id]
+
+    def _give_back(self, job_dir: Path, source: Path, name: str) -> list[str]:
+        """A writer that opened the file before the rename is still at work: put it back into the
+        inbox, to be taken again once closed."""
+        back = move_no_clobber(source, self.folder, name)
+        shutil.rmtree(job_dir, ignore_errors=True)
+        self._hold(back.name)
+        self._log("inbox.still_written", name=name, level="warning")
+        return []
 
     def _split(self, parent: str, parent_dir: Path, source: Path, claim: dict, urls: list[str]) -> list[str]:
         """One job per URL of a list; each job's source is a one-URL ``source.url``."""
@@ -666,6 +674,11 @@ def _too_big(size: int, cap: int) -> str:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _now_iso() -> str:

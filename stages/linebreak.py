@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import unicodedata
+from collections import deque
 from functools import lru_cache
 from typing import Callable
 
@@ -143,9 +144,29 @@ def tokens(text: str) -> list[str]:
     punctuation (a phrase never splits a Latin word or a number, and a space always separates);
     each run of spaces is one unit. A forbidden-start character is glued to the unit before it,
     and a forbidden-end character to the unit after it, so breaking only between units obeys
-    kinsoku. Cached: typesetters ask for the same text many times while they search for a size.
+    kinsoku. Cached: typesetters ask for the same text many times while they search for a size,
+    and for the rest of a paragraph after each line: a suffix of a recent text that starts at one
+    of its unit boundaries gets that text's units (analysed in their full context, no new analysis).
     """
-    return list(_phrase_tokens(text))
+    with _recent_lock:
+        for whole, units in reversed(_recent):
+            cut = len(whole) - len(text)
+            if cut > 0 and whole.endswith(text):
+                offset = 0
+                for i, unit in enumerate(units):
+                    if offset == cut:
+                        return list(units[i:])
+                    if offset > cut:
+                        break
+                    offset += len(unit)
+    units = _phrase_tokens(text)
+    with _recent_lock:
+        _recent.append((text, units))
+    return list(units)
+
+
+_recent: "deque[tuple[str, tuple[str, ...]]]" = deque(maxlen=32)
+_recent_lock = threading.Lock()
 
 
 def kinsoku_units(text: str) -> list[str]:

@@ -140,3 +140,14 @@ def wait_until(predicate, timeout: float, what: str) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def live_stages() -> dict:
+    """The stage factory of the live-daemon tests: the real fetch and script stages (their network
+    waits are what is tested), the small fixture stages for audio, slides and video."""
+    from stages.fetch import FetchStage
+    from stages.script import ScriptStage
+    from tests.fixtures_service import FixtureStage
+
+    return {"fetch": FetchStage(), "script": ScriptStage(),
+            **{name: FixtureStage(name) for name in ("audio", "slides", "video")}}

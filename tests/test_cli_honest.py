@@ -297,3 +297,30 @@ def test_the_audio_stage_calls_an_unknown_persona_a_configuration_error(tmp_path
     assert isinstance(caught.value, InputError)  # still never retried by itself
     message = str(caught.value)
     assert "'metan'" in message and '[[personas]] entry with id = "metan"' in message and str(config) in message
+
+
+# --- the lock itself ------------------------------------------------------------------------------
+
+
+def test_a_status_probe_never_stops_a_daemon_from_starting(tmp_path: Path) -> None:
+    """A CLI probe holds the lock shared for an instant; a daemon starting then waits for it rather
+    than refusing to start. A real holder is reported with its pid; a released lock means no daemon."""
+    import fcntl
+    import threading
+
+    from daemon.lock import AlreadyRunning, daemon_pid, hold_home_lock, lock_path
+
+    state = tmp_path / "state"
+    assert daemon_pid(state) is None and not state.exists()  # probing creates nothing
+    first = hold_home_lock(state)
+    first.close()
+    assert daemon_pid(state) is None  # the file stays, with a stale pid: the lock is what counts
+    probe = open(lock_path(state))
+    fcntl.flock(probe.fileno(), fcntl.LOCK_SH)
+    threading.Timer(0.3, probe.close).start()
+    held = hold_home_lock(state)  # waits out the probe
+    assert daemon_pid(state) == os.getpid()
+    with pytest.raises(AlreadyRunning, match=f"pid {os.getpid()}"):
+        hold_home_lock(state, tmp_path)
+    held.close()
+    assert daemon_pid(state) is None

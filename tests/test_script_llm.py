@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.base import InputError, TransientError
+from stages.base import ConfigError, InputError, TransientError
 from stages.script import generate_script, load_script
 from stages.script.llm import ChatClient, extract_json, strict_schema, truncate_article, write_with_llm
 from stages.script.text import is_katakana_reading
@@ -218,6 +218,7 @@ def test_wrong_key_is_an_input_error_that_never_shows_the_key(tmp_path, double, 
     with pytest.raises(InputError) as caught:
         write_with_llm(ARTICLE, settings)
     message = str(caught.value)
+    assert isinstance(caught.value, ConfigError)  # the note says to fix the settings, not the input
     assert "401" in message and "***" in message and "sk-wrong-key-987654321" not in message
     assert double.requests[0].headers["Authorization"] == "Bearer sk-wrong-key-987654321"
     assert "sk-wrong-key-987654321" not in caplog.text

@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.base import Cancelled, InputError, Note, Progress, TransientError, no_note, no_progress
+from stages.base import Cancelled, ConfigError, InputError, Note, Progress, TransientError, no_note, no_progress
 from stages.netwait import Hangup, with_backoff
 from stages.script import prompts
 from stages.script.model import Script
@@ -314,7 +314,7 @@ class ChatClient:
                 retry_after=_retry_after(response.headers.get("Retry-After")),
             )
         if status in (401, 403):
-            raise InputError(f"the LLM API refused the credentials ({status}): {self._error_text(response)}; check llm.api_key or llm.api_key_env")
+            raise ConfigError(f"the LLM API refused the credentials ({status}): {self._error_text(response)}; check llm.api_key or llm.api_key_env")
         if status >= 400:
             raise InputError(f"the LLM API rejected the request ({status}): {self._error_text(response)}; check llm.model and llm.base_url")
         try:

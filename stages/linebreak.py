@@ -204,14 +204,17 @@ def _phrase_tokens(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4096)
-def word_units(text: str) -> tuple[str, ...]:
+def word_units(text: str, *, any_word: bool = False) -> tuple[str, ...]:
     """``text`` cut at every word a line may start with (finer than :func:`tokens`): the places
-    to split a phrase wider than a line before falling back to characters. Without a Japanese
-    analysis (no kana or kanji, or it cannot be aligned) these are :func:`kinsoku_units`."""
-    words = _word_starts(text)
-    if words is None:
+    to split a phrase wider than a line before falling back to characters. ``any_word`` cuts
+    before every word, dependent ones too (「楽しんで/ください」): the step before characters.
+    Without a Japanese analysis (no kana or kanji, or it cannot be aligned) these are
+    :func:`kinsoku_units`."""
+    analysis = _analysis(text)
+    if analysis is None:
         return tuple(kinsoku_units(text))
-    return tuple(_glue(_merge_units(text, words)))
+    words = {start for start, _ in analysis} if any_word else _word_starts(text)
+    return tuple(_glue(_merge_units(text, set(words or ()))))
 
 
 def _merge_units(text: str, starts: set[int]) -> list[str]:
@@ -265,6 +268,16 @@ def _word_starts(text: str) -> frozenset[int] | None:
     """Offsets in ``text`` where a word that may start a line begins, from pyopenjtalk's
     morphological analysis (the dictionary the voice uses); None without Japanese in ``text`` or
     when the analysis cannot be aligned with it (then BudouX's phrases stand alone)."""
+    analysis = _analysis(text)
+    if analysis is None:
+        return None
+    starts = {start for start, dependent in analysis if not dependent}
+    return frozenset(starts - _inside_function_phrases(text))
+
+
+@lru_cache(maxsize=16384)
+def _analysis(text: str) -> tuple[tuple[int, bool], ...] | None:
+    """Each word of ``text`` as ``(offset, dependent)`` (see :func:`_dependent`), or None."""
     if not _has_japanese(text):
         return None
     from stages.jtalk import pyopenjtalk
@@ -277,8 +290,7 @@ def _word_starts(text: str) -> frozenset[int] | None:
     spans = _align(text, [m["string"] for m in morphemes])
     if spans is None:
         return None
-    starts = {start for start, _, k in spans if not _dependent(morphemes[k])}
-    return frozenset(starts - _inside_function_phrases(text))
+    return tuple((start, _dependent(morphemes[k])) for start, _, k in spans)
 
 
 def _inside_function_phrases(text: str) -> set[int]:
@@ -392,15 +404,22 @@ def _wrap_paragraph(paragraph: str, max_width: float, measure: Measure) -> list[
 
 
 def split_oversized(unit: str, max_width: float, measure: Measure, prefix: str = "") -> list[str]:
-    """Split one unit wider than a line: at its words (:func:`word_units`), and a word still
-    wider than a line by characters (the last resort).
+    """Split one unit wider than a line: at its words (:func:`word_units`); a word still wider
+    than a line before any word, dependent ones too; and what is still wider by characters (the
+    last resort).
 
     The first piece continues ``prefix`` (the line so far). Kinsoku still binds the characters
     (a small kana stays with the one before it), so a piece may exceed the width only when the
     line cannot even hold such a cluster; callers shrink the type.
     """
     clusters: list[str] = []
+    pieces_of_words = []
     for word in word_units(unit):
+        if measure(word.strip()) <= max_width:
+            pieces_of_words.append(word)
+        else:
+            pieces_of_words.extend(word_units(word, any_word=True))
+    for word in pieces_of_words:
         if measure(word.strip()) <= max_width:
             clusters.append(word)
             continue

@@ -33,8 +33,8 @@ ARTIFACTS = Path(__file__).parent / "artifacts" / "slides_backgrounds"
 RED = {"type": "color", "value": "#ff0000"}
 TEXT_KINDS = ("title", "kicker", "footer", "heading", "bullets", "caption")
 
-# Opaque default slides, 320x180, default settings, as drawn by renderer version 3 (line breaks at
-# phrase boundaries). The transparency work must leave this case byte-identical (same cache key =
+# Opaque default slides, 320x180, default settings, as drawn by renderer version 4 (line breaks at
+# phrase boundaries; version 4 changed portrait sizes only, so these bytes are version 3's). The transparency work must leave this case byte-identical (same cache key =
 # file name, same bytes); ja[1] and ja[3] differ from version 2, where breaks moved to phrases.
 # They depend on Pillow's rasteriser and the font file, so they are only compared with those.
 GOLDEN_PILLOW = "13.0.0"
@@ -42,23 +42,23 @@ GOLDEN_FONT = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
                "b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a")
 GOLDEN = {
     "ja": [
-        ("2b3de3d78774b1e53f56758ee9be699128eaacc91bfe1a3dacfed14b6cf64dca",
+        ("bc803510a8385b56e3066abb9bf61ad03efa7f9fdc46573285af09ac4939c85d",
          "f81dad82a596ff747481c9e1a67fbcf73e36cf4db5e74e0aff909a2c54fa5bc1"),
-        ("09084ce9876bd58fdedfaa35718fbbeaae5f456e459a3635615292b349a66e68",
+        ("55dc9e203fd833223cf4950e2548f059f83cf61e33aa9e5f767f56aa45e835e3",
          "3f4b11e8809a565e6f85ce16122975a51d4f796371e43a02cbe2fe32903771ae"),
-        ("0a55008054e9ca925204f64646b71cd127e419add00a669ba8f40a2635e80b0a",
+        ("ffafa5e3a873f1d1960a1d59146bb74e7c2eea80193ce40a04226ae8a81a8200",
          "c4a4b51d35fe361dace1bc73ba8cd93b3bc5e7134d84f5aa946ee0c937c583c0"),
-        ("cec2bbc3275a7c3295e3b04c3be9f026bd32e5779c756fef291b68e1dc74445c",
+        ("42497dc7555588a870adbed8d0134223836e3df565d7634e61d2ede059da0e2c",
          "7dfd6fd7fa22879dde403192f6c94215bceb32e7cd0231bce45372db3acce7cc"),
     ],
     "en": [
-        ("9773919446b07a8a11cac7d40887aca1866940641ebff3540c1b5e2ae592064b",
+        ("9ef9dadfa6b20d3fafd20132bfe5010d79a9e637c3925a2bcd3937af4f3eafbf",
          "5ad32e744eb54ab7705aa5cedb02f3c158a14d7ce26f3645c27b8444622eafcd"),
-        ("b5b423b36ba0b481ac32539456d3efc04ee469cfab6437679e3b8f25291e6a12",
+        ("184f816eb399317afb30e2a261dcd1ddf478c7b27d834932c9e495385ace329b",
          "2fb4b8d3f326c9965278b9c4eda0422abc365149ff2d5c7f83329cc9e214e86d"),
-        ("1012a68fe950c4c6c97dd21fe90d08ba1247e6f2e953fe6ea19b68743c5d5d83",
+        ("dc9956dc7b3910df6221bf9f83de70d1d059f076d208035b22d254877cdf8304",
          "3e7d426cddb2b14958551d57eec08c93d5735efde6c658374fb888d8a853dbc0"),
-        ("1c76c8520df1df615eecf217a8f30d6b8e20101ee4a56ec5dd8310f7b7178b5a",
+        ("84df2bad555fa5edada1e07d8b08b02f6b88caa1232bde0d5747ef25b0cd44f7",
          "7c8e6d316d3f477871dad9e7d8dc1cc2e90785298280a580c2c6db8794af1262"),
     ],
 }

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 INDEX_VERSION = 1
-RENDERER_VERSION = "3"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX)
+RENDERER_VERSION = "4"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX); 4: portrait type sizes
 PNG_LEVEL = 1  # fast: a 1080p slide encodes in ~20 ms instead of ~200 ms at the default level
 _FONT_LANGS = {"ja": "ja", "zh": "zh-cn", "ko": "ko"}
 

@@ -382,7 +382,9 @@ class _Canvas:
         """Fit paragraphs between ``y`` and ``bottom``: the largest size that fits, else truncate at the minimum."""
         face = self.theme.bold if bold else self.theme.regular
         paragraphs = [p for p in (" ".join(t.split("\n")).strip() for t in paragraphs) if p]
-        h = self.area.height
+        # type sizes follow the frame's short side: a portrait (9:16) slide keeps landscape's sizes
+        # instead of growing them with its height (a title of 4 characters a line)
+        h = min(self.area.width, self.area.height)
         top_px, min_px = max(6, round(h * sizes[0])), max(5, round(h * sizes[1]))
         size = top_px
         lines: list[_Line] = []

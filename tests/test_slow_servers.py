@@ -233,3 +233,51 @@ def test_cancel_hangs_up_a_voicevox_synthesis(tmp_path: Path) -> None:
         worker.join(60)
         assert not worker.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
+
+
+def test_cancel_ends_the_wait_for_an_engine_that_is_down(tmp_path: Path) -> None:
+    """The engine hangs up on every request (as one does while it restarts) and the backoff would
+    wait five minutes before the next try: a cancel during that wait ends generate_audio with
+    Cancelled (here, in the engine's preparation)."""
+    import socket
+
+    from stages.audio import generate_audio
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    refused: list[int] = []
+
+    def hang_up_on_everyone() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.close()
+            refused.append(1)
+
+    threading.Thread(target=hang_up_on_everyone, daemon=True).start()
+    cancel = CancelToken()
+    outcome: list[BaseException] = []
+    settings = load_settings(home=tmp_path / "home", audio={"engine": "voicevox"}, voicevox={
+        "url": f"http://127.0.0.1:{listener.getsockname()[1]}", "timeout": 5, "attempts": 6,
+        "retry_base_seconds": 300, "retry_max_seconds": 300})
+    script = tmp_path / "s.yaml"
+    script.write_text(ONE_LINE_SCRIPT, encoding="utf-8")
+
+    def speak() -> None:
+        try:
+            generate_audio(script, tmp_path / "out", settings, cancel=cancel)
+        except BaseException as exc:  # noqa: BLE001 (inspected below)
+            outcome.append(exc)
+
+    worker = threading.Thread(target=speak)
+    worker.start()
+    try:
+        wait_until(lambda: refused, 60, "the first try")
+        cancel.set()
+        worker.join(60)
+        assert not worker.is_alive()
+    finally:
+        listener.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
+    assert len(refused) == 1

@@ -89,7 +89,7 @@ def generate_audio(
     cache = ClipCache(root)
     engines: dict[str, Engine] = {}
     try:
-        phrases, dropped = _plan(model, settings, language, engines, root, note)
+        phrases, dropped = _plan(model, settings, language, engines, root, note, cancel)
         _prepare(engines, phrases, settings.pronunciation)
         for phrase in phrases:
             phrase.key = _clip_key(phrase, engines[phrase.voice.engine], settings)
@@ -172,7 +172,8 @@ def voice_for(persona: "Persona", settings: "Settings", language: str, espeak: E
 
 
 def _plan(
-    model: Script, settings: "Settings", language: str, engines: dict[str, Engine], root: Path, note: Note
+    model: Script, settings: "Settings", language: str, engines: dict[str, Engine], root: Path, note: Note,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[_Phrase], list[str]]:
     phrases: list[_Phrase] = []
     dropped: list[str] = []
@@ -203,10 +204,10 @@ def _plan(
                     f"define (its personas: {known}): add a [[personas]] entry with id = "
                     f"\"{narration.persona_id}\" to {settings.config_name()}, or use one of those ids in the script"
                 ) from exc
-            espeak = _engine("espeak", engines, settings, root)
+            espeak = _engine("espeak", engines, settings, root, cancel)
             voices[narration.persona_id] = voice_for(persona, settings, language, espeak)
         voice = voices[narration.persona_id]
-        _engine(voice.engine, engines, settings, root)
+        _engine(voice.engine, engines, settings, root, cancel)
         phrases.append(_Phrase(phrase_id, narration, voice, spoken))
     if not phrases:
         raise InputError(f"the script has nothing to speak: every phrase ({', '.join(dropped)}) is empty or emoji")
@@ -217,14 +218,15 @@ def _plan(
     return phrases, dropped
 
 
-def _engine(name: str, engines: dict[str, Engine], settings: "Settings", root: Path) -> Any:
+def _engine(name: str, engines: dict[str, Engine], settings: "Settings", root: Path,
+            cancel: threading.Event | None = None) -> Any:
     if name not in engines:
         if name == "openjtalk":
             engines[name] = OpenJTalkEngine(root / "openjtalk-dict", workers=settings.audio.workers)
         elif name == "espeak":
             engines[name] = EspeakEngine(timeout=settings.audio.espeak_timeout, parallel=settings.audio.workers)
         else:
-            engines[name] = VoicevoxEngine(settings.voicevox, state_dir=root)
+            engines[name] = VoicevoxEngine(settings.voicevox, state_dir=root, cancel=cancel)
     return engines[name]
 
 

@@ -40,13 +40,15 @@ class VoicevoxEngine:
 
     name = "voicevox"
 
-    def __init__(self, settings: "VoicevoxSettings", state_dir: Path):
+    def __init__(self, settings: "VoicevoxSettings", state_dir: Path, cancel: threading.Event | None = None):
+        """``cancel`` (the job's token) hangs up calls in flight and ends the waits between tries."""
         self.url = settings.url.rstrip("/")
         self.parallel = settings.concurrency
         self.state_dir = Path(state_dir)
         self._client = httpx.Client(base_url=self.url, timeout=settings.timeout)
         self._retry = settings
         self._hangup = Hangup()  # sees every connection of the client; an engine serves one job
+        self._cancel = cancel
         self._version: str | None = None
         self._names: dict[int, str] = {}
 
@@ -63,6 +65,10 @@ class VoicevoxEngine:
         return self.parallel
 
     def prepare(self, voices: list[Voice], dictionary: list["PronunciationEntry"]) -> None:
+        with self._hangup.watch(self._cancel):
+            self._prepare(voices, dictionary)
+
+    def _prepare(self, voices: list[Voice], dictionary: list["PronunciationEntry"]) -> None:
         self.version()
         styles = self._styles()
         missing = sorted({v for v in voices if int(v.speaker) not in styles}, key=lambda v: v.speaker)
@@ -75,6 +81,7 @@ class VoicevoxEngine:
         self.sync_dictionary(dictionary)
 
     def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
+        cancel = cancel or self._cancel
         with self._hangup.watch(cancel):
             return self._synthesize(text, voice, cancel)
 
@@ -166,7 +173,7 @@ class VoicevoxEngine:
         retry = self._retry
         return with_backoff(lambda: self._call_once(method, path, what=what, **kwargs), attempts=retry.attempts,
                             base_seconds=retry.retry_base_seconds, max_seconds=retry.retry_max_seconds,
-                            cancel=cancel)
+                            cancel=cancel or self._cancel)
 
     def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> httpx.Response:
         try:

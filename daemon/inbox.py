@@ -6,9 +6,10 @@ Rules (DESIGN.md, "Inbox and outbox"):
   ``*.tmp``, ``*.crdownload``, directories, symlinks and anything else that is not a regular file.
 - A file is taken only when no process holds it open for writing (:func:`open_for_writing`: a
   read lease, which the kernel refuses while a writer is open; else a scan of ``/proc/*/fd``), and
-  either a close-after-write or move-in event named it, or it is *settled*: its size and mtime have
-  not changed for ``daemon.settle_seconds``. A periodic rescan and a scan at start-up catch what
-  events miss.
+  either an inotify event named it (create, move-in, close-after-write) or it is *settled*: its size
+  and mtime have not changed for ``daemon.settle_seconds``. Where writers cannot be seen (another
+  user's process, without root), only the settle window counts. A periodic rescan and a scan at
+  start-up catch what events miss.
 - Claiming is one atomic ``os.rename`` into ``state/jobs/<job_id>/source.<ext>``. The bytes are then
   read and hashed, and kept only if no writer has the file open afterwards and its size and mtime
   did not change during the read (a writer that opened it before the rename could still write);
@@ -141,9 +142,11 @@ class Inbox:
         return self.settings.inbox
 
     def mark_complete(self, name: str) -> None:
-        """A watcher saw ``name`` closed after writing, or moved in: take it without waiting to settle.
+        """A watcher saw ``name`` created, moved in or closed after writing: take it without
+        waiting to settle, as soon as no process holds it open for writing.
 
-        Thread-safe. The file is still taken only when no process holds it open for writing.
+        Thread-safe. Where writers cannot be seen (:func:`open_for_writing` is None), the file
+        still waits to settle.
         """
         with self._complete_lock:
             self._complete.add(name)
@@ -162,13 +165,23 @@ class Inbox:
             if first is None or first[0] != sig:
                 self._seen[name] = (sig, mono)
                 first = (sig, mono)
-            if name not in complete and self._busy.get(name, 0.0) > mono:
+            # An empty file is never taken on an event: inotify reports a create before the
+            # creating process has the file open, so no writer can be seen yet.
+            named = name in complete and sig[0] > 0
+            if not named and self._busy.get(name, 0.0) > mono:
                 continue
-            mtime = sig[1] / 1e9
-            if name in complete or mono - first[1] >= settle or 0 <= wall - mtime >= settle:
-                submitted += self._claim_safely(name)
-                if name not in self._busy:
-                    self._seen.pop(name, None)
+            settled = mono - first[1] >= settle or 0 <= wall - sig[1] / 1e9 >= settle
+            if not settled and not named:
+                continue
+            writers = open_for_writing(self.folder / name)
+            if writers:
+                self._hold(name)
+                continue
+            if writers is None and not settled:  # cannot see writers: only the settle window counts
+                continue
+            submitted += self._claim_safely(name)
+            if name not in self._busy:
+                self._seen.pop(name, None)
         for gone in set(self._seen) - present:
             del self._seen[gone]
         for gone in set(self._busy) - present:
@@ -444,9 +457,10 @@ class Inbox:
 class InboxWatcher:
     """A watchdog observer on the inbox that calls ``wake()`` on creates, closes and move-ins.
 
-    The callback only says "look again"; :meth:`Inbox.poll` decides. A close-after-write or a
-    move-in also calls ``complete(name)`` (e.g. :meth:`Inbox.mark_complete`), so the file need not
-    wait to settle. Both are called from the observer's thread.
+    The callback only says "look again"; :meth:`Inbox.poll` decides. An event naming a file (create,
+    move-in, close-after-write) also calls ``complete(name)`` (e.g. :meth:`Inbox.mark_complete`), so
+    the file need not wait to settle once its writers are gone. Both are called from the observer's
+    thread. (inotify reports a rename from outside the folder as a create.)
     """
 
     def __init__(self, folder: Path, wake: Callable[[], None], complete: Callable[[str], None] | None = None):
@@ -457,7 +471,7 @@ class InboxWatcher:
             def on_any_event(self, event: Any) -> None:
                 if event.event_type not in ("created", "closed", "moved"):
                     return
-                if complete is not None and not event.is_directory and event.event_type != "created":
+                if complete is not None and not event.is_directory:
                     path = os.fsdecode(event.dest_path if event.event_type == "moved" else event.src_path)
                     complete(os.path.basename(path))
                 wake()

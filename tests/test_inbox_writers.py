@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ with open(path, "wb") as fh:
         time.sleep(pause)
     if sys.argv[5:] == ["hold"]:
         sys.stdin.readline()
+print("closed", time.time(), flush=True)
 """
 
 
@@ -128,15 +130,18 @@ def test_many_slow_writers_against_a_live_daemon(tmp_path: Path) -> None:
     inbox = daemon.home / "inbox"
     try:
         procs = {f"slow-{n:02d}.md": writer(inbox / f"slow-{n:02d}.md", 4, 2000 + n, 0.8) for n in range(10)}
-        time.sleep(1.5)
-        assert daemon.count("job.submitted") == 0, "a file still open for writing was claimed"
-        for proc in procs.values():
-            assert proc.wait(timeout=60) == 0
+        closed = {}
+        for name, proc in procs.items():
+            out, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0
+            closed[name] = float(out.split()[-1])
         wait_for(lambda: daemon.count("job.finished") == 10, 120, "ten jobs to finish", daemon)
         rows = daemon.query("SELECT job_id, json_extract(data, '$.name'), json_extract(data, '$.size'),"
-                            " json_extract(data, '$.sha256') FROM events WHERE kind = 'job.submitted'")
+                            " json_extract(data, '$.sha256'), at FROM events WHERE kind = 'job.submitted'")
         assert sorted(r[1] for r in rows) == sorted(procs)
-        for job_id, name, size, sha in rows:
+        assert daemon.count("input.rejected") == 0
+        for job_id, name, size, sha, at in rows:
+            assert datetime.fromisoformat(at).timestamp() >= closed[name], f"{name} was claimed while open"
             n = int(name[5:7])
             body = whole(4, 2000 + n)
             assert size == len(body) and sha == hashlib.sha256(body).hexdigest(), name
@@ -218,3 +223,21 @@ def test_a_writer_arriving_during_the_lease_check_does_not_kill_the_daemon(tmp_p
                           cwd=root, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr
     assert path.read_text() == "xmore"
+
+
+def test_an_event_takes_a_non_empty_file_at_once_but_never_an_empty_one(tmp_path: Path) -> None:
+    """inotify names a file at its creation, before its writer has it open: an empty file named by
+    an event waits to settle (then is rejected as empty), a non-empty closed one is taken at once."""
+    settings = load_settings(home=tmp_path / "home", daemon={"settle_seconds": 3600})
+    settings.inbox.mkdir(parents=True)
+    store = EventStore(settings.db_path)
+    inbox = Inbox(settings, store)
+    (settings.inbox / "empty.md").write_bytes(b"")
+    (settings.inbox / "full.md").write_text("# full\n")
+    inbox.mark_complete("empty.md")
+    inbox.mark_complete("full.md")
+    [job_id] = inbox.poll()
+    assert store.job(job_id)["source"] == "full.md"
+    assert (settings.inbox / "empty.md").exists() and inbox.pending() == 1
+    assert store.events(kinds=["input.rejected"]) == []
+    store.close()

@@ -66,6 +66,15 @@ def settings(tmp_path: Path):
     return load_settings(home=tmp_path / "home", video={"width": 320, "height": 180})
 
 
+CHARACTER = [{"id": "zundamon", "character": {"base": "/nonexistent/zundamon.png"}}]
+
+
+@pytest.fixture
+def with_character(tmp_path: Path):
+    """Settings with a persona that has a character: the slides keep the lower corners free."""
+    return load_settings(home=tmp_path / "home", video={"width": 320, "height": 180}, personas=CHARACTER)
+
+
 class Notes:
     """A note callback that keeps what it was told."""
 
@@ -109,10 +118,10 @@ def assert_clear_of_safe_areas(index: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("language", ["ja", "en"])
 @pytest.mark.parametrize("scale", [1, 4])
-def test_index_contract_and_safe_areas(tmp_path: Path, settings, language: str, scale: int):
+def test_index_contract_and_safe_areas(tmp_path: Path, with_character, language: str, scale: int):
     """One slide per section, in order, absolute cached PNGs with their sha256; boxes avoid the safe areas."""
     job = make_job(tmp_path, script_data(language, scale))
-    index, _ = run(job, settings, tmp_path)
+    index, _ = run(job, with_character, tmp_path)
     assert index["version"] == 1 and (index["width"], index["height"]) == (320, 180)
     assert [s["section"] for s in index["slides"]] == [0, 1, 2, 3]
     assert [s["layout"] for s in index["slides"]] == ["title", "bullets", "bullets", "closing"]
@@ -177,7 +186,7 @@ def test_long_text_is_shrunk_then_truncated_with_a_note(tmp_path: Path, settings
 
 def test_moderate_text_shrinks_without_truncation(tmp_path: Path):
     """A paragraph that overflows at the preferred size is drawn smaller, whole."""
-    settings = load_settings(home=tmp_path / "home", video={"width": 640, "height": 360})
+    settings = load_settings(home=tmp_path / "home", video={"width": 640, "height": 360}, personas=CHARACTER)
     data = script_data("ja", 1)
     data["sections"][2]["slide"]["bullets"] = [LONG_JA[:60], LONG_JA[60:110], "読み手は待たない", "書き手も待たない"]
     job = make_job(tmp_path, data)
@@ -188,10 +197,12 @@ def test_moderate_text_shrinks_without_truncation(tmp_path: Path):
     assert "".join(bullets["lines"]).replace(" ", "") == "".join(data["sections"][2]["slide"]["bullets"]).replace(" ", "")
 
 
-def test_subtitle_band_and_corners_are_background_only(tmp_path: Path, settings):
+def test_subtitle_band_and_corners_are_background_only(tmp_path: Path, with_character):
     """Pixel check: the subtitle band and the character corners hold nothing but the background colour."""
+    settings = with_character
     job = make_job(tmp_path, script_data("ja", 4))
     index, _ = run(job, settings, tmp_path)
+    assert len(index["safe_area"]["corners"]) == 2
     background = np.array(parse_colour(settings.theme.background), dtype=np.uint8)
     band = index["safe_area"]["subtitle_top"]
     for slide in index["slides"]:
@@ -373,3 +384,24 @@ def test_no_bullet_ends_in_a_one_or_two_character_widow(tmp_path: Path, settings
     (tmp_path / "greedy").mkdir()  # a fresh cache, so every slide is drawn again
     greedy = _widows(tmp_path / "greedy", settings, bullets)
     assert greedy, "greedy breaking left no widow: the bullets above no longer exercise the rule"
+
+
+def test_one_grid_without_characters_and_one_column_with_them(tmp_path: Path, settings, with_character):
+    """Without characters no corner is kept and the text column spans the frame between the margins
+    (at least 75 % of the width); with characters every bullets slide shares one column."""
+    job = make_job(tmp_path, script_data("ja", 2))
+    plain, _ = run(job, settings, tmp_path)
+    assert plain["safe_area"]["corners"] == []
+    lefts = set()
+    for slide in plain["slides"]:
+        if slide["layout"] != "bullets":
+            continue
+        body = next(b for b in slide["boxes"] if b["kind"] == "bullets")
+        heading = next(b for b in slide["boxes"] if b["kind"] == "heading")
+        lefts.add(heading["box"][0])
+        assert body["box"][2] - heading["box"][0] >= 0.75 * 320 * 0.9  # long bullets fill the column
+    assert len(lefts) == 1  # the same left margin on every content slide
+    framed, _ = run(make_job(tmp_path, script_data("ja", 1), name="framed"), with_character, tmp_path / "c")
+    columns = {tuple(next(b for b in s["boxes"] if b["kind"] == "heading")["box"][0:1])
+               for s in framed["slides"] if s["layout"] == "bullets"}
+    assert len(columns) == 1

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from stages.base import JobContext, Progress, StageResult, file_hash_or_none, fingerprint_of
 from stages.slides.deck import INDEX_VERSION, RENDERER_VERSION, generate_slides, input_key, wants_transparency
-from stages.slides.layout import LAYOUTS, SafeArea, SlideSpec
+from stages.slides.layout import LAYOUTS, SafeArea, SlideSpec, has_characters
 
 __all__ = [
     "INDEX_VERSION",
@@ -60,6 +60,7 @@ class SlidesStage:
             file_hash_or_none(Path(s.theme.logo)) if s.theme.logo else None,
             s.video.width,
             s.video.height,
+            has_characters(s),  # whether the lower corners are kept free
             input_key(job.job_dir / "script.yaml", job.job_dir, s),
         )
 

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 INDEX_VERSION = 1
-RENDERER_VERSION = "4"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX); 4: portrait type sizes
+RENDERER_VERSION = "5"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX); 4: portrait type sizes;
+# 5: one grid (corners only with characters; every bullets slide in the same column)
 PNG_LEVEL = 1  # fast: a 1080p slide encodes in ~20 ms instead of ~200 ms at the default level
 _FONT_LANGS = {"ja": "ja", "zh": "zh-cn", "ko": "ko"}
 
@@ -159,6 +160,7 @@ class _Deck:
         parts: list[Any] = [
             "typeset", RENDERER_VERSION, spec.as_key(), image_sha, self.theme.key(), self.logo_sha,
             s.video.width, s.video.height, s.slides.safe_area.model_dump(mode="json"), s.slides.image_fit,
+            self.area.corners(),  # kept free only when characters are configured
         ]
         if transparent:  # only then: opaque slides keep the keys they always had
             parts.append({"transparent": True, "panel": self.theme.panel})

@@ -81,12 +81,16 @@ class SafeArea:
 
     @classmethod
     def of(cls, settings: "Settings", logo_size: tuple[int, int] | None = None) -> "SafeArea":
-        """The geometry for ``settings.video`` size and ``settings.slides.safe_area``."""
+        """The geometry for ``settings.video`` size and ``settings.slides.safe_area``.
+
+        The lower corners are kept free only when a persona has a character to stand there:
+        without characters the text column spans the frame between the margins.
+        """
         w, h = settings.video.width, settings.video.height
         safe = settings.slides.safe_area
         gap = max(1, round(h * 0.02))
         subtitle_top = round(h * (1 - safe.subtitle_band))
-        corner_w = round(w * safe.corner_width)
+        corner_w = round(w * safe.corner_width) if has_characters(settings) else 0
         corner_top = round(h * (1 - safe.corner_height)) if corner_w > 0 and safe.corner_height > 0 else h
         left, right = round(w * safe.margin), w - round(w * safe.margin)
         top = round(h * safe.margin)
@@ -183,6 +187,11 @@ class SafeArea:
     def index_entry(self) -> dict[str, Any]:
         """The ``safe_area`` object of ``slides/index.json``."""
         return {"subtitle_top": self.subtitle_top, "corners": self.corners()}
+
+
+def has_characters(settings: "Settings") -> bool:
+    """True when some persona has a character picture (which stands in a lower corner)."""
+    return any(getattr(p, "character", None) is not None for p in settings.personas)
 
 
 def build_specs(script: "Script", article: dict[str, Any] | None) -> list[SlideSpec]:

@@ -93,9 +93,10 @@ def draw_slide(spec: SlideSpec, theme: Theme, area: SafeArea, image: Image.Image
                *, fit: str = "contain", transparent: bool = False) -> Drawn:
     """Draw ``spec`` at the frame size of ``area``.
 
-    Text slides use one of two rectangles, so every line of a block shares its left edge: the
-    full width above the character corners when the text fits there comfortably, else the
-    column between the corners down to the subtitle band.
+    One grid for every content slide: without characters the text column spans the frame
+    between the margins; with characters (lower corners kept free) every bullets slide uses the
+    column between the corners down to the subtitle band, so margins never move from slide to
+    slide. A title slide may use the full width above the corners when its text fits there.
 
     Args:
         spec: the content.
@@ -109,7 +110,9 @@ def draw_slide(spec: SlideSpec, theme: Theme, area: SafeArea, image: Image.Image
     layout = spec.layout if (spec.layout not in ("image", "image_caption") or image is not None) else "bullets"
     pad = panel_padding(area.height) if transparent else (0, 0)
     target = area
-    if layout in ("title", "bullets") and area.has_corners():
+    if layout == "bullets" and area.has_corners():
+        target = area.column()
+    elif layout == "title" and area.has_corners():
         trial = _Canvas(theme, area.above_corners().inset(*pad), dry=True)
         _compose(trial, layout, spec, image, fit)
         target = area.above_corners() if trial.comfortable() else area.column()

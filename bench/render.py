@@ -3,20 +3,26 @@
 Usage::
 
     .venv/bin/python bench/render.py [--renderer ffmpeg|remotion] [--mode segments|graph]
-                                     [--size 1920x1080] [--seconds 60]
+                                     [--size 1920x1080] [--seconds 60] [--case 60min]
+
+``--case 60min`` is a long video instead: 60 minutes, 120 sections, 720 cues, the same characters
+and BGM (the sizes that once could not render at all, and whose memory must stay flat).
 
 Prints ``name=value`` lines and ends with ``realtime_factor=<video seconds per wall second>``.
-``peak_rss_mb`` is the largest resident set of any child process (ffmpeg, node), from
-``getrusage(RUSAGE_CHILDREN)``. Assets are generated in a temporary folder.
+``peak_rss_mb`` is the largest resident set of any child process (the render process, ffmpeg,
+node), from ``getrusage(RUSAGE_CHILDREN)``; ``peak_tree_rss_mb`` the most that this process and all
+its descendants held at once (sampled every 0.2 s). Assets are generated in a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 import wave
 from pathlib import Path
@@ -47,13 +53,16 @@ def main() -> None:
     parser.add_argument("--mode", default="segments", choices=["segments", "graph"], help="ffmpeg mode")
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--case", choices=["60s", "60min"], default="60s",
+                        help="60min: 60 minutes, 120 sections, 720 cues (overrides --seconds)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--cache", action="store_true",
                         help="render through the render cache (a miss), then again: plan_seconds, cache_hit_seconds")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     root = Path(tempfile.mkdtemp(prefix="bench-render-"))
-    settings, job_dir = build_job(root, width, height, args.seconds, args.mode)
+    slides, cues, seconds = (120, 720, 3600.0) if args.case == "60min" else (SLIDES, CUES, args.seconds)
+    settings, job_dir = build_job(root, width, height, seconds, args.mode, slides=slides, cues=cues)
     timeline = plan_timeline(job_dir, settings)
     out = root / "out.mp4"
     last = {"frame": 0}
@@ -63,11 +72,13 @@ def main() -> None:
 
     before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = before.ru_utime + before.ru_stime
+    sampler = _TreeRss()
     started = time.perf_counter()
     cache_dir = root / "cache" if args.cache else None
     render_timeline(timeline, out, settings, progress, renderer=args.renderer, timeline_path=timeline.save(job_dir / "timeline.json"),
                     cache_dir=cache_dir)
     elapsed = time.perf_counter() - started
+    peak_tree_kb = sampler.stop()
     hit: dict[str, float] = {}
     if args.cache:  # a second job with the same inputs: plan again, then the cache hit
         notes: list[dict] = []
@@ -89,6 +100,7 @@ def main() -> None:
     print(f"fps={timeline.fps}")
     print(f"crf={settings.video.crf}")
     print(f"preset={settings.video.preset}")
+    print(f"case={args.case}")
     print(f"slides={len(timeline.slides)}")
     print(f"cues={len(timeline.subtitles)}")
     print(f"characters={len(timeline.characters)}")
@@ -96,6 +108,7 @@ def main() -> None:
     print(f"render_seconds={elapsed:.2f}")
     print(f"video_seconds={timeline.duration:.2f}")
     print(f"peak_rss_mb={peak_kb / 1024:.0f}")
+    print(f"peak_tree_rss_mb={peak_tree_kb / 1024:.0f}")
     print(f"python_rss_mb={own.ru_maxrss / 1024:.0f}")
     # CPU seconds do not depend on what else the machine is doing: the fairest ratio on a busy box.
     print(f"cpu_seconds_python={own.ru_utime + own.ru_stime - cpu_before:.2f}")
@@ -111,14 +124,18 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def build_job(root: Path, width: int, height: int, seconds: float, mode: str):
-    """Slides, two characters, 12 phrases sized so the timeline lasts ``seconds``, and a BGM loop."""
+def build_job(root: Path, width: int, height: int, seconds: float, mode: str, *, slides: int = SLIDES, cues: int = CUES):
+    """``slides`` sections of two speakers taking turns, ``cues`` phrases sized so the timeline lasts
+    ``seconds``, and a BGM loop. Clips and slide images are drawn once and reused cyclically."""
     job = root / "job"
     (job / "audio").mkdir(parents=True)
     (job / "slides").mkdir(parents=True)
-    # Pauses: 1 s initial + 5 x 1 s between sections + 6 x 0.5 s speaker changes + 1 s ending = 10 s.
-    speech = max(seconds - 10.0, CUES * 0.5)
-    clip_seconds = speech / CUES
+    per = cues // slides
+    # Pauses: 1 s initial + 1 s between sections + 0.5 s per change of speaker + 1 s ending
+    # (60 s: 1 + 5 + 6 x 0.5 + 1 = 10 s).
+    pauses = 2.0 + (slides - 1) + 0.5 * slides * (per - 1)
+    speech = max(seconds - pauses, cues * 0.5)
+    clip_seconds = speech / (per * slides)
     chars = {name: draw_character(root / "chars", name, colour) for name, colour in (("zundamon", (90, 200, 90)), ("metan", (220, 120, 170)))}
     personas = [
         {"id": "narrator", "subtitle_color": "#ffffff"},
@@ -126,21 +143,27 @@ def build_job(root: Path, width: int, height: int, seconds: float, mode: str):
         {"id": "metan", "subtitle_color": "#ffc0e0", "character": {**chars["metan"], "position": "left", "height": 0.45}},
     ]
     script = {"title": "Benchmark", "sections": []}
-    clips, slides = {}, []
-    for s in range(SLIDES):
+    clips, slide_items = {}, []
+    wavs: dict[tuple[int, int], Path] = {}
+    pngs: dict[int, Path] = {}
+    for s in range(slides):
         section = {"title": f"Section {s + 1}", "narrations": []}
-        for n in range(CUES // SLIDES):
+        for n in range(per):
             speaker = "zundamon" if n % 2 == 0 else "metan"
             text = LINES[(2 * s + n) % len(LINES)]
             section["narrations"].append({"text": text, "persona_id": speaker})
             pid = f"{s:03d}-{n:03d}"
-            wav = speech_wav(root / "clips" / f"{pid}.wav", clip_seconds, 180 + 40 * n + 10 * s)
-            clips[pid] = {"path": str(wav), "duration": clip_seconds, "speaker": speaker}
+            key = (n, s % SLIDES)
+            if key not in wavs:
+                wavs[key] = speech_wav(root / "clips" / f"{key[0]}-{key[1]}.wav", clip_seconds, 180 + 40 * n + 10 * key[1])
+            clips[pid] = {"path": str(wavs[key]), "duration": clip_seconds, "speaker": speaker}
         script["sections"].append(section)
-        slides.append({"section": s, "path": str(draw_slide(root / "slides" / f"{s}.png", width, height, s)), "layout": "bullets"})
+        if s % SLIDES not in pngs:
+            pngs[s % SLIDES] = draw_slide(root / "slides" / f"{s % SLIDES}.png", width, height, s % SLIDES)
+        slide_items.append({"section": s, "path": str(pngs[s % SLIDES]), "layout": "bullets"})
     (job / "script.yaml").write_text(yaml.safe_dump(script, allow_unicode=True), encoding="utf-8")
     (job / "audio" / "index.json").write_text(json.dumps({"sample_rate": RATE, "clips": clips, "dropped": [], "credits": []}))
-    (job / "slides" / "index.json").write_text(json.dumps({"width": width, "height": height, "slides": slides, "safe_area": {}}))
+    (job / "slides" / "index.json").write_text(json.dumps({"width": width, "height": height, "slides": slide_items, "safe_area": {}}))
     bgm = music_wav(root / "bgm.wav", 20.0)
     settings = load_settings(
         home=root / "home",
@@ -152,6 +175,46 @@ def build_job(root: Path, width: int, height: int, seconds: float, mode: str):
         },
     )
     return settings, job
+
+
+class _TreeRss:
+    """Samples the resident set of this process and all its descendants in a thread; ``stop`` gives the peak (KiB)."""
+
+    def __init__(self, interval: float = 0.2):
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+    def _run(self, interval: float) -> None:
+        while not self._done.wait(interval):
+            self.peak = max(self.peak, _tree_rss_kb(os.getpid()))
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """RSS of a process and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
+        except (OSError, ValueError):
+            continue
+        children.setdefault(int(fields.get("PPid", "0").strip() or 0), []).append(int(entry.name))
+        rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0] or 0)
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += rss.get(current, 0)
+        stack.extend(children.get(current, []))
+    return total
 
 
 def speech_wav(path: Path, seconds: float, freq: float) -> Path:

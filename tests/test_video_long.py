@@ -17,6 +17,7 @@ import pytest
 from stages.base import InputError
 from stages.video import plan_timeline, render_timeline, verify_video
 from stages.video.ffmpeg import KEYINT_SECONDS, keyframe_times
+from stages.video.frames import CUE_CHUNK, render_subtitle_overlays
 from stages.video.mix import write_soundtrack
 from stages.video.timeline import Bgm
 from stages.video.probe import probe
@@ -99,3 +100,21 @@ def test_an_hour_of_soundtrack_is_mixed_in_flat_memory(tmp_path):
         tail = np.frombuffer(wav.readframes(800), dtype="<i2")
     assert np.abs(tail).max() > 1000
     assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MB"
+
+
+def test_subtitle_overlays_are_drawn_a_chunk_at_a_time(tmp_path):
+    """Cue overlays come from libass in chunks of CUE_CHUNK, at most two chunks held; any order gives the same pixels."""
+    job = make_job(tmp_path, [[Phrase(f"字幕その{i}", seconds=0.3) for i in range(2 * CUE_CHUNK + 6)]])
+    timeline = plan_timeline(job.dir, job.settings)
+    overlays = render_subtitle_overlays(timeline, tmp_path)
+    assert len(overlays) == len(timeline.subtitles) == 2 * CUE_CHUNK + 6
+    in_order = [overlays[i] for i in range(len(overlays))]
+    assert len(overlays._chunks) == 2
+    again = render_subtitle_overlays(timeline, tmp_path)
+    for i in (len(overlays) - 1, 0, CUE_CHUNK, 1, len(overlays) - 2):
+        x, y, pixels = again[i]
+        assert (x, y) == in_order[i][:2] and np.array_equal(pixels, in_order[i][2])
+    assert in_order[0][2][..., 3].max() == 255  # drawn, not empty
+    assert not np.array_equal(in_order[0][2], in_order[1][2]) or in_order[0][:2] != in_order[1][:2]
+    with pytest.raises(IndexError):
+        overlays[len(overlays)]

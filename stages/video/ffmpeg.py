@@ -216,9 +216,15 @@ def _encode_pictures(
             if errors:
                 break
             frame = compositor.frame_yuv(item.run)
-            encoder.proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+            try:
+                encoder.proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+            except BrokenPipeError:  # x264 stopped reading: encoder.check() below says why
+                break
             progress(min(splicer.frames_out, timeline.frames - 1), timeline.frames, "rendering")
-        encoder.proc.stdin.close()
+        try:
+            encoder.proc.stdin.close()
+        except BrokenPipeError:
+            pass
         for child in (encoder, decoder):
             while child.proc.poll() is None:
                 _check(cancel)
@@ -228,6 +234,8 @@ def _encode_pictures(
         encoder.kill()
         decoder.kill()
         raise
+    if encoder.proc.returncode and encoder.proc.returncode > 0:  # x264 failed by itself (not killed by us)
+        encoder.check()
     if errors:
         raise errors[0]
     encoder.check()

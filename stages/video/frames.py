@@ -36,9 +36,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from stages.base import InputError
-from stages.process import kill_group, run_process
+from stages.base import Cancelled, InputError
+from stages.process import ProcessError, kill_group
 from stages.video.ass import write_ass
+from stages.video.poses import character_states
 from stages.video.timeline import Background, Timeline
 
 XFADE_NAMES = {"fade": "fade", "slide": "slideleft", "wipe": "wipeleft"}
@@ -80,14 +81,7 @@ def frame_runs(timeline: Timeline) -> list[Run]:
     cue = np.full(n, -1, dtype=np.int32)
     for i, item in enumerate(timeline.subtitles):
         cue[frame(item.start) : frame(item.end)] = i
-    states = np.zeros((len(timeline.characters), n), dtype=np.int32)
-    for c, character in enumerate(timeline.characters):
-        if character.eyes_closed:
-            for a, b in character.blinks:
-                states[c, frame(a) : frame(b)] = EYES
-        if character.mouth_open:
-            for a, b in character.mouth_open_intervals:
-                states[c, frame(a) : frame(b)] = MOUTH
+    states, _ = character_states(timeline)  # each character's pose (picture, dimmed, breath lift) per frame
     moving = moving_backgrounds(timeline)
     background = np.full(n, -1, dtype=np.int64)  # frame of the slide's video background
     for i, origin in moving.items():
@@ -230,6 +224,9 @@ class Compositor:
         self._patches_yuv: dict[tuple[int, int, int, int], tuple[int, int, tuple[np.ndarray, ...]]] = {}
         self._current = -1
         self._sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
+        self._poses = character_states(timeline)[1]
+        self._pose_sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
+        self._pictures: dict[tuple[int, str], np.ndarray] = {}
         self._subtitles = render_subtitle_overlays(timeline, self.work, cancel=cancel) if subtitles else []
         self._slide_layers: dict[int, Layer] = {}
         self._sprite_layers: dict[tuple[int, int], Layer] = {}
@@ -280,11 +277,13 @@ class Compositor:
         """Characters and subtitle of ``picture`` blended over ``frame`` in place."""
         for c, state in enumerate(picture.characters):
             if (c, state) not in self._sprite_layers:
-                x, y, pixels = self.sprite(c, state)
+                x, y, pixels = self.pose_sprite(c, state)
                 self._sprite_layers[(c, state)] = Layer.from_rgba(pixels, x, y, self.size)
             self._sprite_layers[(c, state)].over(frame, self.size)
         if picture.cue >= 0:
             if picture.cue not in self._cue_layers:
+                if len(self._cue_layers) >= 4:  # cues come in time order: keep only the last few
+                    del self._cue_layers[next(iter(self._cue_layers))]
                 x, y, pixels = self._subtitles[picture.cue]
                 self._cue_layers[picture.cue] = Layer.from_rgba(pixels, x, y, self.size)
             self._cue_layers[picture.cue].over(frame, self.size)
@@ -334,7 +333,7 @@ class Compositor:
         return self._bases_yuv[key]
 
     def _patch_yuv(self, slide: int, cue: int, character: int, state: int) -> tuple[int, int, tuple[np.ndarray, ...]]:
-        x, y, sprite = self.sprite(character, state)
+        x, y, sprite = self.pose_sprite(character, state)
         x0, y0, x1, y1 = _even_box(x, y, sprite.shape[1], sprite.shape[0], *self.size)
         overlapping = cue if cue >= 0 and _overlaps(self._subtitles[cue], (x0, y0, x1, y1)) else -1
         key = (slide, overlapping, character, state)
@@ -377,8 +376,29 @@ class Compositor:
             self._under[slide] = np.asarray(canvas).copy()
         return self._under[slide]
 
+    def pose_sprite(self, character: int, pose: int) -> tuple[int, int, np.ndarray]:
+        """A character in pose ``pose`` (see :func:`character_states`) as RGBA at its place: ``(x, y, pixels)``.
+
+        Each picture is read and resized once; a dimmed pose darkens it, a breath moves it up.
+        """
+        key = (character, pose)
+        if key not in self._pose_sprites:
+            track = self.timeline.characters[character]
+            look = self._poses[character][pose]
+            if (character, look.image) not in self._pictures:
+                with Image.open(look.image) as image:
+                    image = image.convert("RGBA").resize((round(track.width), round(track.height)), Image.LANCZOS)
+                self._pictures[(character, look.image)] = np.asarray(image).copy()
+            pixels = self._pictures[(character, look.image)]
+            if look.dimmed:
+                pixels = pixels.copy()
+                pixels[..., :3] = np.rint(pixels[..., :3] * np.float32(track.dim)).astype(np.uint8)
+            self._pose_sprites[key] = (round(track.x), round(track.y) - look.lift, pixels)
+        return self._pose_sprites[key]
+
     def sprite(self, character: int, state: int) -> tuple[int, int, np.ndarray]:
-        """A character's image for ``state`` as RGBA at its place: ``(x, y, pixels)``."""
+        """A character's ``base``/``mouth_open``/``eyes_closed`` image (``BASE``, ``MOUTH``, ``EYES``)
+        as RGBA at its place: ``(x, y, pixels)`` (the one-filter-graph renderer's overlays)."""
         key = (character, state)
         if key not in self._sprites:
             track = self.timeline.characters[character]
@@ -422,49 +442,98 @@ def _first_video_frame(path: Path, size: tuple[int, int]) -> Image.Image:
     return Image.frombytes("RGB", size, raw[: size[0] * size[1] * 3])
 
 
-def render_subtitle_overlays(
-    timeline: Timeline, work: Path, *, cancel: threading.Event | None = None
+def render_subtitle_overlays(timeline: Timeline, work: Path, *, cancel: threading.Event | None = None) -> "SubtitleOverlays":
+    """Each cue drawn by libass once, as a cropped RGBA overlay ``(x, y, pixels)``, indexed by cue.
+
+    Drawn :data:`CUE_CHUNK` cues at a time when first asked for, keeping the last two chunks: an
+    hour of subtitles at 1080p is about 0.5 GB of overlays, and the sheets they are cut from
+    several GB more, so they are never all held at once.
+    """
+    return SubtitleOverlays(timeline, work, cancel=cancel)
+
+
+CUE_CHUNK = 32
+
+
+class SubtitleOverlays:
+    """The cue overlays of :func:`render_subtitle_overlays`, a chunk of cues drawn at a time."""
+
+    def __init__(self, timeline: Timeline, work: Path, *, cancel: threading.Event | None = None):
+        self._timeline, self._work, self._cancel = timeline, Path(work), cancel
+        self._chunks: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._timeline.subtitles)
+
+    def __getitem__(self, cue: int) -> tuple[int, int, np.ndarray]:
+        if not 0 <= cue < len(self):
+            raise IndexError(cue)
+        chunk = cue // CUE_CHUNK
+        if chunk not in self._chunks:
+            if len(self._chunks) >= 2:  # cues are asked for in time order: the oldest chunk is done
+                del self._chunks[next(iter(self._chunks))]
+            first = chunk * CUE_CHUNK
+            self._chunks[chunk] = _draw_cues(self._timeline, self._work, first, min(len(self), first + CUE_CHUNK), self._cancel)
+        return self._chunks[chunk][cue - chunk * CUE_CHUNK]
+
+
+def _draw_cues(
+    timeline: Timeline, work: Path, first: int, end: int, cancel: threading.Event | None
 ) -> list[tuple[int, int, np.ndarray]]:
-    """Each cue drawn by libass once, as a cropped RGBA overlay ``(x, y, pixels)``.
+    """Cues ``first`` to ``end`` drawn by libass, each as a cropped RGBA overlay.
 
     libass draws over an opaque frame, so each cue is drawn on black and on white in one ffmpeg run
-    and the alpha recovered from the difference (``alpha = 255 - (white - black)``).
+    and the alpha recovered from the difference (``alpha = 255 - (white - black)``). The two are
+    stacked into one frame and read from ffmpeg's stdout one cue at a time.
 
     The frames libass draws on are rgb24 (``format=rgb24`` before ``ass``), so the colours are the
     ASS file's exactly. (They used to be yuv420p frames from ``-f lavfi`` inputs: ffmpeg 5.1's
     ``ass`` filter then converted each colour with BT.601, the frames went back to RGB, and the
     chroma was subsampled there and again in the output: saturated colours came out paler.)
     """
-    cues = timeline.subtitles
-    if not cues:
-        return []
+    count = end - first
     w, h = timeline.width, timeline.height
-    sheet = work / "sheet.ass"
-    write_ass(timeline, sheet, times=[(i * 0.1, (i + 1) * 0.1) for i in range(len(cues))])
+    write_ass(timeline, work / "sheet.ass", cues=timeline.subtitles[first:end],
+              times=[(i * 0.1, (i + 1) * 0.1) for i in range(count)])
     fonts = _fonts_dir(timeline, work)
     ass = f"ass=sheet.ass:fontsdir={fonts.name}" if fonts else "ass=sheet.ass"
     top = (h // 2) & ~1  # cues sit at the bottom: only the lower half is read back
+    band = h - top
     source = "color=c={}:s={}x{}:r=10:d={:.1f},format=rgb24"
     graph = (
-        f"{source.format('black', w, h, len(cues) * 0.1)},{ass},crop={w}:{h - top}:0:{top}[b];"
-        f"{source.format('white', w, h, len(cues) * 0.1)},{ass},crop={w}:{h - top}:0:{top}[w]"
+        f"{source.format('black', w, h, count * 0.1)},{ass},crop={w}:{band}:0:{top}[b];"
+        f"{source.format('white', w, h, count * 0.1)},{ass},crop={w}:{band}:0:{top}[w];"
+        "[b][w]vstack=inputs=2[sheet]"
     )
     (work / "sheet.graph").write_text(graph, encoding="utf-8")
-    run_process(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y",
-         "-filter_complex_script", "sheet.graph",
-         "-map", "[b]", "-frames:v", str(len(cues)), "-f", "rawvideo", "-pix_fmt", "rgb24", "sheet-black.rgb",
-         "-map", "[w]", "-frames:v", str(len(cues)), "-f", "rawvideo", "-pix_fmt", "rgb24", "sheet-white.rgb"],
-        cancel=cancel, cwd=work, what="ffmpeg (subtitles)",
+    proc = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-v", "error", "-filter_complex_script", "sheet.graph",
+         "-map", "[sheet]", "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work, start_new_session=True,
     )
-    black = np.fromfile(work / "sheet-black.rgb", dtype=np.uint8).reshape(-1, h - top, w, 3)
-    white = np.fromfile(work / "sheet-white.rgb", dtype=np.uint8).reshape(-1, h - top, w, 3)
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    reader.start()
     overlays = []
-    for i in range(len(cues)):
-        x, y, rgba = _matte(black[i], white[i])
-        overlays.append((x, y + top, rgba))
-    (work / "sheet-black.rgb").unlink(missing_ok=True)
-    (work / "sheet-white.rgb").unlink(missing_ok=True)
+    size = 2 * band * w * 3
+    try:
+        for _ in range(count):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("render was cancelled")
+            raw = proc.stdout.read(size)
+            if len(raw) < size:
+                break
+            sheet = np.frombuffer(raw, dtype=np.uint8).reshape(2 * band, w, 3)
+            x, y, rgba = _matte(sheet[:band], sheet[band:])
+            overlays.append((x, y + top, rgba))
+        proc.stdout.close()
+        proc.wait()
+    except BaseException:
+        kill_group(proc)
+        raise
+    reader.join(timeout=5)
+    if proc.returncode != 0 or len(overlays) != count:
+        raise ProcessError("ffmpeg (subtitles) failed", proc.returncode or 1, b"".join(errors).decode("utf-8", "replace"))
     return overlays
 
 

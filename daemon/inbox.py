@@ -133,7 +133,7 @@ class Inbox:
         self.log = log
         self._seen: dict[str, tuple[tuple[int, int, int], float]] = {}
         self._busy: dict[str, float] = {}  # held open by a writer: name -> when to look again (monotonic)
-        self._complete: set[str] = set()  # named by a close-after-write or move-in event
+        self._complete: set[str] = set()  # named by an inotify event (create, move-in, close-after-write)
         self._complete_lock = threading.Lock()
         self._ignored: set[tuple[str, int]] | None = None  # (name, inode) already logged as ignored
 

@@ -24,13 +24,14 @@ from stages.settings import load_settings
 NOTES = (NOTE_SUFFIX, DUPLICATE_SUFFIX)
 ALPHABET = st.sampled_from(
     list("ab-_ .,~+=@%") + list("$;|&*?'\"`<>(){}[]!#\\\n\t\r") + ["漢", "字", "ト", "マ", "ー", "😀", "🍅", "é", "\u200b"]
+    + ["\udcff", "\udce9"]  # bytes that are not UTF-8 (0xff, a Latin-1 é), as os.fsdecode gives them
 )
 SUFFIXES = st.sampled_from([".md", ".yaml", ".txt", ".html", ".pdf", "", ".MD", ".md.", ".tar.gz"])
 
 
 @st.composite
 def names(draw) -> str:
-    """A file name (no '/' or NUL) of at most NAME_MAX bytes, often near the limit."""
+    """A file name (no '/' or NUL) of at most NAME_MAX bytes, often near the limit; not always UTF-8."""
     stem = draw(st.text(ALPHABET, min_size=1, max_size=90))
     if draw(st.booleans()):
         stem = draw(st.sampled_from(["-", "--", "-rf ", " ", "..", "$(", "漢" * 80])) + stem

@@ -160,11 +160,14 @@ def test_an_80_kanji_name_through_a_live_daemon(tmp_path: Path) -> None:
     home, gates = daemon.home, daemon.home / "gates"
     long_name = "漢" * 80 + ".md"
     try:
-        drop(home / "inbox", long_name, "# 長い名前の記事\n\n本文。\n")
+        article = "# " + "題" * 80 + "\n\n本文。\n"  # the title, and so the outbox slug, is long too
+        (tmp_path / long_name).write_text(article)
+        submit_to_inbox(home / "inbox", str(tmp_path / long_name))
         job_id = wait_for(lambda: daemon.job_of(long_name), 30, "the claim", daemon)
         wait_for(lambda: daemon.state(job_id) == "done", 60, "the delivery", daemon)
-        assert (home / "done" / long_name).read_text() == "# 長い名前の記事\n\n本文。\n"
-        assert list((home / "outbox").glob("*.mp4"))
+        assert (home / "done" / long_name).read_text() == article
+        [video] = (home / "outbox").glob("*.mp4")
+        assert "題" * 40 in video.name and (home / "outbox" / f"{video.stem}.json").exists()
         assert not (home / "failed").exists() or list((home / "failed").iterdir()) == []
 
         (gates / "hold-fetch").touch()

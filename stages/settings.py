@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from stages.settings_errors import InvalidSettings, SettingsError, explain, unreadable  # noqa: F401 (re-exported)
@@ -152,12 +152,74 @@ class LLMSettings(_KeyFromEnv):
     )
 
 
+def _layer_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+LayerPaths = Annotated[list[str], BeforeValidator(_layer_list)]
+"""PSD layer paths such as ``"!口/*あ"`` (a string or a list of them)."""
+
+
+class PsdEyeLayers(_Section):
+    """The layers shown for each eye state of a layered PSD character."""
+
+    open: LayerPaths = Field(default_factory=list)
+    closed: LayerPaths = Field(default_factory=list)
+
+
+class PsdMouthLayers(_Section):
+    """The layers shown for each mouth state; an empty ``half`` falls back to ``open``."""
+
+    closed: LayerPaths = Field(default_factory=list)
+    half: LayerPaths = Field(default_factory=list)
+    open: LayerPaths = Field(default_factory=list)
+
+
+class PsdExpression(_Section):
+    """One expression of a PSD character: the layers it turns on, and optionally its own eyes/mouth."""
+
+    layers: LayerPaths = Field(default_factory=list)
+    eyes: PsdEyeLayers | None = Field(None, description="None: the character's eyes")
+    mouth: PsdMouthLayers | None = Field(None, description="None: the character's mouth")
+
+
+class PsdCharacterSettings(_Section):
+    """A layered PSD 立ち絵 with PSDToolKit naming (stages/characters/psd.py)."""
+
+    path: Path
+    flipx: bool = Field(False, description="mirror the picture; layers named '…:flipx' replace their plain twins")
+    eyes: PsdEyeLayers = Field(default_factory=PsdEyeLayers)
+    mouth: PsdMouthLayers = Field(default_factory=PsdMouthLayers)
+    expressions: dict[str, PsdExpression] = Field(default_factory=lambda: {"normal": PsdExpression()})
+
+
 class CharacterSettings(_Section):
-    base: Path
+    """A persona's character: one of three sources (stages/characters/)."""
+
+    base: Path | None = Field(None, description="PNG set: the picture (with mouth_open, eyes_closed beside it)")
     mouth_open: Path | None = None
     eyes_closed: Path | None = None
-    position: Literal["left", "right", "center"] = "right"
+    folder: Path | None = Field(
+        None, description="a folder per expression: <folder>/<expr>/base.png, mouth/{closed,half,open}.png, eyes/{open,closed}.png"
+    )
+    psd: PsdCharacterSettings | None = None
+    default_expression: str = Field("normal", description="for lines without `expression:`")
+    position: Literal["left", "right", "center"] | None = Field(
+        None, description="None: a free slot (right, then left, then further in)"
+    )
     height: float = Field(0.45, gt=0, le=1, description="character height as a fraction of the video height")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CharacterSettings":
+        given = [name for name in ("base", "folder", "psd") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of base (a PNG set), folder or psd (given: {', '.join(given) or 'none'})")
+        if self.psd is not None and self.default_expression not in self.psd.expressions:
+            raise ValueError(
+                f"default_expression {self.default_expression!r} is not among psd.expressions "
+                f"({', '.join(self.psd.expressions)})"
+            )
+        return self
 
 
 class Persona(_Section):

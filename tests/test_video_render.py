@@ -139,7 +139,10 @@ def test_held_frames_are_identical(rendered):
     """Frames of a held picture decode bit-identically (the spliced skip pictures)."""
     job, timeline, outputs = rendered
     frames = decode_frames(outputs["segments"][0], 320, 180)
-    assert (frames[1] == frames[0]).all() and (frames[20] == frames[0]).all()
+    run = max(frame_runs(timeline), key=lambda r: r.count)  # the characters breathe: not every frame is held
+    assert run.count >= 10
+    first, last = run.start, run.start + run.count - 1
+    assert (frames[first + 1] == frames[first]).all() and (frames[last] == frames[first]).all()
 
 
 @pytest.mark.parametrize("mode", ["segments", "graph"])

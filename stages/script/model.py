@@ -3,7 +3,7 @@
 A superset of the original movie-generator ``script.yaml``. Besides the canonical form, a section
 may say what is spoken in any of these ways (they are normalised to ``narrations`` on load):
 
-``narrations:`` a list whose items are strings or ``{text, reading?, persona_id?}``; ``speaker``
+``narrations:`` a list whose items are strings or ``{text, reading?, persona_id?, expression?}``; ``speaker``
     or ``persona`` are accepted as other names for ``persona_id``.
 ``narration: "<string>"`` the original single-narrator form: one string, split into phrases by
     :func:`stages.script.text.phrases_of` (sentence ends, then about 40 characters or 15 words).
@@ -34,6 +34,7 @@ class Narration(BaseModel):
     text: str
     reading: str | None = None
     persona_id: str | None = None
+    expression: str | None = Field(None, description="the character's expression from this line on (None: its default)")
 
     @field_validator("text")
     @classmethod

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ import yaml
 from stages.assets import resolve_script_asset
 from stages.base import InputError
 from stages.script.model import Script
+from stages.video.cast import blink_schedule, plan_characters  # noqa: F401 (blink_schedule re-exported)
 from stages.video.timeline import (
     Background,
     BackgroundInterval,
@@ -64,11 +64,6 @@ if TYPE_CHECKING:
 
 TRAILING_PUNCTUATION = "。、"
 CLAUSE_ENDS = "、。！？!?，,；;：:」』）)"
-BLINK_SECONDS = 0.15
-BLINK_GAP = (2.0, 5.0)
-MOUTH_MIN_HOLD_FRAMES = 2
-MOUTH_FLOOR_RMS = 0.01  # about -40 dBFS: below this the mouth stays shut however quiet the clip
-MOUTH_RELATIVE = 0.25  # open above this fraction of the clip's loud (95th percentile) level
 
 
 def plan_timeline(job_dir: Path, settings: "Settings") -> Timeline:
@@ -103,7 +98,7 @@ def build_timeline(
     section_spans[-1] = section_spans[-1].model_copy(update={"end": duration})
 
     slide_track = _slides(section_spans, narration, slide_paths, settings)
-    characters = _characters(narration, settings, duration, fps)
+    characters = _characters(script, narration, settings, duration, fps)
     style = _subtitle_style(settings, has_characters=bool(characters))
     cues = _cues(script, narration, style, settings)
     return Timeline(
@@ -426,89 +421,8 @@ def _font(path: str | None, size: float):
 # --- characters -------------------------------------------------------------------------------
 
 
-def _characters(narration: list[NarrationClip], settings: "Settings", duration: float, fps: int) -> list[CharacterTrack]:
-    width, height = settings.video.width, settings.video.height
-    speakers: list[str] = []
-    for clip in narration:
-        if clip.speaker not in speakers:
-            speakers.append(clip.speaker)
-    tracks = []
-    for speaker in speakers:
-        if not _has_persona(settings, speaker):
-            continue
-        persona = settings.persona(speaker)
-        character = persona.character
-        if character is None:
-            continue
-        base = _existing(character.base, f"persona {speaker}: character.base")
-        mouth = _existing(character.mouth_open, f"persona {speaker}: character.mouth_open") if character.mouth_open else None
-        eyes = _existing(character.eyes_closed, f"persona {speaker}: character.eyes_closed") if character.eyes_closed else None
-        from PIL import Image
-
-        with Image.open(base) as image:
-            aspect = image.width / image.height
-        h = round(character.height * height)
-        w = round(h * aspect)
-        margin = round(0.02 * width)
-        x = {"left": margin, "right": width - w - margin, "center": (width - w) // 2}[character.position]
-        own = [c for c in narration if c.speaker == speaker]
-        speaking = _merge([(c.start, c.start + c.duration) for c in own])
-        mouth_intervals = _merge([iv for c in own for iv in mouth_open_intervals(Path(c.audio), c.start, fps)]) if mouth else []
-        tracks.append(
-            CharacterTrack(
-                persona_id=speaker,
-                base=str(base),
-                mouth_open=str(mouth) if mouth else None,
-                eyes_closed=str(eyes) if eyes else None,
-                position=character.position,
-                x=x,
-                y=height - h,
-                width=w,
-                height=h,
-                visible=[(0.0, duration)],
-                speaking=speaking,
-                mouth_open_intervals=mouth_intervals,
-                blinks=blink_schedule(speaker, duration, fps) if eyes else [],
-            )
-        )
-    return tracks
-
-
-def mouth_open_intervals(wav_path: Path, start: float, fps: int) -> list[Interval]:
-    """When the mouth is open while this clip plays: its RMS per frame over a threshold.
-
-    The threshold is relative to the clip's own loud level (so a quiet voice still moves the mouth)
-    with an absolute floor (so silence never does). Open runs last at least
-    ``MOUTH_MIN_HOLD_FRAMES`` frames and shorter closed gaps are filled, so the mouth does not flicker.
-    """
-    samples, rate = read_wav_mono(wav_path)
-    window = max(1, int(round(rate / fps)))
-    count = len(samples) // window
-    if count == 0:
-        return []
-    frames = samples[: count * window].reshape(count, window)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    loud = float(np.percentile(rms, 95))
-    threshold = max(MOUTH_FLOOR_RMS, MOUTH_RELATIVE * loud)
-    is_open = rms > threshold
-    runs = _runs(is_open)
-    runs = _fill_gaps(runs, MOUTH_MIN_HOLD_FRAMES)
-    runs = [(a, max(b, a + MOUTH_MIN_HOLD_FRAMES)) for a, b in runs]
-    first = round(start * fps)
-    return [((first + a) / fps, (first + min(b, count)) / fps) for a, b in runs if min(b, count) > a]
-
-
-def blink_schedule(persona_id: str, duration: float, fps: int) -> list[Interval]:
-    """Blinks every 2–5 s at pseudo-random times that depend only on the persona id."""
-    rng = random.Random(f"blink:{persona_id}")
-    blinks = []
-    t = rng.uniform(*BLINK_GAP)
-    length = max(BLINK_SECONDS, 2 / fps)
-    while t + length < duration:
-        start = round(t * fps) / fps
-        blinks.append((start, round((start + length) * fps) / fps))
-        t += rng.uniform(*BLINK_GAP)
-    return blinks
+def _characters(script: Script, narration: list[NarrationClip], settings: "Settings", duration: float, fps: int) -> list[CharacterTrack]:
+    return plan_characters(script, narration, settings, duration, fps)
 
 
 def read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
@@ -616,19 +530,3 @@ def _merge(intervals: list[Interval]) -> list[Interval]:
         else:
             merged.append([a, b])
     return [(a, b) for a, b in merged]
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
-    padded = np.concatenate([[False], flags, [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _fill_gaps(runs: list[tuple[int, int]], min_gap: int) -> list[tuple[int, int]]:
-    filled: list[tuple[int, int]] = []
-    for a, b in runs:
-        if filled and a - filled[-1][1] < min_gap:
-            filled[-1] = (filled[-1][0], b)
-        else:
-            filled.append((a, b))
-    return filled

@@ -24,6 +24,7 @@ How a frame is layered, bottom to top (both renderers):
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -110,11 +111,65 @@ class SubtitleStyle(_Model):
     safe_box: SafeBox
 
 
+class MouthImages(_Model):
+    """One picture per mouth state (absolute paths; several may be the same file)."""
+
+    closed: str
+    half: str
+    open: str
+
+
+class ExpressionImages(_Model):
+    """An expression's pictures, by eye state then mouth state; each a whole picture of the character."""
+
+    eyes_open: MouthImages
+    eyes_closed: MouthImages
+
+
+class ExpressionSpan(_Model):
+    """The character shows ``expression`` in ``[start, end)``."""
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    expression: str
+
+
+class MouthSpan(_Model):
+    """The mouth is ``state`` in ``[start, end)`` (closed outside every span)."""
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    state: Literal["half", "open"]
+
+
+class Breath(_Model):
+    """Idle motion: the character rises by ``lift(t)`` px (whole pixels) and settles, every ``period`` s.
+
+    ``lift(t) = round(amplitude * (1 - cos(2π (t / period + phase))) / 2)``; ``y`` already sits
+    ``amplitude`` px low (the bottom edge hidden below the frame), so a lift never shows a gap.
+    """
+
+    period: float = Field(gt=0, description="seconds")
+    amplitude: float = Field(ge=0, description="px")
+    phase: float = Field(0.0, ge=0, lt=1, description="fraction of a period at t = 0")
+
+    def lift(self, t: float) -> int:
+        """Whole pixels the character is raised at time ``t``."""
+        return round(self.amplitude * (1 - math.cos(2 * math.pi * (t / self.period + self.phase))) / 2)
+
+
 class CharacterTrack(_Model):
     """A speaking persona's character, drawn in ``visible`` (the whole video) at a fixed place.
 
-    ``base`` is drawn, except in ``mouth_open_intervals`` (``mouth_open`` image) and ``blinks``
-    (``eyes_closed`` image; ``mouth_open`` wins when both apply and there is no combined image).
+    With ``expressions`` (timelines since characters gained them): at time ``t`` the character
+    shows ``expressions[e].eyes_(closed if t in blinks else open).<mouth>``, where ``e`` is the
+    expression of the ``expression_spans`` entry holding ``t`` (else ``default_expression``) and
+    ``<mouth>`` the ``mouth`` span's state (else closed); in ``dimmed`` (another persona is the one
+    speaking) its colours are multiplied by ``dim``; ``breath`` raises it by a pixel or two.
+
+    Without ``expressions`` (older timelines): ``base`` is drawn, except in ``mouth_open_intervals``
+    (``mouth_open`` image) and ``blinks`` (``eyes_closed`` image; ``mouth_open`` wins when both apply).
+    ``base``, ``mouth_open`` and ``eyes_closed`` are always filled in from the default expression.
     """
 
     persona_id: str
@@ -132,6 +187,13 @@ class CharacterTrack(_Model):
         default_factory=list, description="from the clips' loudness envelopes, within `speaking`"
     )
     blinks: list[Interval] = Field(default_factory=list)
+    expressions: dict[str, ExpressionImages] = Field(default_factory=dict)
+    default_expression: str | None = None
+    expression_spans: list[ExpressionSpan] = Field(default_factory=list)
+    mouth: list[MouthSpan] = Field(default_factory=list, description="from the clips' loudness, within `speaking`")
+    dimmed: list[Interval] = Field(default_factory=list, description="while another persona is the one speaking")
+    dim: float = Field(1.0, ge=0, le=1, description="colour multiplier in `dimmed`")
+    breath: Breath | None = None
 
 
 class Background(_Model):

@@ -572,11 +572,19 @@ class Runner:
                          name: str | None = None) -> Any:
         """Run ``fn`` in a worker thread; past ``timeout`` set the job's token and fail the stage.
 
+        A stage run (``name`` given) gets a thread of its own rather than one of the pool's: a stage
+        that ignores its token past a timeout then keeps only its own thread, never a worker the
+        other jobs' short calls (fingerprints, manifests, delivery) wait for.
+
         Raises:
             StageTimedOut: the timeout passed (after the stage stopped, or a grace period).
         """
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, partial(contextvars.copy_context().run, fn, *args))
+        call = partial(contextvars.copy_context().run, fn, *args)
+        if name is not None:
+            future = _in_own_thread(loop, call, f"stage-{name}-{run.model.job_id}")
+        else:
+            future = loop.run_in_executor(self._executor, call)
         run.in_thread = True
         try:
             done, _ = await asyncio.wait({future}, timeout=timeout)
@@ -659,6 +667,29 @@ def _small(data: dict[str, Any], limit: int = 2000) -> dict[str, Any]:
     if len(blob) <= limit:
         return {"result": data} if data else {}
     return {"result_keys": sorted(map(str, data))}
+
+
+def _in_own_thread(loop: asyncio.AbstractEventLoop, call: Callable[[], Any], name: str) -> asyncio.Future:
+    """Run ``call`` in a new daemon thread; its outcome lands in the returned future on ``loop``.
+
+    A daemon thread, so one stuck in a call that ignores its token cannot hold up the exit.
+    """
+    future: asyncio.Future = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def target() -> None:
+        try:
+            outcome = (True, call())
+        except BaseException as exc:  # handed to the awaiting task, which sorts it
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed while the thread ran on
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future
 
 
 def _consume(future: Any) -> None:

@@ -771,3 +771,29 @@ class _ArticleServer:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class StuckForSome(IgnoresCancelGate):
+    """Ignores its token until the gate opens, but only for jobs whose id starts with ``stuck``."""
+
+    def before(self, job) -> None:
+        if job.job_id.startswith("stuck"):
+            self.entered.set()
+            self.gate.wait(600)
+
+
+def test_stages_that_ignore_a_timeout_do_not_wedge_other_jobs(home: Path, store: EventStore) -> None:
+    """Eight jobs whose audio stage ignores its token time out one after another; their threads
+    stay stuck (more of them than the runner's pool has workers), yet the next job still runs
+    every stage and is delivered: a stage run never occupies a pool worker."""
+    timeouts = {"fetch": 600, "script": 600, "audio": 0.3, "slides": 600, "video": 600}
+    settings = make_settings(home, max_jobs=1, stage_timeout_seconds=timeouts, shutdown_grace_seconds=0.1)
+    stuck = StuckForSome("audio")
+    job_kinds = {**{f"stuck-{i}": "script" for i in range(8)}, "good": "script"}
+    try:
+        run_jobs(store, settings, pipeline(audio=stuck), job_kinds)
+    finally:
+        stuck.gate.set()
+    assert [store.job(f"stuck-{i}")["state"] for i in range(8)] == ["failed"] * 8
+    assert all("timed out" in store.job(f"stuck-{i}")["error"] for i in range(8))
+    assert store.job("good")["state"] == "done"

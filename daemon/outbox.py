@@ -175,7 +175,7 @@ class Outbox:
             entry.update(file=target.name, where=where)
             if self.store is not None:
                 self.store.append(None, "input.duplicate", name=entry["name"], duplicate_of=job_id,
-                                  reason=f"job {job_id} {'failed' if where == 'failed' else 'was delivered'}",
+                                  reason=f"job {job_id} {'did not finish' if where == 'failed' else 'was delivered'}",
                                   moved_to=f"{where}/{target.name}")
         if (folder / entry["file"]).exists():
             atomic_write_text(folder / f"{entry['file']}{suffix}", note)

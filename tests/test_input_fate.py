@@ -304,7 +304,7 @@ def test_duplicates_follow_their_job_to_failed_and_back(tmp_path: Path) -> None:
     assert f"same content as job {job_id}" in note and f"moviegen retry {job_id}" in note
     assert (settings.failed / "copy.md").read_text() == "# same\n"
     moved = [e for e in store.events(kinds=["input.duplicate"]) if "moved_to" in e["data"]][-1]
-    assert moved["data"]["moved_to"] == "failed/copy.md" and "failed" in moved["data"]["reason"]
+    assert moved["data"]["moved_to"] == "failed/copy.md" and "did not finish" in moved["data"]["reason"]
 
     store.append(job_id, "job.retry_scheduled", stage="fetch")
     _finish(settings, store, outbox, job_id, deliver=True)

@@ -46,18 +46,27 @@ Length (``script.max_minutes``):
     is always kept); (3) if that is still too long, body sections are dropped from the end (the
     first is always kept).
 
+Spoken text:
+    A sentence holding a URL is a reference, not something to say: it is left out. Markup the
+    extraction left in the text (``*``, backquotes, ``#``, ``|``, a ``_`` that is not inside a
+    word) is dropped before phrasing.
+
 Personas:
-    ``script.style = narration``: every phrase is the default persona's. ``dialogue``: sentences
-    alternate between the first two personas (one persona when only one is configured).
+    ``script.style = narration``: every phrase is the default persona's. ``dialogue`` with two or
+    more personas: a conversation (:mod:`stages.script.dialogue`): the default persona hosts, opens
+    and asks about each part from its heading; the other of the first two explains from the
+    article's sentences. With one persona, ``dialogue`` is narration.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stages.base import Cancelled, InputError, Progress, no_progress
+from stages.script import dialogue
 from stages.script.model import Narration, Script, Section, SlideContent
 from stages.script.text import (
     article_language,
@@ -81,6 +90,8 @@ MAX_BULLETS = 4
 SECTION_PAUSE_SECONDS = 1.0
 MIN_SECTION_SECONDS = 20.0
 _LISTED_TITLES = 5
+_URL = re.compile(r"(?:https?|ftp)://|www\.[a-z0-9-]+\.", re.IGNORECASE)
+_MARKUP = re.compile(r"[*`#|]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])")
 
 _WORDS = {
     "ja": {
@@ -113,6 +124,7 @@ class _Sentence:
     text: str
     phrases: list[tuple[str, str | None]] = field(default_factory=list)  # (text, reading)
     seconds: float = 0.0
+    paragraph: int = 0  # the block it came from, within its section
 
 
 @dataclass
@@ -174,16 +186,16 @@ def write_extractive(
     _check(cancel)
 
     personas = _persona_cycle(settings)
-    turn = 0
+    if len(personas) == 2:
+        sections = _conversation(writer, title, drafts, lead_image, words, personas)
+        progress(len(raw_sections) + 2, len(raw_sections) + 2, f"{len(sections)} sections written as a dialogue")
+        return Script(title=title, description=_description(article, drafts, language), language=language,
+                      sections=sections)
     sections: list[Section] = []
     topics = _topics(drafts)[:MAX_BULLETS]
     plan = [(opening, "title"), *[(d, None) for d in drafts], (closing, "closing")]
     for index, (draft, layout) in enumerate(plan):
-        narrations: list[Narration] = []
-        for sentence in draft.sentences:
-            persona = personas[turn % len(personas)]
-            turn += 1
-            narrations.extend(Narration(text=t, reading=r, persona_id=persona) for t, r in sentence.phrases)
+        narrations = [Narration(text=t, reading=r, persona_id=personas[0]) for s in draft.sentences for t, r in s.phrases]
         if layout == "title":
             slide = SlideContent(heading=title, bullets=topics, layout="title", image=_src(lead_image))
             section = Section(title=title, narrations=narrations, slide=slide, source_image_url=_src(lead_image))
@@ -270,18 +282,20 @@ class _Writer:
 
     def draft(self, raw: _RawSection) -> _Draft:
         draft = _Draft(raw.title, is_intro=raw.is_intro)
-        for block in raw.blocks:
+        for number, block in enumerate(raw.blocks):
             kind = block.get("type")
             if kind in ("paragraph", "quote"):
-                for sentence in split_sentences(_clean(block.get("text")), self.language):
-                    draft.sentences.append(self.sentence(sentence))
+                for sentence in self._speakable(split_sentences(_clean(block.get("text")), self.language)):
+                    draft.sentences.append(self.sentence(sentence, number))
                     draft.sentence_points.append(sentence)
             elif kind == "list":
                 for item in block.get("items") or []:
                     if isinstance(item, str) and _clean(item):
-                        for sentence in split_sentences(self._as_sentence(_clean(item)), self.language):
-                            draft.sentences.append(self.sentence(sentence))
-                        draft.key_points.append(_clean(item))
+                        sentences = self._speakable(split_sentences(self._as_sentence(_clean(item)), self.language))
+                        for sentence in sentences:
+                            draft.sentences.append(self.sentence(sentence, number))
+                        if sentences:
+                            draft.key_points.append(_clean(item))
             elif kind == "heading":
                 draft.key_points.append(_clean(block.get("text")))
             elif kind == "image" and draft.image is None and block.get("src"):
@@ -295,8 +309,8 @@ class _Writer:
                 draft.sentences.append(self.sentence(sentence))
         return draft
 
-    def sentence(self, text: str) -> _Sentence:
-        sentence = _Sentence(text)
+    def sentence(self, text: str, paragraph: int = 0) -> _Sentence:
+        sentence = _Sentence(text, paragraph=paragraph)
         for phrase in split_phrases(text, self.language):
             if not any(ch.isalnum() for ch in phrase):
                 continue
@@ -306,6 +320,17 @@ class _Writer:
             sentence.phrases.append((phrase, reading))
             sentence.seconds += estimate_seconds(phrase, reading, self.language)
         return sentence
+
+    def _speakable(self, sentences: list[str]) -> list[str]:
+        """The sentences worth saying, markup dropped (rules in the module docstring)."""
+        kept = []
+        for sentence in sentences:
+            if _URL.search(sentence):
+                continue
+            cleaned = " ".join(_MARKUP.sub("", sentence).split())
+            if any(ch.isalnum() for ch in cleaned):
+                kept.append(cleaned)
+        return kept
 
     def _as_sentence(self, item: str) -> str:
         if item[-1] in "。！？!?.":
@@ -370,6 +395,41 @@ def _body_section(draft: _Draft, narrations: list[Narration], language: str) -> 
         layout="image" if image else "bullets",
     )
     return Section(title=draft.title, narrations=narrations, slide=slide, source_image_url=image)
+
+
+def _conversation(
+    writer: _Writer, title: str, drafts: list[_Draft], lead_image: dict | None, words: dict[str, str],
+    personas: list[str],
+) -> list[Section]:
+    """The sections of a two-persona dialogue (:mod:`stages.script.dialogue`): opening, one per draft, closing."""
+    japanese = writer.japanese
+    cast = {dialogue.HOST: personas[0], dialogue.GUEST: personas[1]}
+    topics = _topics(drafts)[:MAX_BULLETS]
+
+    def spoken(lines: list[dialogue.Line], known: dict[str, _Sentence]) -> list[Narration]:
+        narrations = []
+        for line in lines:
+            for text in split_sentences(line.text, writer.language):
+                sentence = known.get(text) or writer.sentence(text)
+                narrations.extend(Narration(text=t, reading=r, persona_id=cast[line.role]) for t, r in sentence.phrases)
+        return narrations
+
+    image = _src(lead_image)
+    opening = dialogue.opening(title, _covers(drafts, words), japanese=japanese)
+    sections = [Section(title=title, narrations=spoken(opening, {}), source_image_url=image,
+                        slide=SlideContent(heading=title, bullets=topics, layout="title", image=image))]
+    index = 0
+    for draft in drafts:
+        paragraphs: dict[int, list[str]] = {}
+        for sentence in draft.sentences:
+            paragraphs.setdefault(sentence.paragraph, []).append(sentence.text)
+        lines = dialogue.part(draft.title, list(paragraphs.values()), index, is_intro=draft.is_intro, japanese=japanese)
+        index += 0 if draft.is_intro else 1
+        sections.append(_body_section(draft, spoken(lines, {s.text: s for s in draft.sentences}), writer.language))
+    closing = dialogue.closing(_recalled(drafts, words), japanese=japanese)
+    sections.append(Section(title=words["summary"], narrations=spoken(closing, {}),
+                            slide=SlideContent(heading=words["summary"], bullets=topics, layout="closing")))
+    return sections
 
 
 def _topics(drafts: list[_Draft]) -> list[str]:

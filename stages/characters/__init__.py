@@ -153,7 +153,7 @@ def _psd_pictures(character: "CharacterSettings", wanted: list[str], store: Path
             try:
                 _save(compose(psd, paths, flipx=conf.flipx), target)
             except InputError as exc:
-                raise InputError(f"{what}.psd ({source}): {exc}") from None
+                raise type(exc)(f"{what}.psd ({source}): {exc}") from None
     return {name: {pose: target for pose, (target, _) in plan.items()} for name, plan in plans.items()}
 
 

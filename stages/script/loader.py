@@ -345,6 +345,28 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
+def _expression_issues(
+    expression: str, persona_id: object, loc: tuple, positions: dict[tuple, Position], settings: "Settings"
+) -> list[ScriptIssue]:
+    """An expression the line's persona's character does not have (a persona without one accepts any)."""
+    from stages.characters import expression_names
+
+    try:
+        persona = settings.persona(persona_id if isinstance(persona_id, str) else None)
+    except KeyError:
+        return []  # reported as an unknown persona
+    if persona.character is None:
+        return []
+    known = expression_names(persona.character)
+    if expression in known:
+        return []
+    line, column = _position(loc, positions)
+    return [ScriptIssue(
+        line, column, f"{_dotted(loc)}: persona {persona.id!r} has no expression {expression!r} "
+        f"(configured: {', '.join(known) or 'none'})", config=True,
+    )]
+
+
 def _persona_issues(data: dict, positions: dict[tuple, Position], settings: "Settings") -> list[ScriptIssue]:
     """Unknown persona ids, read from the raw data so they are reported beside schema errors."""
     known = [p.id for p in settings.personas]
@@ -366,10 +388,15 @@ def _persona_issues(data: dict, positions: dict[tuple, Position], settings: "Set
             items = section.get(key)
             for ni, item in enumerate(items if isinstance(items, list) else []):
                 if isinstance(item, dict):
+                    persona = None
                     for name in ("persona_id", "speaker", "persona"):
                         if name in item:
                             check(item[name], ("sections", si, key, ni, name))
+                            persona = item[name]
                             break
+                    if isinstance(item.get("expression"), str):
+                        issues += _expression_issues(item["expression"], persona, ("sections", si, key, ni, "expression"),
+                                                     positions, settings)
     roles = data.get("role_assignments")
     for ri, role in enumerate(roles if isinstance(roles, list) else []):
         if isinstance(role, dict):

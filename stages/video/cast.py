@@ -134,14 +134,13 @@ def place(characters: list[tuple["CharacterSettings", float]], settings: "Settin
         members = [i for i, s in enumerate(sides) if s == side]
         if not members:
             continue
-        needed = sum(sizes[i][0] for i in members) + gap * (len(members) - 1)
         scale = 1.0
         if corner_w > 0 and corner_h > 0:
-            room = max(1.0, corner_w - margin)
-            scale = min(1.0, room / needed, corner_h / max(sizes[i][1] for i in members))
+            room = max(1.0, corner_w - margin - gap * (len(members) - 1))
+            scale = min(1.0, room / sum(sizes[i][0] for i in members), corner_h / max(sizes[i][1] for i in members))
         edge = margin
         for i in members:  # from the frame's edge inward, in settings order
-            w, h = max(2, round(sizes[i][0] * scale)), max(2, round(sizes[i][1] * scale))
+            w, h = max(2, int(sizes[i][0] * scale)), max(2, int(sizes[i][1] * scale))
             x = edge if side == "left" else width - edge - w
             out[i] = (side, x, height - h, w, h)
             edge += w + gap

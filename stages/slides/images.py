@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from PIL import Image
 
 from stages.base import Cancelled, StageError, atomic_write_bytes, atomic_write_json
+from stages.cache import touch
 
 if TYPE_CHECKING:
     from stages.settings import Settings
@@ -125,6 +126,7 @@ def _download(url: str, settings: "Settings", cache_dir: Path,
     folder = cache_dir / "images"
     cached = folder / f"{hashlib.sha256(url.encode('utf-8')).hexdigest()}.img"
     with _lock_for(str(cached)):  # two sections showing one image download it once
+        touch(cached)  # a hit is a use: the LRU trim of the cache (slides.cache_max_gb) keeps it
         if cached.is_file() and cached.stat().st_size > 0:
             return cached.read_bytes(), cached
         data = _get(url, settings, cancel)
@@ -185,6 +187,7 @@ def _checked(data: bytes, settings: "Settings", cache_dir: Path) -> CheckedImage
     sha = hashlib.sha256(data).hexdigest()
     store = cache_dir / "images" / f"{sha}.bin"
     marker = store.with_suffix(".json")
+    touch(store)  # the slide opens it later: in use now, not the least recently used
     if marker.is_file() and store.is_file():
         try:
             meta = json.loads(marker.read_text("utf-8"))

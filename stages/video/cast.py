@@ -11,7 +11,7 @@
 - **Mouth.** Closed, half or open from each clip's per-frame loudness (RMS) against the clip's
   own loud level, with an absolute floor so silence never moves it.
 - **Eyes.** Blinks every 2–5 s at times that depend only on the persona id.
-- **Breath.** A slow rise of a pixel or two (two at 1080p), a different phase per persona.
+- **Breath.** A slow rise of a pixel (two in 4K), a different phase per persona.
 - **Who speaks.** With two or more characters, the one not speaking is dimmed from the moment
   another starts until its own next line.
 """
@@ -77,7 +77,8 @@ def plan_characters(
                                                  if c.phrase_id in lines and lines[c.phrase_id].expression]
         pictures[persona.id] = character_pictures(character, settings.cache_dir, used, what=f"persona {persona.id}: character")
     width, height = settings.video.width, settings.video.height
-    amplitude = float(max(1, round(height / 540)))
+    # one pixel up to 1080p: each breath step is a new picture to encode, and two steps cost ~25% of the render
+    amplitude = float(max(1, round(height / 1440)))
     boxes = place(
         [(p.character, _aspect(pictures[p.id][p.character.default_expression][("open", "closed")])) for p in cast],
         settings,

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import stages.video.ffmpeg as ffmpeg_renderer
+import stages.video.render_process as render_process
 from stages.base import JobContext
 from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
 from stages.video.cache import GB, cache_folder, entry_path, render_key
@@ -22,13 +23,13 @@ class Recorder:
         self.notes: list[tuple[str, dict]] = []
         self.progress: list[tuple[int, int, str]] = []
         self.renders = 0
-        original = ffmpeg_renderer.render_with_ffmpeg
+        original = render_process.render_in_child  # the ffmpeg render runs in a child process
 
         def counting(*args, **kwargs):
             self.renders += 1
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(ffmpeg_renderer, "render_with_ffmpeg", counting)
+        monkeypatch.setattr(render_process, "render_in_child", counting)
 
     def note(self, message: str, **data) -> None:
         self.notes.append((message, data))

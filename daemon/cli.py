@@ -593,7 +593,7 @@ def gc(ctx: click.Context, home: Path | None, config: Path | None, dry_run: bool
     report = collect_garbage(settings, EventStore(settings.db_path), dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for removal in report.removals:
-        if removal.what in ("job", "debris"):
+        if removal.what in ("job", "debris", "scratch"):
             click.echo(f"{verb} {removal.what} {removal.path} ({_size(removal.bytes)})")
     for name, cache in report.caches.items():
         if cache["entries"]:

@@ -9,7 +9,9 @@ trim call) removes, in this order:
 2. debris (:mod:`stages.debris`) in the folders of ended jobs that are kept;
 3. the least recently used entries of the shared caches beyond their caps: clips
    (``audio.cache_max_gb``), slides and article images (``slides.cache_max_gb``), renders
-   (``video.cache_max_gb``), with :func:`stages.cache.trim`.
+   (``video.cache_max_gb``), with :func:`stages.cache.trim`;
+4. scratch folders that killed Remotion or espeak-ng runs left in the temp folder
+   (:func:`stages.debris.stale_scratch`).
 
 A job that has not ended (queued, running, or waiting to resume after a restart) loses nothing:
 its folder is never touched, and no cache entry it may use is deleted: the files its stage
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.events import TERMINAL_STATES, EventStore
 from stages.cache import GB, TOUCH_SECONDS, Trimmed, trim
-from stages.debris import find_debris, remove_debris
+from stages.debris import find_debris, remove_debris, stale_scratch
 
 if TYPE_CHECKING:
     from stages.settings import Settings
@@ -46,7 +48,7 @@ GRACE_SECONDS = 900.0
 class Removal:
     """One thing a gc run removed (or, in a dry run, would remove)."""
 
-    what: str  # "job", "debris", or a cache name: "audio", "slides", "video"
+    what: str  # "job", "debris", "scratch", or a cache name: "audio", "slides", "video"
     path: Path
     bytes: int  # bytes freed: files still hard-linked elsewhere (the outbox, a job) count 0
     job_id: str | None = None
@@ -77,6 +79,7 @@ class GcReport:
             "jobs_removed": len(self.jobs),
             "jobs": self.jobs[:100],
             "debris": sum(1 for r in self.removals if r.what == "debris"),
+            "scratch": sum(1 for r in self.removals if r.what == "scratch"),
             "cache_entries": sum(c["entries"] for c in self.caches.values()),
             "caches": self.caches,
         }
@@ -117,6 +120,8 @@ def collect_garbage(settings: "Settings", store: EventStore, *, dry_run: bool = 
         report.caches[name] = {"entries": trimmed.entries, "bytes_before": trimmed.bytes_before,
                                "bytes_after": trimmed.bytes_after}
         _add_trimmed(report, name, trimmed)
+    for path, _ in stale_scratch(settings):  # real time, even when ``now`` is moved: live renders are real
+        report.removals.append(Removal("scratch", path, _remove_tree(path, dry_run)))
     if report.removals and not dry_run:
         store.append(None, "daemon.gc", trigger=trigger, **report.event_data())
     return report

@@ -16,7 +16,7 @@ from daemon.retention import DAY, collect_garbage
 from stages.audio.cache import ClipCache
 from stages.base import atomic_temp_path
 from stages.cache import TOUCH_SECONDS, trim
-from stages.debris import find_debris, remove_debris
+from stages.debris import find_debris, remove_debris, stale_scratch
 from stages.settings import load_settings
 from tests.fixtures_service import ServiceDaemon, drop, wait_for
 
@@ -113,6 +113,28 @@ def test_debris_is_found_and_removed_and_nothing_else(tmp_path: Path) -> None:
     assert set(found) == set(debris) and found[debris[0]] == 50_000
     assert sum(size for _, size in remove_debris(job_dir)) == 55_100
     assert not any(p.exists() for p in debris) and all(p.exists() for p in keep)
+
+
+def test_stale_scratch_of_killed_renderers_is_found_and_live_scratch_is_not(tmp_path: Path) -> None:
+    """A Remotion scratch folder unchanged for longer than the render timeout is stale; a fresh one,
+    one with a recent file inside, and other programs' folders are not."""
+    settings = load_settings(home=tmp_path / "home")
+    old = settings.remotion.timeout_seconds + 2 * 3600
+
+    def scratch(name: str, age: float, inner_age: float | None = None) -> Path:
+        folder = tmp_path / "tmp" / name
+        inner = write(folder / "profile" / "Cookies", 3000, age=age if inner_age is None else inner_age)
+        for path in (inner.parent, folder):
+            backdate(path, age)
+        return folder
+
+    stale = scratch("moviegen-remotion-abc", old)
+    scratch("moviegen-remotion-live", 60)
+    scratch("moviegen-remotion-busy", old, inner_age=60)
+    scratch("someone-elses-remotion-x", old)
+    espeak = scratch("moviegen-espeak-q", settings.audio.espeak_timeout + 2 * 3600)
+    found = stale_scratch(settings, tmp_dir=tmp_path / "tmp")
+    assert sorted(found) == sorted([(stale, 3000), (espeak, 3000)])
 
 
 def test_debris_of_a_killed_stage_is_removed_when_the_stage_reruns(tmp_path: Path, daemons) -> None:

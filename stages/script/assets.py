@@ -1,7 +1,8 @@
 """The files a user's script names: resolved against the home and checked when the script is read.
 
 A script the user wrote may name a slide image (``slide.image``), an article image
-(``source_image_url``) and a section background (``background.path``). Relative paths resolve
+(``source_image_url``), image visuals (``visuals[].src``) and a section background
+(``background.path``). Relative paths resolve
 against the moviegen home (the job folder is hidden and changes with every job, so a path relative
 to it could never be fixed by the user), ``file:`` URLs are paths, and http(s) images are left to
 the slides stage. Every named file must exist, be a regular file and lie inside the home
@@ -64,6 +65,16 @@ def _section(index: int, section: "Section", home: Path, settings: "Settings") -
             resolved = _check(path, home, settings, f"{where}: source image", problems, ("sections", index, "source_image_url"))
             if resolved is not None:
                 update["source_image_url"] = str(resolved)
+    visuals = []
+    for v, visual in enumerate(section.visuals):
+        if visual.kind == "image" and visual.src and (path := _local_path(visual.src)) is not None:
+            loc = ("sections", index, "visuals", v, "src")
+            resolved = _check(path, home, settings, f"{where}: visual {v + 1}", problems, loc)
+            if resolved is not None:
+                visual = visual.model_copy(update={"src": str(resolved)})
+        visuals.append(visual)
+    if section.visuals:
+        update["visuals"] = visuals
     background = section.background
     if background is not None and background.type != "color":
         loc = ("sections", index, "background", "path")

@@ -142,6 +142,13 @@ def parse_script_text(
 def dump_script(script: Script) -> str:
     """The YAML text of a script: fields in model order, unset fields left out, Unicode kept."""
     data = script.model_dump(mode="json", exclude_none=True)
+    for section in data["sections"]:  # empty visuals (and a visual's empty table fields) say nothing
+        if not section.get("visuals"):
+            section.pop("visuals", None)
+        for visual in section.get("visuals", []):
+            for key in ("header", "rows"):
+                if not visual.get(key):
+                    visual.pop(key, None)
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=4096, default_flow_style=False)
 
 

@@ -14,6 +14,30 @@ may say what is spoken in any of these ways (they are normalised to ``narrations
 
 Only one of the three may appear in a section. The script may also carry the original's
 ``role_assignments`` (kept, not used for rendering).
+
+What is on screen while a line is spoken (the section's *beats*)::
+
+    sections:
+      - title: 計算量
+        visuals:                                  # what the article shows here (optional)
+          - {kind: code, language: python, text: "def find(x): ..."}
+          - {kind: table, caption: 計算量, header: [操作, 計算量], rows: [[find, "O(α(n))"]]}
+          - {kind: math, text: "E = mc^2"}
+          - {kind: image, src: "https://…/fig.png", caption: 図1}
+        slide: {heading: 計算量, bullets: [経路圧縮で速くなる, ほぼ定数時間]}
+        narrations:
+          - {text: 経路圧縮を使います。, bullet: 0}  # the slide's bullets, bullet 0 marked
+          - {text: コードはこうなります。, show: 0}   # visuals[0] from this line on
+          - 次の表が計算量です。                    # no show/bullet: the picture stays
+          - {text: ほぼ定数時間です。, bullet: 1}
+
+``Section.visuals`` holds the section's code blocks, tables, display math and images, in the
+article's order (:class:`Visual`). A narration's ``show: N`` puts ``visuals[N]`` on screen from that
+line on; ``bullet: N`` puts the section's bullet slide back, with ``slide.bullets[N]`` marked as the
+one being spoken. A line with neither keeps the picture of the line before; a section's first line
+without either shows the section's slide. Indexes are checked when the script is read. The writers
+introduce every visual in words (its caption, the sentence before it, or its header row) on the
+line that shows it: the voice never reads code, table cells, math source or URLs.
 """
 
 from __future__ import annotations
@@ -35,6 +59,8 @@ class Narration(BaseModel):
     reading: str | None = None
     persona_id: str | None = None
     expression: str | None = Field(None, description="the character's expression from this line on (None: its default)")
+    show: int | None = Field(None, ge=0, description="index into the section's visuals: shown from this line on")
+    bullet: int | None = Field(None, ge=0, description="index into slide.bullets: the bullet this line speaks")
 
     @field_validator("text")
     @classmethod
@@ -73,6 +99,38 @@ class SlideContent(BaseModel):
     layout: Literal["title", "bullets", "image", "image_caption", "closing"] | None = None
 
 
+class Visual(BaseModel):
+    """One thing the article shows rather than says: code, a table, display math or an image.
+
+    Attributes:
+        kind: ``code`` | ``table`` | ``math`` | ``image``.
+        text: the code's source, or the math's TeX (without ``$$``).
+        language: the code's language as the article named it (``python``, ``rust``…), if known.
+        header: a table's header row (may be empty).
+        rows: a table's body rows, each a list of cell texts (inline markup and links as plain text).
+        src: an image's URL or path (checked like ``slide.image`` in a dropped script).
+        caption: what the article calls it (a caption, an image's alt text, a table's title), if any.
+    """
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    kind: Literal["code", "table", "math", "image"]
+    text: str | None = None
+    language: str | None = None
+    header: list[str] = Field(default_factory=list)
+    rows: list[list[str]] = Field(default_factory=list)
+    src: str | None = None
+    caption: str | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> "Visual":
+        needs = {"code": self.text, "math": self.text, "image": self.src, "table": self.header or self.rows}
+        if not needs[self.kind] or (self.kind in ("code", "math") and not str(self.text).strip()):
+            what = {"code": "text", "math": "text", "image": "src", "table": "header or rows"}[self.kind]
+            raise ValueError(f"a {self.kind} visual needs {what}")
+        return self
+
+
 class SectionBackground(BaseModel):
     """A per-section background override."""
 
@@ -89,6 +147,7 @@ class Section(BaseModel):
 
     title: str
     narrations: list[Narration] = Field(min_length=1)
+    visuals: list[Visual] = Field(default_factory=list)
     slide: SlideContent | None = None
     slide_prompt: str | None = None
     source_image_url: str | None = None
@@ -113,6 +172,18 @@ class Section(BaseModel):
             legacy = phrases_of(legacy, guess_language(legacy))
         rest["narrations"] = legacy
         return rest
+
+    @model_validator(mode="after")
+    def _beats_point_somewhere(self) -> "Section":
+        bullets = len(self.slide.bullets) if self.slide is not None else 0
+        for n, narration in enumerate(self.narrations):
+            if narration.show is not None and narration.show >= len(self.visuals):
+                raise ValueError(f"narration {n + 1}: show: {narration.show} but the section has {len(self.visuals)} visual(s)")
+            if narration.bullet is not None and narration.bullet >= bullets:
+                raise ValueError(f"narration {n + 1}: bullet: {narration.bullet} but the slide has {bullets} bullet(s)")
+            if narration.show is not None and narration.bullet is not None:
+                raise ValueError(f"narration {n + 1}: use show or bullet, not both")
+        return self
 
     @field_validator("narrations", mode="before")
     @classmethod

@@ -74,3 +74,16 @@ def test_ffmetadata_escapes_user_titles_and_skips_empty_chapters():
     assert text.count("[CHAPTER]\n") == 2  # the title's newlines became spaces and "empty" is skipped
     assert "title=x [CHAPTER] START\\=5\n" in text
     assert "START=2000\nEND=3500\ntitle=last" in text
+
+
+def test_remotion_renders_get_the_chapters_too(tmp_path):
+    """The chapters step is shared: a Remotion render lists the same chapters."""
+    from stages.video.remotion import DEFAULT_PROJECT_DIR
+
+    if not (DEFAULT_PROJECT_DIR / "node_modules" / "@remotion" / "renderer").is_dir():
+        pytest.skip("remotion/node_modules missing: run `make setup-test` (npm ci in remotion/)")
+    job = titled_job(tmp_path)
+    timeline = plan_timeline(job.dir, job.settings)
+    out = render_timeline(timeline, tmp_path / "remotion.mp4", job.settings, renderer="remotion",
+                          timeline_path=timeline.save(job.dir / "timeline.json"))
+    assert [c["tags"]["title"] for c in probe_chapters(out)] == TITLES

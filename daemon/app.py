@@ -16,6 +16,7 @@ SIGKILL at any moment loses nothing: a claim is one rename, everything else is a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import importlib.util
@@ -251,8 +252,11 @@ class Daemon:
 
     def _on_signal(self, sig: int) -> None:
         if self._stop is not None and self._stop.is_set():
-            # A second signal while stopping: the user insists. Everything is in the log already.
+            # A second signal while stopping: the user insists. Everything is in the log already,
+            # but the attempts still running end as stopped, not as a crash the poison rule counts.
             self.log.warning("daemon.forced_exit", signal=signal.Signals(sig).name)
+            with contextlib.suppress(Exception):
+                self.store.close_open_attempts("shutdown")
             sys.stdout.flush()
             os._exit(1)
         self.log.info("daemon.stopping", signal=signal.Signals(sig).name)

@@ -463,7 +463,13 @@ def _v3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    # Pairing a start with its end (the stage-duration query, open attempts, numbering an append)
+    # looks events up by job, stage and kind; with only the kind index that query was quadratic.
+    db["events"].create_index(["job_id", "stage", "kind"], index_name="events_attempt", if_not_exists=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 """Schema versions in order; ``PRAGMA user_version`` is the number applied. Only ever append."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,6 +8,7 @@ keeps a stage running until the test has killed or stopped the daemon.
 from __future__ import annotations
 
 import re
+import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -187,3 +188,27 @@ def test_a_job_running_beside_the_culprit_is_not_blamed(tmp_path: Path, daemons)
     assert runs(daemon.home, culprit).count("slides") == 2
     assert daemon.stop() == 0
     assert_projection(daemon.db)
+
+
+def test_a_forced_stop_is_not_counted_as_a_crash(tmp_path: Path, daemons) -> None:
+    """A second SIGTERM while the daemon waits for a stage that ignores cancellation exits at once;
+    the attempt still ends as a stop (shutdown), so the next start finds nothing open."""
+    daemon = ServiceDaemon(tmp_path / "home")
+    daemons.append(daemon)
+    (daemon.home / "fixture.json").write_text('{"sleep": 60}')  # time.sleep: deaf to the cancel token
+    daemon.start()
+    drop(daemon.home / "inbox", "slow.md", "# Slow\n")
+    job = wait_for(lambda: daemon.job_of("slow.md"), 20, "the claim", daemon)
+    wait_for(lambda: "fetch" in runs(daemon.home, job), 20, "the fetch stage", daemon)
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "daemon.stopping" in daemon.log.read_text(), 10, "the stop to begin", daemon)
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=10) == 1
+    (daemon.home / "fixture.json").unlink()
+    daemon.start()
+    wait_for(lambda: daemon.state(job) == "done", 30, "the job to finish", daemon)
+    assert daemon.stop() == 0
+    reasons = daemon.query("SELECT json_extract(data, '$.reason') FROM events WHERE kind = 'stage.interrupted'")
+    assert reasons == [("shutdown",)]
+    assert all(len(ends) == 1 for *_, ends in attempts(daemon))

@@ -13,7 +13,7 @@ setup-test:
 	@bash scripts/setup.sh --test
 
 demo: setup
-	@$(PY) -m daemon.demo samples/ja-article.md demo-out
+	@$(PY) -m daemon.demo samples/ja-article.md demo-out samples/offline-personas.toml
 
 test: setup-test
 	@$(PY) -m pytest -q

@@ -1,8 +1,9 @@
 """`make demo`: run the bundled sample article through a real daemon and show what happened.
 
-Usage: python -m daemon.demo ARTICLE OUT_DIR
+Usage: python -m daemon.demo ARTICLE OUT_DIR [CONFIG]
 
-Starts `moviegen run` in `demo-home/` next to OUT_DIR, drops the article into its inbox the safe
+Starts `moviegen run` in `demo-home/` next to OUT_DIR (with the settings file CONFIG, if given:
+`make demo` passes samples/offline-personas.toml, two bundled characters in a dialogue), drops the article into its inbox the safe
 way, waits for the outbox, copies the MP4, SRT and JSON into OUT_DIR, and prints how long each
 stage took (from the event log) and where the video is. Offline, with the embedded defaults.
 """
@@ -30,10 +31,11 @@ console = Console()
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the process exit code."""
     args = argv if argv is not None else sys.argv[1:]
-    if len(args) != 2:
-        console.print("usage: python -m daemon.demo ARTICLE OUT_DIR")
+    if len(args) not in (2, 3):
+        console.print("usage: python -m daemon.demo ARTICLE OUT_DIR [CONFIG]")
         return 2
     article, out_dir = Path(args[0]), Path(args[1])
+    config = ["--config", str(Path(args[2]).resolve())] if len(args) == 3 else []
     home = out_dir.resolve().parent / "demo-home"
     shutil.rmtree(home, ignore_errors=True)
     (home / "inbox").mkdir(parents=True)
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"[bold]moviegen demo[/]: {article} → daemon home {home}")
     log = open(home / "daemon.log", "ab")
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "run", "--home", str(home)],
+        [sys.executable, "-m", "daemon", "run", "--home", str(home), *config],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     try:

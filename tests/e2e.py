@@ -60,6 +60,20 @@ name = "四国めたん"
 engine = "{engine}"
 speed = 0.95
 subtitle_color = "#f08bb4"
+
+[[personas]]
+id = "mint"
+name = "ミント"
+engine = "{engine}"
+speed = 1.1
+subtitle_color = "#7cd46b"
+
+[[personas]]
+id = "kohaku"
+name = "コハク"
+engine = "{engine}"
+speed = 0.95
+subtitle_color = "#c9a7ff"
 """
 
 

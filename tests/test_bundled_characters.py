@@ -47,6 +47,14 @@ def test_every_expression_has_the_folder_layout(character):
                 assert (image.mode, image.size) == ("RGBA", (600, 900)), f"{character}/{expression}/{name}"
 
 
+def test_pictures_have_no_see_through_holes():
+    """Inside the face every pixel of the base is opaque (semi-transparent paint would show the slide through)."""
+    for character in CHARACTERS:
+        for expression in EXPRESSIONS:
+            alpha = _rgba(ROOT / character / expression / "base.png")[..., 3]
+            assert alpha[200:440, 200:400].min() == 255, f"{character}/{expression}"
+
+
 def test_overlays_touch_only_their_feature_and_change_it():
     """An overlay is transparent beyond its feature; the open mouth and the closed eyes change the picture there."""
     for character in CHARACTERS:
@@ -89,3 +97,20 @@ def test_make_draws_the_committed_pictures(character, expression):
     for name, image in drawn.items():
         committed = _rgba(ROOT / character / expression / f"{name}.png")
         assert np.abs(np.asarray(image).astype(np.int16) - committed).max() <= 2, f"{character}/{expression}/{name}"
+
+
+def test_the_demo_settings_use_the_bundled_pair(tmp_path, monkeypatch):
+    """samples/offline-personas.toml (what make demo uses): a dialogue of two personas, each with a bundled
+    character offering every expression; the sample two-persona script is valid with it."""
+    from stages.characters import expression_names
+    from stages.script.loader import validate_script_file
+    from stages.settings import load_settings
+
+    monkeypatch.chdir(ROOT.parent.parent)  # the character folders are relative to the checkout
+    settings = load_settings(config=ROOT.parent / "offline-personas.toml", home=tmp_path)
+    assert settings.script.style == "dialogue"
+    assert [p.id for p in settings.personas] == list(CHARACTERS)
+    for persona in settings.personas:
+        assert persona.character.folder.resolve() == (ROOT / persona.id).resolve()
+        assert sorted(expression_names(persona.character)) == sorted(EXPRESSIONS)
+    assert validate_script_file(ROOT.parent / "dialogue-script.yaml", settings) == []

@@ -87,7 +87,7 @@ def test_every_input_kind_reaches_the_outbox(daemon: DaemonProcess):
         for job in jobs if job["kind"] == "script"
         for clip in json.loads((daemon.home / "state/jobs" / job["job_id"] / "audio/index.json").read_text())["clips"].values()
     }
-    assert speakers == {"zundamon", "metan"}
+    assert speakers == {"mint", "kohaku"}  # samples/dialogue-script.yaml's personas
     assert sorted(p.name for p in (daemon.home / "done").iterdir()) == ["coffee.md", "wal.yaml", "walk.html", "walk.url"]
 
 

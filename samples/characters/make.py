@@ -58,7 +58,8 @@ class Design:
 SKIN = "#ffe6d5"
 SKIN_SHADE = "#f6cdb8"
 LINE = "#4a2d2d"
-BLUSH = (255, 140, 150, 110)
+BLUSH = "#ffb9bb"  # opaque: ImageDraw replaces RGBA pixels rather than blending into them
+BLUSH_LINE = "#f08d98"
 MOUTH_IN = "#b8413f"
 TONGUE = "#ff8f8f"
 WHITE = "#ffffff"
@@ -67,7 +68,7 @@ DESIGNS = (
     Design("mint", "ミント", hair="#63cfa9", hair_dark="#2c7f69", hair_light="#a8ecd2", iris="#1f9c8f",
            iris_dark="#0f4f4a", outfit="#f4f7fb", outfit_dark="#5f9fb0", accent="#ffc93c", twin_tails=False),
     Design("kohaku", "コハク", hair="#8a64c9", hair_dark="#4b2f7a", hair_light="#c3a8ee", iris="#e48a1c",
-           iris_dark="#8a4208", outfit="#2f3f6e", outfit_dark="#1b2547", accent="#e8414f", twin_tails=True),
+           iris_dark="#8a4208", outfit="#4a5fa8", outfit_dark="#26346b", accent="#e8414f", twin_tails=True),
 )  # fmt: skip
 
 # Face geometry (in the 2x drawing space).
@@ -196,7 +197,7 @@ def _head(draw: ImageDraw.ImageDraw, d: Design) -> None:
         _ellipse(draw, (600 + side * 205, 845), 58, 30, BLUSH, outline=None)
         for k in range(3):  # blush strokes
             x = 600 + side * 205 - 30 + k * 24
-            draw.line([(x, 835), (x - 12, 858)], fill=(230, 110, 120, 160), width=5)
+            draw.line([(x, 835), (x - 12, 858)], fill=BLUSH_LINE, width=5)
 
 
 def _front_hair(draw: ImageDraw.ImageDraw, d: Design) -> None:
@@ -281,7 +282,7 @@ def _extras(draw: ImageDraw.ImageDraw, d: Design, expression: str) -> None:
                          fill="#fff27a", outline="#c9a227", width=4)  # fmt: skip
     elif expression == "surprised":  # shock lines
         for dx in (-40, 0, 40):
-            draw.line([(960 + dx, 360 + abs(dx) // 2), (985 + dx, 300 + abs(dx) // 2)], fill=LINE, width=7)
+            draw.line([(960 + dx, 360 + abs(dx) // 2), (985 + dx, 300 + abs(dx) // 2)], fill=d.accent, width=9)
 
 
 # --- eyes and mouth ----------------------------------------------------------------------------

@@ -19,6 +19,9 @@ def _fill(db_path: Path) -> None:
     store.submit("job-ok", source="a.md", kind="article", sha256="a" * 64)
     store.append("job-ok", "job.started")
     for stage in ("fetch", "script", "audio", "slides", "video"):
+        if stage == "video":  # the daemon died in the first render
+            store.append("job-ok", "stage.started", stage=stage)
+            store.append("job-ok", "stage.interrupted", stage=stage, reason="crash")
         store.append("job-ok", "stage.started", stage=stage)
         store.append("job-ok", "stage.progress", stage=stage, current=1, total=2, message="half")
         store.append("job-ok", "stage.finished", stage=stage)
@@ -57,7 +60,7 @@ def test_every_canned_query_runs(datasette_app):
     """Every query in datasette/metadata.yml runs against a real log and returns rows."""
     queries = yaml.safe_load(METADATA.read_text(encoding="utf-8"))["databases"]["moviegen"]["queries"]
     assert set(queries) == {"jobs_by_state", "stage_durations", "slowest_jobs", "failures_by_error", "job_history",
-                            "input_fates"}
+                            "input_fates", "interrupted_attempts"}
     for name in queries:
         params = {"job_id": "job-ok"} if name == "job_history" else {}
         assert _query(datasette_app, name, **params), name
@@ -67,8 +70,10 @@ def test_queries_answer_correctly(datasette_app):
     """The answers match what the events say."""
     states = {row["state"]: row["jobs"] for row in _query(datasette_app, "jobs_by_state")}
     assert states == {"done": 1, "failed": 1}
-    stages = {row["stage"] for row in _query(datasette_app, "stage_durations")}
-    assert stages == {"fetch", "script", "audio", "slides", "video"}
+    stages = {row["stage"]: (row["runs"], row["unfinished"]) for row in _query(datasette_app, "stage_durations")}
+    assert stages == {"fetch": (1, 1), "script": (1, 0), "audio": (1, 0), "slides": (1, 0), "video": (1, 1)}
+    interrupted = _query(datasette_app, "interrupted_attempts")
+    assert [(row["stage"], row["reason"], row["attempts"]) for row in interrupted] == [("video", "crash", 1)]
     failures = _query(datasette_app, "failures_by_error")
     assert failures[0]["jobs"] == 1 and "404" in failures[0]["error"]
     fates = _query(datasette_app, "input_fates")

@@ -334,6 +334,7 @@ class _BackgroundAudio:
                  self._path.name],
                 cancel=cancel, cwd=work, what="ffmpeg (aac)",
             )
+            (work / "soundtrack.wav").unlink()  # 0.7 GB an hour: not kept until the render ends
             # the decode check for the audio (the video's is done while encoding)
             stderr = run_process(["ffmpeg", "-nostdin", "-v", "error", "-i", self._path.name, "-f", "null", "-"],
                                  cancel=cancel, cwd=work, what="ffmpeg (aac decode check)")

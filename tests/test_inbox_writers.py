@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -244,3 +246,36 @@ def test_an_event_takes_a_non_empty_file_at_once_but_never_an_empty_one(tmp_path
     assert (settings.inbox / "empty.md").exists() and inbox.pending() == 1
     assert store.events(kinds=["input.rejected"]) == []
     store.close()
+
+
+CHECK = "import sys; from pathlib import Path; from daemon.inbox import open_for_writing; print(open_for_writing(Path(sys.argv[1])))"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_cap_lease_alone_sees_another_users_writer() -> None:
+    """The service keeps only CAP_LEASE: enough to see that another user's process still writes a
+    file it dropped (without it the daemon cannot tell, and only the settle window counts)."""
+    unit = (Path(__file__).resolve().parents[1] / "systemd" / "moviegen.service").read_text()
+    assert "CapabilityBoundingSet=CAP_LEASE\n" in unit and "AmbientCapabilities=CAP_LEASE\n" in unit
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o777)
+        path = Path(tmp) / "theirs.md"
+        other = subprocess.Popen(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "sh", "-c",
+                                  'exec 3>>"$0"; echo open; read x', str(path)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert other.stdout.readline().strip() == "open"
+
+        def check(caps: str) -> str:
+            done = subprocess.run(["setpriv", f"--bounding-set={caps}", "--inh-caps=-all", "--", sys.executable,
+                                   "-c", CHECK, str(path)], capture_output=True, text=True, cwd=root, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout.strip()
+
+        try:
+            assert os.stat(path).st_uid == 65534
+            assert check("-all,+lease") == "True"
+            assert check("-all") == "None"
+        finally:
+            other.communicate("x\n", timeout=10)
+        assert check("-all,+lease") == "False"

@@ -282,3 +282,42 @@ def test_cancel_ends_the_wait_for_an_engine_that_is_down(tmp_path: Path) -> None
         listener.close()
     assert len(outcome) == 1 and isinstance(outcome[0], Cancelled), outcome
     assert len(refused) == 1
+
+
+# --- the pieces: the token's callbacks and the backoff's waits ---------------------------------
+
+
+def test_cancel_token_calls_back_once_and_forgets_unregistered_callbacks() -> None:
+    """A callback runs once when the token is set (at once if it already was); an unregistered
+    one never runs."""
+    token = CancelToken()
+    calls: list[str] = []
+    token.on_set(lambda: calls.append("a"))
+    forget = token.on_set(lambda: calls.append("b"))
+    forget()
+    token.set()
+    token.set()
+    token.on_set(lambda: calls.append("late"))
+    assert calls == ["a", "late"]
+    assert token.is_set()
+
+
+def test_backoff_doubles_honours_retry_after_and_caps_it() -> None:
+    """Waits double from the base up to the cap; a server's Retry-After replaces the doubling but
+    is capped too; a success ends the tries."""
+    from stages.base import TransientError
+    from stages.netwait import with_backoff
+
+    errors = [TransientError("503"), TransientError("503"), TransientError("429", retry_after=999),
+              TransientError("429", retry_after=0.001), TransientError("503")]
+    waits: list[float] = []
+
+    def call() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "ok"
+
+    result = with_backoff(call, attempts=6, base_seconds=0.001, max_seconds=0.004,
+                          on_retry=lambda attempt, delay, exc: waits.append(delay))
+    assert result == "ok"
+    assert waits == [0.001, 0.002, 0.004, 0.001, 0.004]

@@ -83,7 +83,7 @@ def test_markdown_is_parsed_into_blocks(settings):
     assert article["author"] == "Test Author"
     assert article["published"] == "2024-05-01"
     assert article["language"] == "ja"
-    blocks = article["blocks"]
+    blocks = [{k: v for k, v in b.items() if k != "line"} for b in article["blocks"]]
     assert blocks[0] == {"type": "heading", "level": 1, "text": "This H1 is not the title"}
     # A soft line break between Japanese characters joins without a space.
     assert blocks[1]["text"].startswith("moviegen は記事を解説動画に変えます。")
@@ -95,7 +95,7 @@ def test_markdown_is_parsed_into_blocks(settings):
     assert {"type": "code", "text": 'print("hello")', "language": "python"} in blocks
     assert {"type": "quote", "text": "A quote over two lines."} in blocks
     assert {"type": "image", "src": "images/diagram.png", "alt": "A diagram", "caption": "The pipeline"} in blocks
-    assert {"type": "list", "ordered": False, "items": ["stage | output", "fetch | article.json"]} in blocks
+    assert {"type": "table", "header": ["stage", "output"], "rows": [["fetch", "article.json"]], "caption": ""} in blocks
     assert blocks[-2:] == [{"type": "heading", "level": 3, "text": "Done"}, {"type": "paragraph", "text": "That is all."}]
 
 
@@ -104,7 +104,7 @@ def test_markdown_title_falls_back_to_first_h1(settings):
     article = extract(LOCAL / "plain.md", settings, url="https://example.org/post/")
     assert article["title"] == "Plain Title"
     assert article["language"] == "en"
-    assert article["blocks"][0] == {"type": "paragraph", "text": "Intro paragraph with an image inline."}
+    assert article["blocks"][0] == {"type": "paragraph", "text": "Intro paragraph with an image inline.", "line": 3}
     assert article["blocks"][1]["src"] == "https://example.org/photo.jpg"
     assert all(b.get("text") != "Plain Title" for b in article["blocks"])
 
@@ -115,8 +115,8 @@ def test_markdown_code_is_not_mistaken_for_headings(settings, tmp_path):
     article = extract(tmp_path / "c.md", settings)
     assert article["title"] == "Real"
     assert article["blocks"] == [
-        {"type": "code", "text": "# not a heading\nls", "language": "sh"},
-        {"type": "paragraph", "text": "After."},
+        {"type": "code", "text": "# not a heading\nls", "language": "sh", "line": 3},
+        {"type": "paragraph", "text": "After.", "line": 8},
     ]
 
 

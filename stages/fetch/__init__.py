@@ -1,6 +1,6 @@
 """The fetch stage: a URL, an HTML page or a Markdown file in, ``article.json`` out.
 
-``article.json`` holds ``url, title, site, author, published, language, blocks`` (see
+``article.json`` holds ``url, title, site, author, published, language, topics, blocks`` (see
 :mod:`stages.fetch.blocks` for the block shapes). Web pages are fetched with the careful client in
 :mod:`stages.fetch.http`, decoded by :mod:`stages.fetch.encoding` and extracted by
 :mod:`stages.fetch.extractor`; Markdown goes through :mod:`stages.fetch.markdown`.
@@ -49,7 +49,7 @@ class FetchStage:
     """The pipeline's first stage: writes ``job_dir/article.json``."""
 
     name = "fetch"
-    version = "1"
+    version = "2"  # 2: typed blocks (table, math, admonition, embed, footnote) with source lines
     resource = "network"
 
     def fingerprint(self, job: JobContext) -> str:

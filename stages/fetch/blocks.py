@@ -3,11 +3,22 @@
 A block is one of::
 
     {"type": "heading", "level": 1-6, "text": str}
-    {"type": "paragraph", "text": str}
+    {"type": "paragraph", "text": str}       # links as their text; inline math as $TeX$
     {"type": "list", "ordered": bool, "items": [str, ...]}
-    {"type": "code", "text": str, "language": str}          # language only when known
+    {"type": "code", "text": str, "language": str, "caption": str}   # language, caption when known
+    {"type": "table", "header": [str], "rows": [[str, ...]], "caption": str}
     {"type": "quote", "text": str}
+    {"type": "admonition", "kind": str, "title": str, "text": str}
+        # Zenn :::message (kind "message" or "alert"), :::details (kind "details", title = its
+        # summary), GitHub > [!NOTE] (kind "note", "tip", "important", "warning", "caution")
+    {"type": "math", "text": str}             # display math, TeX without the $$
     {"type": "image", "src": str, "alt": str, "caption": str}
+    {"type": "embed", "kind": "tweet" | "video" | "link", "url": str, "text": str}
+    {"type": "footnote", "label": str, "text": str}
+
+Every block may carry ``line``: the 1-based line of the source where it starts (Markdown always;
+HTML when the parser that produced it knows it). Consumers must ignore block types they do not
+know, so new kinds can be added.
 """
 
 from __future__ import annotations
@@ -22,11 +33,35 @@ Block = dict[str, Any]
 
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _CONTAINERS = frozenset(
-    "div section article main body header footer aside span font center form details summary td th tr tbody table".split()
+    "div section article main body header footer aside span font center form details summary td th tr tbody thead".split()
 )
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_CODE_CLASS = re.compile(r"(?:^|\s)(?:language|lang|highlight|brush:?)[-_:]?\s*([A-Za-z0-9+#_-]+)")
+ADMONITION_KINDS = frozenset("note tip important warning caution message alert details info".split())
+"""Admonition kinds: GitHub's five alerts, Zenn's message/alert/details, and a generic info."""
+_VIDEO_HOSTS = ("youtube.com", "youtu.be", "vimeo.com", "nicovideo.jp", "nico.ms")
+_TWEET_HOSTS = ("twitter.com", "x.com")
+
+
+def embed_of(url: str, kind: str | None = None, text: str = "") -> Block:
+    """An embed block for ``url``: a tweet, a video or (anything else) a link card.
+
+    ``kind`` is the author's word when there is one (Zenn's ``@[youtube](id)``); a bare YouTube id
+    becomes its watch URL.
+    """
+    kind = (kind or "").lower()
+    if kind == "youtube" and "://" not in url:
+        url = f"https://www.youtube.com/watch?v={url}"
+    host = (re.match(r"^[a-z]+://([^/:?#]+)", url, re.IGNORECASE) or [None, ""])[1].lower()
+    if kind == "tweet" or any(host == h or host.endswith("." + h) for h in _TWEET_HOSTS):
+        kind = "tweet"
+    elif kind in ("youtube", "video") or any(host == h or host.endswith("." + h) for h in _VIDEO_HOSTS):
+        kind = "video"
+    else:
+        kind = "link"
+    return {"type": "embed", "kind": kind, "url": url, "text": clean_text(text)}
 
 
 def clean_text(text: str) -> str:
@@ -37,13 +72,19 @@ def clean_text(text: str) -> str:
 
 
 def blocks_text(blocks: list[Block]) -> str:
-    """The plain text of blocks: one paragraph per block, list items one per line; images skipped."""
+    """The plain text of blocks: one paragraph per block, list items and table rows one per line.
+
+    Images and embeds are skipped (their words are not the article's text).
+    """
     parts: list[str] = []
     for block in blocks:
         kind = block["type"]
         if kind == "list":
             parts.append("\n".join(block["items"]))
-        elif kind != "image" and block.get("text"):
+        elif kind == "table":
+            rows = [block.get("header") or [], *(block.get("rows") or [])]
+            parts.append("\n".join(" | ".join(row) for row in rows if row))
+        elif kind not in ("image", "embed") and block.get("text"):
             parts.append(block["text"])
     return "\n\n".join(parts)
 
@@ -83,7 +124,7 @@ def finish_article(article: dict[str, Any]) -> dict[str, Any]:
             # The page's own heading, without the "Site | " decoration <title> often carries.
             article["title"] = block["text"]
             continue
-        if blocks and block == blocks[-1]:
+        if blocks and _same(block, blocks[-1]):
             continue
         if (
             block["type"] == "paragraph"
@@ -117,6 +158,7 @@ def html_to_blocks(root: lxml.html.HtmlElement) -> list[Block]:
                     pending.append(child.tail)
                 continue
             tag = child.tag.lower()
+            start = len(blocks)
             if tag in _HEADINGS:
                 flush()
                 if text := clean_text(child.text_content()):
@@ -129,7 +171,26 @@ def html_to_blocks(root: lxml.html.HtmlElement) -> list[Block]:
             elif tag == "pre":
                 flush()
                 if child.text_content().strip():
-                    blocks.append({"type": "code", "text": child.text_content().strip("\n")})
+                    code: Block = {"type": "code", "text": child.text_content().strip("\n")}
+                    if language := _code_language(child):
+                        code["language"] = language
+                    blocks.append(code)
+            elif tag == "table" and _is_layout_table(child):
+                flush()
+                walk(child)
+                flush()
+            elif tag == "table":
+                flush()
+                if (table := table_of(child)) is not None:
+                    blocks.append(table)
+            elif tag == "blockquote" and "twitter-tweet" in (child.get("class") or ""):
+                flush()
+                links = [a.get("href") for a in child.iter("a") if "/status/" in (a.get("href") or "")]
+                text = clean_text(" ".join(p.text_content() for p in child.iter("p")))
+                blocks.append(embed_of(links[-1] if links else "", "tweet", text))
+            elif tag == "iframe" and (src := child.get("src") or ""):
+                flush()
+                blocks.append(embed_of(src))
             elif tag == "blockquote":
                 flush()
                 if text := clean_text(child.text_content()):
@@ -141,21 +202,63 @@ def html_to_blocks(root: lxml.html.HtmlElement) -> list[Block]:
             elif tag == "br":
                 pending.append("\n")
             elif tag in ("p", "figure") or tag in _CONTAINERS:
-                if tag in ("p", "figure", "div", "section", "article", "table", "tr"):
+                if tag in ("p", "figure", "div", "section", "article"):
                     flush()
                 walk(child)
-                if tag in ("p", "figure", "div", "section", "article", "table", "tr"):
+                if tag in ("p", "figure", "div", "section", "article"):
                     flush()
             elif tag in ("script", "style", "noscript", "figcaption"):
                 pass
             else:
                 walk(child)
+            for block in blocks[start:]:
+                if child.sourceline and "line" not in block:
+                    block["line"] = child.sourceline
             if child.tail:
                 pending.append(child.tail)
 
     walk(root)
     flush()
     return blocks
+
+
+def _same(a: Block, b: Block) -> bool:
+    """Equal blocks apart from where they stand in the source."""
+    return {k: v for k, v in a.items() if k != "line"} == {k: v for k, v in b.items() if k != "line"}
+
+
+def table_of(table: lxml.html.HtmlElement) -> Block | None:
+    """A table block from an HTML ``<table>``: the ``<th>`` row (or ``<thead>``) is the header."""
+    rows: list[list[str]] = []
+    header: list[str] = []
+    for tr in table.iter("tr"):
+        cells = [c for c in tr if isinstance(c.tag, str) and c.tag.lower() in ("td", "th")]
+        texts = [clean_text(c.text_content()) for c in cells]
+        if not any(texts):
+            continue
+        in_head = any(a.tag == "thead" for a in tr.iterancestors())
+        if not header and not rows and (in_head or all(c.tag.lower() == "th" for c in cells)):
+            header = texts
+        else:
+            rows.append(texts)
+    if not rows and not header:
+        return None
+    caption = table.find("caption")
+    return {"type": "table", "header": header, "rows": rows,
+            "caption": clean_text(caption.text_content()) if caption is not None else ""}
+
+
+def _is_layout_table(table: lxml.html.HtmlElement) -> bool:
+    """A table that lays out a page (nested tables, long prose cells) rather than holding data."""
+    if table.find(".//table") is not None:
+        return True
+    return any(len(cell.text_content()) > 300 for cell in table.iter("td", "th"))
+
+
+def _code_language(pre: lxml.html.HtmlElement) -> str:
+    classes = " ".join(filter(None, [pre.get("class")] + [c.get("class") for c in pre.iter("code")]))
+    match = _CODE_CLASS.search(classes)
+    return match.group(1).lower() if match else ""
 
 
 def _key(text: str) -> str:

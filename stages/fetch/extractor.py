@@ -217,13 +217,34 @@ def _xml_blocks(parent: lxml.etree._Element) -> list[Block]:
         elif tag == "graphic":
             blocks.extend(_graphics(el))
         elif tag == "table":
-            rows = [" | ".join(_xml_text(c) for c in row.iter("cell")) for row in el.iter("row")]
-            rows = [r for r in rows if r.strip(" |")]
-            if rows:
-                blocks.append({"type": "list", "ordered": False, "items": rows})
+            if (table := _xml_table(el)) is not None:
+                blocks.append(table)
         else:
             blocks.extend(_xml_blocks(el))
     return blocks
+
+
+def _xml_table(el: lxml.etree._Element) -> Block | None:
+    """A table block from trafilatura's ``<table><row><cell role="head">``: head cells make the header."""
+    header: list[str] = []
+    rows: list[list[str]] = []
+    caption = ""
+    for row in el.iter("row"):
+        cells = list(row.iter("cell"))
+        texts = [_xml_text(c) for c in cells]
+        filled = [t for t, c in zip(texts, cells) if t]
+        if not filled:
+            continue
+        is_head = all(c.get("role") == "head" for t, c in zip(texts, cells) if t)
+        if not header and not rows and is_head and len(filled) == 1 and len(cells) > 1 and not caption:
+            caption = filled[0]  # a <caption> comes out as a head row with one filled cell
+        elif not header and not rows and is_head:
+            header = texts
+        else:
+            rows.append(texts)
+    if not header and not rows:
+        return None
+    return {"type": "table", "header": header, "rows": rows, "caption": caption}
 
 
 def _xml_text(el: lxml.etree._Element) -> str:

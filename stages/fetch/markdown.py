@@ -1,4 +1,10 @@
-"""Markdown articles: markdown-it-py's token stream turned into the same blocks as a web page."""
+"""Markdown articles: markdown-it-py's token stream turned into the same blocks as a web page.
+
+Besides CommonMark, the parser knows what tech blogs use (mdit-py-plugins): GFM tables, ``$…$``
+and ``$$…$$`` math, footnotes, Zenn's ``:::message`` / ``:::details`` containers and ``@[tweet](…)``
+embeds, GitHub's ``> [!NOTE]`` alerts, and a bare URL on a line of its own (a link card). Every
+block carries ``line``, its 1-based line in the file (front matter included).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,27 @@ import lxml.html
 import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from mdit_py_plugins.container import container_plugin
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.footnote import footnote_plugin
 
-from stages.fetch.blocks import Block, blocks_text, clean_text, detect_language, html_to_blocks
+from stages.fetch.blocks import ADMONITION_KINDS, Block, blocks_text, clean_text, detect_language, embed_of, html_to_blocks
 from stages.script.limits import LimitExceeded, construct_yaml, default_limits
 
 _CJK_EDGE = re.compile(r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]")
+_ZENN_EMBED = re.compile(r"^@\[(\w+)\]\((\S+?)\)$")
+_BARE_URL = re.compile(r"^https?://\S+$")
+_GITHUB_ALERT = re.compile(r"^\[!(\w+)\]\s*", re.IGNORECASE)
+_CONTAINERS = ("message", "details")
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    md.use(dollarmath_plugin, allow_space=True, double_inline=False)
+    md.use(footnote_plugin)
+    for name in _CONTAINERS:
+        md.use(container_plugin, name)
+    return md
 
 
 def parse_markdown(text: str, *, url: str | None = None, base_dir: Path | None = None, name: str | None = None) -> dict[str, Any]:
@@ -26,8 +48,9 @@ def parse_markdown(text: str, *, url: str | None = None, base_dir: Path | None =
     ``base_dir`` when the file exists there.
     """
     meta, body = split_front_matter(text)
-    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(body)
-    blocks = _TokenWalker(url, base_dir).walk(tokens)
+    offset = text.lstrip("\ufeff").count("\n") - body.count("\n")  # the front matter's lines
+    tokens = _parser().parse(body)
+    blocks = _TokenWalker(url, base_dir, offset).walk(tokens)
     title = str(meta["title"]).strip() if meta.get("title") else None
     if title is None:
         first_h1 = next((b for b in blocks if b["type"] == "heading" and b["level"] == 1), None)
@@ -42,8 +65,17 @@ def parse_markdown(text: str, *, url: str | None = None, base_dir: Path | None =
         "author": str(meta["author"]) if meta.get("author") else None,
         "published": str(published) if published else None,
         "language": detect_language(blocks_text(blocks) or (title or ""), meta.get("lang") or meta.get("language")),
+        "topics": _topics(meta),
         "blocks": blocks,
     }
+
+
+def _topics(meta: dict[str, Any]) -> list[str]:
+    """The front matter's ``topics`` (Zenn) or ``tags``, as a list of strings."""
+    raw = meta.get("topics") or meta.get("tags") or []
+    if isinstance(raw, str):
+        raw = re.split(r"[,\s]+", raw)
+    return [str(t).strip() for t in raw if str(t).strip()] if isinstance(raw, list) else []
 
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
@@ -67,22 +99,35 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
 class _TokenWalker:
     """Folds the flat token stream (``*_open`` / ``*_close`` pairs) into blocks."""
 
-    def __init__(self, url: str | None, base_dir: Path | None):
+    def __init__(self, url: str | None, base_dir: Path | None, offset: int = 0):
         self.url = url
         self.base_dir = base_dir
+        self.offset = offset
+        self.line = 1 + offset
         self.blocks: list[Block] = []
         self.lists: list[Block] = []  # open lists, innermost last
         self.quotes: list[list[str]] = []  # open blockquotes' paragraphs
-        self.rows: list[list[str]] | None = None  # the open table
+        self.boxes: list[Block] = []  # open admonitions (:::message, :::details)
+        self.table: Block | None = None  # the open table
+        self.in_head = False
         self.item_parts: list[list[str]] = []  # the open list items' paragraphs
+        self.footnote: Block | None = None
         self.heading_level: int | None = None
 
     def walk(self, tokens: list[Token]) -> list[Block]:
         for token in tokens:
+            if token.map and not (self.lists or self.quotes or self.table or self.boxes or self.footnote):
+                self.line = token.map[0] + 1 + self.offset
             handler = getattr(self, f"_{token.type}", None)
             if handler is not None:
                 handler(token)
+            elif token.type.startswith("container_"):
+                self._container(token)
         return self.blocks
+
+    def _add(self, block: Block) -> None:
+        block.setdefault("line", self.line)
+        self.blocks.append(block)
 
     def _heading_open(self, token: Token) -> None:
         self.heading_level = int(token.tag[1])
@@ -100,8 +145,10 @@ class _TokenWalker:
         done = self.lists.pop()
         if self.lists:  # a nested list: its items follow their parent item
             self.lists[-1]["items"].extend(done["items"])
+        elif self.boxes:
+            self.boxes[-1]["parts"].extend(done["items"])
         elif done["items"]:
-            self.blocks.append(done)
+            self._add(done)
 
     _ordered_list_close = _bullet_list_close
 
@@ -128,29 +175,76 @@ class _TokenWalker:
         text = "\n".join(p for p in parts if p)
         if self.quotes:
             self.quotes[-1].append(text)
+            return
+        alert = _GITHUB_ALERT.match(text)
+        if alert and alert.group(1).lower() in ADMONITION_KINDS:
+            body = text[alert.end():].strip()
+            if body:
+                self._add({"type": "admonition", "kind": alert.group(1).lower(), "title": "", "text": body})
         elif text:
-            self.blocks.append({"type": "quote", "text": text})
+            self._add({"type": "quote", "text": text})
+
+    def _container(self, token: Token) -> None:
+        if token.nesting == 1:
+            name, _, rest = token.info.strip().partition(" ")
+            kind = name if name == "details" else (rest.strip().split(" ")[0] or "message")
+            self.boxes.append({"type": "admonition", "kind": kind, "title": rest.strip() if name == "details" else "",
+                               "parts": []})
+        elif token.nesting == -1 and self.boxes:
+            box = self.boxes.pop()
+            text = "\n".join(p for p in box.pop("parts") if p)
+            if text or box["title"]:
+                box["text"] = text
+                if self.boxes:
+                    self.boxes[-1]["parts"].append(text)
+                else:
+                    self._add(box)
 
     def _table_open(self, token: Token) -> None:
-        self.rows = []
+        self.table = {"type": "table", "header": [], "rows": [], "caption": ""}
+
+    def _thead_open(self, token: Token) -> None:
+        self.in_head = True
+
+    def _thead_close(self, token: Token) -> None:
+        self.in_head = False
 
     def _tr_open(self, token: Token) -> None:
-        if self.rows is not None:
-            self.rows.append([])
+        if self.table is not None and not self.in_head:
+            self.table["rows"].append([])
 
     def _table_close(self, token: Token) -> None:
-        rows = [" | ".join(cells) for cells in self.rows or [] if any(cells)]
-        self.rows = None
-        if rows:
-            self.blocks.append({"type": "list", "ordered": False, "items": rows})
+        table, self.table = self.table, None
+        if table is None:
+            return
+        table["rows"] = [row for row in table["rows"] if any(row)]
+        if table["rows"] or any(table["header"]):
+            self._add(table)
+
+    def _math_block(self, token: Token) -> None:
+        if token.content.strip():
+            self._add({"type": "math", "text": token.content.strip()})
+
+    _math_block_label = _math_block
+
+    def _footnote_open(self, token: Token) -> None:
+        self.footnote = {"type": "footnote", "label": str(token.meta.get("label", token.meta.get("id", ""))), "text": ""}
+
+    def _footnote_close(self, token: Token) -> None:
+        note, self.footnote = self.footnote, None
+        if note is not None and note["text"]:
+            self._add(note)
 
     def _fence(self, token: Token) -> None:
         block: Block = {"type": "code", "text": token.content.rstrip("\n")}
-        language = token.info.strip().split(" ")[0] if token.info.strip() else ""
+        info = token.info.strip()
+        language = info.split(" ")[0].split(":")[0] if info else ""  # Zenn: ```python:main.py
         if language:
             block["language"] = language
+        if ":" in (info.split(" ")[0] if info else ""):
+            block["caption"] = info.split(" ")[0].split(":", 1)[1]
         if block["text"].strip():
-            self.blocks.append(block)
+            self._add(block)
 
     _code_block = _fence
 
@@ -161,23 +255,42 @@ class _TokenWalker:
         for block in html_to_blocks(fragment):
             if block["type"] == "image":
                 block["src"] = self._resolve(block["src"])
-            self.blocks.append(block)
+            block["line"] = self.line  # the fragment's own line numbers start at its first line
+            self._add(block)
 
     def _inline(self, token: Token) -> None:
         text, images = self._render_inline(token.children or [])
         if self.heading_level is not None:
             if text:
-                self.blocks.append({"type": "heading", "level": self.heading_level, "text": text})
-        elif self.rows is not None:
-            if self.rows:
-                self.rows[-1].append(text)
+                self._add({"type": "heading", "level": self.heading_level, "text": text})
+        elif self.table is not None:
+            if self.in_head:
+                self.table["header"].append(text)
+            elif self.table["rows"]:
+                self.table["rows"][-1].append(text)
+        elif self.footnote is not None:
+            self.footnote["text"] = clean_text(f"{self.footnote['text']} {text}")
         elif self.item_parts:
             self.item_parts[-1].append(text)
         elif self.quotes:
             self.quotes[-1].append(text)
+        elif self.boxes:
+            self.boxes[-1]["parts"].append(text)
+        elif embed := self._embed(token.content.strip()):
+            self._add(embed)
+            return
         elif text:
-            self.blocks.append({"type": "paragraph", "text": text})
-        self.blocks.extend(images)
+            self._add({"type": "paragraph", "text": text})
+        for image in images:
+            self._add(image)
+
+    def _embed(self, source: str) -> Block | None:
+        """A Zenn ``@[tweet](url)`` line or a bare URL alone in its paragraph."""
+        if match := _ZENN_EMBED.match(source):
+            return embed_of(match.group(2), match.group(1))
+        if _BARE_URL.match(source):
+            return embed_of(source)
+        return None
 
     def _render_inline(self, children: list[Token]) -> tuple[str, list[Block]]:
         parts: list[str] = []
@@ -185,6 +298,8 @@ class _TokenWalker:
         for child in children:
             if child.type in ("text", "code_inline"):
                 parts.append(child.content)
+            elif child.type == "math_inline":
+                parts.append(f"${child.content.strip()}$")  # the writer decides how (and whether) to say it
             elif child.type == "softbreak":
                 parts.append("\x00")  # decided below: nothing between CJK characters, else a space
             elif child.type == "hardbreak":

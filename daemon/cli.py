@@ -323,11 +323,17 @@ def retry(ctx: click.Context, home: Path | None, config: Path | None, job_id: st
     Example:
         moviegen retry 20261126-022000-3fa2c1
     """
+    from daemon.retention import removed_at
+
     settings = _settings(ctx, home, config)
     store = _existing_store(ctx, settings)
     job = _job(store, job_id)
     if job["state"] not in ("failed", "cancelled"):
         raise click.UsageError(f"job {job['job_id']} is {job['state']}; only failed or cancelled jobs can be retried")
+    removed = removed_at(store, job["job_id"])
+    if removed is not None:
+        raise click.UsageError(f"job {job['job_id']} cannot resume: its folder was removed by the disk trim at "
+                               f"{removed} (daemon.keep_failed_days, `moviegen gc`); drop the input again")
     store.request(job["job_id"], "retry")
     _acknowledge(settings, store, "retry", job["job_id"])
 

@@ -73,11 +73,11 @@ class GcReport:
         return [r.job_id for r in self.removals if r.what == "job" and r.job_id]
 
     def event_data(self) -> dict[str, Any]:
-        """The ``daemon.gc`` event's data: totals, the removed job ids (up to 100), the caches."""
+        """The ``daemon.gc`` event's data: totals, the removed job ids, the caches."""
         return {
             "bytes_freed": self.bytes_freed,
             "jobs_removed": len(self.jobs),
-            "jobs": self.jobs[:100],
+            "jobs": self.jobs,  # all of them: `moviegen retry` looks a job up here
             "debris": sum(1 for r in self.removals if r.what == "debris"),
             "scratch": sum(1 for r in self.removals if r.what == "scratch"),
             "cache_entries": sum(c["entries"] for c in self.caches.values()),
@@ -125,6 +125,16 @@ def collect_garbage(settings: "Settings", store: EventStore, *, dry_run: bool = 
     if report.removals and not dry_run:
         store.append(None, "daemon.gc", trigger=trigger, **report.event_data())
     return report
+
+
+def removed_at(store: EventStore, job_id: str) -> str | None:
+    """When a gc run removed this job's folder (the ``daemon.gc`` event's time), or None."""
+    rows = store.db.execute(
+        "SELECT at FROM events WHERE kind = 'daemon.gc' AND job_id IS NULL AND EXISTS "
+        "(SELECT 1 FROM json_each(events.data, '$.jobs') WHERE value = ?) ORDER BY seq DESC LIMIT 1",
+        [job_id],
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
 def job_expires_at(settings: "Settings", row: dict) -> float | None:

@@ -244,6 +244,13 @@ def test_gc_command_prints_what_it_removed_and_dry_run_removes_nothing(tmp_path:
     assert f"removed job {folder}" in real.stdout and "freed 0.0 MB (10000 bytes)" in real.stdout
     assert not folder.exists() and daemon.count("daemon.gc") == 1
 
+    store = EventStore(settings.db_path)
+    ended_job(store, settings, "j-failed", "job.failed")
+    collect_garbage(settings, store, now=time.time() + 31 * DAY)
+    store.close()
+    retry = daemon.cli("retry", "j-failed")
+    assert retry.returncode == 2 and "its folder was removed by the disk trim at 20" in retry.stderr
+
     missing = ServiceDaemon(tmp_path / "nothing").cli("gc")
     assert missing.returncode == 2 and "no moviegen event log" in missing.stderr
 

@@ -293,6 +293,8 @@ def job_metadata(job_dir: Path, job_id: str, claim: dict | None = None) -> dict[
         "duration": round(float(duration), 3) if duration is not None else None,
         "chapters": chapters,
         "credits": credits,
+        # Per VOICEVOX-compatible speaker: the credit and its terms of use as the engine states them.
+        "voice_terms": [t for t in audio.get("terms") or [] if isinstance(t, dict)],
         "created_at": claim.get("claimed_at"),
     }
 

@@ -60,6 +60,10 @@ class DaemonSettings(_Section):
     )
     progress_interval_seconds: float = Field(1.0, ge=0, description="at most one stage.progress event this often")
     shutdown_grace_seconds: float = Field(8.0, ge=0)
+    crash_limit: int = Field(
+        2, ge=1, description="a job whose stage was running when the daemon died this many times in a row "
+        "(no stage finished in between) fails at the next start instead of being resumed"
+    )
     keep_done_days: float = Field(
         7.0, ge=0, description="a finished or cancelled job's folder (state/jobs/<id>) is removed this many days "
         "after it ended; its events stay"
@@ -69,10 +73,6 @@ class DaemonSettings(_Section):
     )
     gc_interval_hours: float = Field(
         24.0, gt=0, description="besides after each job, the daemon trims job folders and caches this often when idle"
-    )
-    crash_limit: int = Field(
-        2, ge=1, description="a job whose stage was running when the daemon died this many times in a row "
-        "(no stage finished in between) fails at the next start instead of being resumed"
     )
     stage_factory: str = Field(
         "stages.pipeline:default_stages",
@@ -271,8 +271,11 @@ class AudioSettings(_Section):
 
 
 class VoicevoxSettings(_Section):
-    url: str = "http://127.0.0.1:50021"
-    speaker: int = 3
+    url: str = Field("http://127.0.0.1:50021", description="default: the profile's port (VOICEVOX 50021, AivisSpeech 10101, NEMO 50121)")
+    profile: Literal["auto", "voicevox", "aivisspeech", "nemo"] = Field(
+        "auto", description="which VOICEVOX-compatible engine (stages/audio/voicevox.py); auto: its /engine_manifest says"
+    )
+    speaker: int = Field(3, description="a style id (AivisSpeech's are 32-bit numbers such as 888753760)")
     concurrency: int = Field(2, ge=1)
     timeout: float = 60.0
     attempts: int = Field(
@@ -282,6 +285,15 @@ class VoicevoxSettings(_Section):
     retry_max_seconds: float = Field(
         30.0, ge=0, description="longest wait (caps Retry-After too); the defaults wait about a minute in all"
     )
+
+    @model_validator(mode="after")
+    def _profile_port(self) -> "VoicevoxSettings":
+        if "url" not in self.model_fields_set and self.profile in _VOICEVOX_PORTS:
+            self.url = f"http://127.0.0.1:{_VOICEVOX_PORTS[self.profile]}"
+        return self
+
+
+_VOICEVOX_PORTS = {"aivisspeech": 10101, "nemo": 50121}  # the engines' documented default ports
 
 
 class ThemeSettings(_Section):

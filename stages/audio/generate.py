@@ -95,6 +95,7 @@ def generate_audio(
             phrase.key = _clip_key(phrase, engines[phrase.voice.engine], settings)
         paths, synthesized = _produce(phrases, engines, cache, settings, progress, cancel, note)
         credits = _credits(engines, phrases)
+        terms = _terms(engines, phrases)
     finally:
         for engine in engines.values():
             if isinstance(engine, VoicevoxEngine):
@@ -118,6 +119,7 @@ def generate_audio(
         },
         "dropped": dropped,
         "credits": credits,
+        "terms": terms,
         "stats": {"synthesized": synthesized, "cached": len(phrases) - synthesized},
     }
     return atomic_write_json(Path(out_dir) / "audio" / "index.json", index)
@@ -337,6 +339,15 @@ def _synthesize(phrase: _Phrase, engine: Engine, cache: ClipCache, settings: "Se
     target = settings.audio.loudness_target_db + 20 * math.log10(phrase.voice.volume)
     levelled = level(joined, rate, target, settings.audio.peak_ceiling_db)
     return cache.put(phrase.key, encode_wav(levelled, rate))
+
+
+def _terms(engines: dict[str, Engine], phrases: list[_Phrase]) -> list[dict[str, Any]]:
+    """The VOICEVOX-compatible voices' credits with their terms of use (``/speaker_info``'s policy)."""
+    terms: list[dict[str, Any]] = []
+    for name, engine in engines.items():
+        if isinstance(engine, VoicevoxEngine):
+            terms.extend(engine.terms(sorted({p.voice for p in phrases if p.voice.engine == name}, key=lambda v: v.speaker)))
+    return terms
 
 
 def _credits(engines: dict[str, Engine], phrases: list[_Phrase]) -> list[str]:

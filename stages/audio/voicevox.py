@@ -10,6 +10,17 @@ Transient failures are tried again in place, ``voicevox.attempts`` times with a 
 minute, longer than an engine takes to restart). A cancel hangs up the engine's connections, so a
 synthesis in flight ends at once.
 
+Compatible engines share this client through a capability profile (``voicevox.profile``; ``auto``
+asks ``GET /engine_manifest``, whose ``name`` is "VOICEVOX Engine", "AivisSpeech Engine" or
+"VOICEVOX Nemo Engine"; an engine without that route is VOICEVOX). AivisSpeech (port 10101) has no
+pitch control, so ``pitchScale`` is sent as its neutral 0 whatever the persona says, and its style
+ids are 32-bit numbers (888753760); NEMO (port 50121) behaves like VOICEVOX. The manifest's
+``brand_name`` prefixes the credits ("VOICEVOX:ずんだもん", "AivisSpeech:まお").
+
+Credits and terms: for every speaker used, ``GET /speaker_info?speaker_uuid=`` gives the
+character's ``policy`` (its terms of use, Markdown); :meth:`VoicevoxEngine.terms` returns them with
+the credit line, for the audio index and the video's sidecar.
+
 The pronunciation dictionary is kept in step with the engine's user dictionary. Words this
 program added are remembered in a small state file (uuid -> what we sent), so words a person
 added by hand are never touched, and ours are updated or removed when the settings change.
@@ -19,6 +30,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +47,25 @@ if TYPE_CHECKING:
     from stages.settings import PronunciationEntry, VoicevoxSettings
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What a VOICEVOX-compatible engine can do, as far as this client cares."""
+
+    name: str
+    brand: str  # the credit prefix, unless the engine's manifest names its brand
+    adjusts_pitch: bool
+
+
+PROFILES = {
+    "voicevox": Profile("voicevox", "VOICEVOX", adjusts_pitch=True),
+    "aivisspeech": Profile("aivisspeech", "AivisSpeech", adjusts_pitch=False),
+    "nemo": Profile("nemo", "VOICEVOX", adjusts_pitch=True),
+}
+_MANIFEST_NAMES = {"VOICEVOX Engine": "voicevox", "AivisSpeech Engine": "aivisspeech", "VOICEVOX Nemo Engine": "nemo"}
+
+
 class VoicevoxEngine:
-    """A client of one VOICEVOX engine. ``speaker`` is a style id (as a string)."""
+    """A client of one VOICEVOX-compatible engine. ``speaker`` is a style id (as a string)."""
 
     name = "voicevox"
 
@@ -51,6 +80,11 @@ class VoicevoxEngine:
         self._cancel = cancel
         self._version: str | None = None
         self._names: dict[int, str] = {}
+        self._uuids: dict[int, str] = {}
+        self._policies: dict[str, str | None] = {}
+        self._wanted_profile = settings.profile
+        self.profile: Profile = PROFILES["voicevox" if settings.profile == "auto" else settings.profile]
+        self._brand = self.profile.brand
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -78,6 +112,10 @@ class VoicevoxEngine:
             raise ConfigError(f"VOICEVOX engine at {self.url} has no style id {named}: set speaker in [[personas]] "
                               f"(or voicevox.speaker) to one it offers: {offered}")
         self._names = styles
+        self._detect_profile()
+        for uuid in sorted({self._uuids[int(v.speaker)] for v in voices if int(v.speaker) in self._uuids}):
+            if uuid not in self._policies:
+                self._policies[uuid] = self._policy(uuid)
         self.sync_dictionary(dictionary)
 
     def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
@@ -91,7 +129,7 @@ class VoicevoxEngine:
                            cancel=cancel).json()
         query.update(
             speedScale=voice.speed,
-            pitchScale=voice.pitch,
+            pitchScale=voice.pitch if self.profile.adjusts_pitch else 0.0,
             intonationScale=voice.intonation,
             volumeScale=voice.volume,
             prePhonemeLength=voice.pre_phoneme_length,
@@ -106,7 +144,25 @@ class VoicevoxEngine:
 
     def credits(self, voices: list[Voice]) -> list[str]:
         names = sorted({self._names.get(int(v.speaker), f"style {v.speaker}") for v in voices})
-        return [f"VOICEVOX:{name}" for name in names]
+        return [f"{self._brand}:{name}" for name in names]
+
+    def terms(self, voices: list[Voice]) -> list[dict[str, Any]]:
+        """Per speaker used: the credit line and the terms (``policy``) its ``/speaker_info`` states.
+
+        ``policy`` is None when the engine has no terms for it (a 4xx from ``/speaker_info``).
+        """
+        out: dict[str, dict[str, Any]] = {}
+        for voice in voices:
+            style = int(voice.speaker)
+            name = self._names.get(style, f"style {voice.speaker}")
+            uuid = self._uuids.get(style)
+            entry = out.setdefault(uuid or name, {
+                "engine": self._brand, "speaker": name, "speaker_uuid": uuid, "credit": f"{self._brand}:{name}",
+                "policy": self._policies.get(uuid) if uuid else None, "styles": [],
+            })  # fmt: skip
+            if style not in entry["styles"]:
+                entry["styles"].append(style)
+        return sorted(out.values(), key=lambda e: e["credit"])
 
     # --- the user dictionary ------------------------------------------------------------------
 
@@ -158,6 +214,18 @@ class VoicevoxEngine:
 
     # --- HTTP -----------------------------------------------------------------------------------
 
+    def _detect_profile(self) -> None:
+        """Pick the profile (``voicevox.profile``, or the engine's manifest) and the credit brand."""
+        try:
+            manifest = self._call("GET", "/engine_manifest", what="the engine manifest request").json()
+        except InputError:  # an engine without /engine_manifest (404) is a plain VOICEVOX engine
+            return
+        if not isinstance(manifest, dict):
+            return
+        if self._wanted_profile == "auto":
+            self.profile = PROFILES[_MANIFEST_NAMES.get(str(manifest.get("name")), "voicevox")]
+        self._brand = str(manifest.get("brand_name") or self.profile.brand)
+
     def _styles(self) -> dict[int, str]:
         speakers = self._call("GET", "/speakers", what="the speaker list request").json()
         styles: dict[int, str] = {}
@@ -165,7 +233,19 @@ class VoicevoxEngine:
             for style in speaker.get("styles", []):
                 if style.get("type", "talk") == "talk":
                     styles[int(style["id"])] = speaker.get("name", "")
+                    if speaker.get("speaker_uuid"):
+                        self._uuids[int(style["id"])] = str(speaker["speaker_uuid"])
         return styles
+
+    def _policy(self, uuid: str) -> str | None:
+        """The speaker's terms of use from ``/speaker_info`` (images as URLs, not inline base64)."""
+        try:
+            info = self._call("GET", "/speaker_info", params={"speaker_uuid": uuid, "resource_format": "url"},
+                              what="the speaker info request").json()
+        except InputError:
+            return None
+        policy = info.get("policy") if isinstance(info, dict) else None
+        return str(policy) if policy else None
 
     def _call(self, method: str, path: str, *, what: str, cancel: threading.Event | None = None,
               **kwargs: Any) -> httpx.Response:

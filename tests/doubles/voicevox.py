@@ -1,8 +1,17 @@
 """A protocol-faithful VOICEVOX engine double: a real threaded HTTP server on 127.0.0.1.
 
 It serves the engine's routes with their real shapes and content types (VOICEVOX ENGINE 0.24):
-``GET /version``, ``GET /speakers``, ``POST /audio_query``, ``POST /synthesis``, ``GET /user_dict``,
-``POST /user_dict_word``, ``PUT``/``DELETE /user_dict_word/{uuid}``. Errors come in the engine's
+``GET /version``, ``GET /engine_manifest``, ``GET /speakers``, ``GET /speaker_info``,
+``POST /audio_query``, ``POST /synthesis``, ``GET /user_dict``, ``POST /user_dict_word``,
+``PUT``/``DELETE /user_dict_word/{uuid}``. ``/speaker_info?speaker_uuid=&resource_format=base64|url``
+answers the character's ``policy`` (terms of use, Markdown), ``portrait`` and ``style_infos``
+(icons, portraits, voice samples: base64, or URLs under ``/_resources/``), or 404 for an unknown
+uuid.
+
+:func:`aivisspeech_double` and :func:`nemo_double` are the same server speaking as the compatible
+engines: their ``/engine_manifest`` (name, brand, port, sampling rate), their speakers (AivisSpeech's
+style ids are 32-bit numbers) and, for AivisSpeech, a query with ``tempoDynamicsScale``, output at
+44.1 kHz and ``pitchScale`` ignored (the engine has no pitch control). Errors come in the engine's
 shapes: FastAPI validation ``{"detail": [{"type", "loc", "msg", "input"}]}``, ``{"detail": "..."}``
 from its HTTPExceptions, and ``{"message": "..."}`` for an unknown style.
 
@@ -71,6 +80,30 @@ _SMALL = {"ャ": "a", "ュ": "u", "ョ": "o", "ァ": "a", "ィ": "i", "ゥ": "u"
 _PAUSES = set("、。，．,.！？!?…；;：:")
 
 
+POLICIES = {
+    "7ffcb7ce-00ec-4bdc-82cd-45a8889e43ff": "# 四国めたん 利用規約\n\n動画などで使うときは「VOICEVOX:四国めたん」とクレジットを記載してください。",
+    "388f246b-8c41-4ac1-8e2d-5d79f3ff56d9": "# ずんだもん 利用規約\n\n動画などで使うときは「VOICEVOX:ずんだもん」とクレジットを記載してください。",
+}
+
+
+def engine_manifest(name: str, brand: str, port: int, rate: int, *, pitch: bool = True) -> dict[str, Any]:
+    """``GET /engine_manifest`` as the API answers it (assets inlined, features as booleans)."""
+    features = {
+        "adjust_mora_pitch": pitch, "adjust_phoneme_length": True, "adjust_speed_scale": True,
+        "adjust_pitch_scale": pitch, "adjust_intonation_scale": True, "adjust_volume_scale": True,
+        "adjust_pause_length": True, "interrogative_upspeak": True, "synthesis_morphing": brand == "VOICEVOX",
+        "sing": False, "manage_library": brand != "VOICEVOX", "return_resource_url": True, "apply_katakana_english": True,
+    }  # fmt: skip
+    return {
+        "manifest_version": "0.13.1", "name": name, "brand_name": brand,
+        "uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, name)), "version": VERSION,
+        "url": "https://github.com/VOICEVOX/voicevox_engine", "command": "run", "port": port,
+        "icon": "iVBORw0KGgo=", "default_sampling_rate": rate, "frame_rate": rate / 256,
+        "terms_of_service": f"# {name} 利用規約", "update_infos": [], "dependency_licenses": [],
+        "supported_vvlib_manifest_version": None, "supported_features": features,
+    }  # fmt: skip
+
+
 @dataclass
 class Recorded:
     """One request as the double saw it."""
@@ -99,6 +132,13 @@ class VoicevoxDouble:
     user_dict: dict[str, dict[str, Any]] = field(default_factory=dict)
     max_in_flight: int = 0
     port: int = 0
+    manifest: dict[str, Any] | None = field(
+        default_factory=lambda: engine_manifest("VOICEVOX Engine", "VOICEVOX", 50021, 24000)
+    )  # None: an engine too old to have /engine_manifest (404)
+    policies: dict[str, str] = field(default_factory=lambda: dict(POLICIES))
+    sampling_rate: int = 24000
+    ignores_pitch: bool = False
+    extra_query: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._server: ThreadingHTTPServer | None = None
@@ -162,16 +202,17 @@ class VoicevoxDouble:
             "postPhonemeLength": 0.1,
             "pauseLength": None,
             "pauseLengthScale": 1.0,
-            "outputSamplingRate": 24000,
+            "outputSamplingRate": self.sampling_rate,
             "outputStereo": False,
             "kana": _kana(phrases),
+            **self.extra_query,
         }
 
     def synthesize(self, query: dict[str, Any]) -> bytes:
         phonemes = phoneme_lengths(query)
         speed = float(query["speedScale"])
         volume = float(query["volumeScale"])
-        pitch_scale = float(query["pitchScale"])
+        pitch_scale = 0.0 if self.ignores_pitch else float(query["pitchScale"])
         chunks = []
         phase = 0.0
         for seconds, log_f0, voiced in phonemes:
@@ -371,6 +412,9 @@ class _Handler(BaseHTTPRequestHandler):
         routes = {
             ("GET", "/version"): lambda: self._json(200, double.version),
             ("GET", "/speakers"): lambda: self._json(200, double.speakers),
+            ("GET", "/speaker_info"): lambda: self._speaker_info(params),
+            ("GET", "/engine_manifest"): lambda: (self._json(200, double.manifest) if double.manifest is not None
+                                                  else self._json(404, {"detail": "Not Found"})),
             ("POST", "/audio_query"): lambda: self._audio_query(params),
             ("POST", "/synthesis"): lambda: self._synthesis(params, body, raw),
             ("GET", "/user_dict"): lambda: self._json(200, double.user_dict),
@@ -386,6 +430,34 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"detail": "Not Found"})
 
     # --- routes -------------------------------------------------------------------------------------
+
+    def _speaker_info(self, params: dict[str, str]) -> None:
+        errors = _require(params, ("speaker_uuid",))
+        resource_format = params.get("resource_format", "base64")
+        if resource_format not in ("base64", "url"):
+            errors.append({"type": "literal_error", "loc": ["query", "resource_format"],
+                           "msg": "Input should be 'base64' or 'url'", "input": resource_format})  # fmt: skip
+        if errors:
+            return self._json(422, {"detail": errors})
+        double = self.server.double
+        speaker = next((s for s in double.speakers if s["speaker_uuid"] == params["speaker_uuid"]), None)
+        if speaker is None:
+            return self._json(404, {"detail": "該当するキャラクターが見つかりません"})
+
+        def resource(kind: str, key: object) -> str:
+            if resource_format == "url":
+                return f"{double.url}/_resources/{kind}-{key}"
+            return "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+        self._json(200, {
+            "policy": double.policies.get(speaker["speaker_uuid"], ""),
+            "portrait": resource("portrait", speaker["speaker_uuid"]),
+            "style_infos": [
+                {"id": style["id"], "icon": resource("icon", style["id"]), "portrait": None,
+                 "voice_samples": [resource("sample", f"{style['id']}-{n}") for n in range(3)]}
+                for style in speaker["styles"]
+            ],
+        })  # fmt: skip
 
     def _audio_query(self, params: dict[str, str]) -> None:
         errors = _require(params, ("text", "speaker"))
@@ -519,3 +591,34 @@ def _int_param(params: dict[str, str], name: str, errors: list[dict[str, Any]]) 
                        "msg": "Input should be a valid integer, unable to parse string as an integer",
                        "input": params[name]})  # fmt: skip
         return None
+
+
+def aivisspeech_double() -> VoicevoxDouble:
+    """An AivisSpeech Engine double: its manifest and port, 32-bit style ids, 44.1 kHz, no pitch control."""
+    speakers = [{
+        "name": "まお", "speaker_uuid": "e756b8e4-b606-4e15-99b1-3f9c6a1b2317",
+        "styles": [{"name": "ノーマル", "id": 888753760, "type": "talk"}, {"name": "あまあま", "id": 888753762, "type": "talk"}],
+        "version": "1.0.0", "supported_features": {"permitted_synthesis_morphing": "NOTHING"},
+    }]  # fmt: skip
+    return VoicevoxDouble(
+        speakers=speakers,
+        manifest=engine_manifest("AivisSpeech Engine", "AivisSpeech", 10101, 44100, pitch=False),
+        policies={"e756b8e4-b606-4e15-99b1-3f9c6a1b2317": "# まお\n\nACML 1.0: 「AivisSpeech:まお」とクレジットしてください。"},
+        sampling_rate=44100,
+        ignores_pitch=True,
+        extra_query={"tempoDynamicsScale": 1.0},
+    )
+
+
+def nemo_double() -> VoicevoxDouble:
+    """A VOICEVOX Nemo Engine double: its manifest and port (50121), and its own speakers."""
+    speakers = [{
+        "name": "女声1", "speaker_uuid": "0ebe2c7d-96f3-4f0e-a2e3-ae13fe27c403",
+        "styles": [{"name": "ノーマル", "id": 10005, "type": "talk"}],
+        "version": "0.1.0", "supported_features": {"permitted_synthesis_morphing": "SELF_ONLY"},
+    }]  # fmt: skip
+    return VoicevoxDouble(
+        speakers=speakers,
+        manifest=engine_manifest("VOICEVOX Nemo Engine", "VOICEVOX", 50121, 24000),
+        policies={"0ebe2c7d-96f3-4f0e-a2e3-ae13fe27c403": "# VOICEVOX Nemo 利用規約\n\n「VOICEVOX Nemo」とクレジットしてください。"},
+    )

@@ -234,7 +234,7 @@ def soak_after_jobs() -> dict[str, float]:
     """RSS, open fds and threads of a real daemon (Open JTalk, Pillow slides, ffmpeg at 1920x1080),
     idle at start and idle after ``--jobs N`` (default 15) different scripts made one after another."""
     with tempfile.TemporaryDirectory(prefix="moviegen-bench-soak-") as tmp:
-        from tests.fixtures_service import ServiceDaemon, drop, wait_for
+        from tests.fixtures_service import ServiceDaemon, drop
 
         daemon = ServiceDaemon(Path(tmp), config=SOAK_CONFIG).start()
         try:
@@ -253,6 +253,9 @@ def soak_after_jobs() -> dict[str, float]:
                     time.sleep(0.1)
                 if daemon.state(job) != "done":
                     raise RuntimeError(f"{name} ended {daemon.state(job)}\n{daemon.tail()}")
+                if k == 1:
+                    time.sleep(1.0)
+                    first = _process_figures(pid)
             time.sleep(3.0)  # idle again
             after = _process_figures(pid)
         finally:
@@ -261,7 +264,12 @@ def soak_after_jobs() -> dict[str, float]:
         "soak_jobs": SOAK_JOBS,
         "soak_rss_mb_at_start": start["rss_mb"],
         "soak_peak_rss_mb_during_jobs": round(peak_rss / 1024, 1),
+        "soak_rss_mb_after_first_job": first["rss_mb"],
         "soak_rss_mb_after_jobs": after["rss_mb"],
+        # file-backed pages (mapped dictionaries, voices, libraries) the kernel may drop and reread;
+        # anonymous memory is what the process itself holds
+        "soak_rss_file_mb_after_jobs": after["rss_file_mb"],
+        "soak_rss_anon_mb_after_jobs": after["rss_anon_mb"],
         "soak_fds_at_start": start["fds"],
         "soak_fds_after_jobs": after["fds"],
         "soak_threads_at_start": start["threads"],
@@ -270,10 +278,14 @@ def soak_after_jobs() -> dict[str, float]:
 
 
 def _process_figures(pid: int) -> dict[str, float]:
-    """One process's RSS (MB), open file descriptors and threads."""
-    threads = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                   if line.startswith("Threads:"))
-    return {"rss_mb": round(_rss_kib(pid) / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": threads}
+    """One process's RSS (MB; also split into file-backed and anonymous), open file descriptors and threads."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+
+    def mb(key: str) -> float:
+        return round(int(status[key].split()[0]) / 1024, 1)
+
+    return {"rss_mb": mb("VmRSS"), "rss_file_mb": mb("RssFile"), "rss_anon_mb": mb("RssAnon"),
+            "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": int(status["Threads"])}
 
 
 def _submitted_at(daemon, name: str) -> float | None:

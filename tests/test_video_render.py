@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -15,11 +14,11 @@ import numpy as np
 import pytest
 
 from stages.base import Cancelled, InputError, JobContext
+from stages.process import ProcessError
 from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
 from stages.video.ffmpeg import REFERENCE_PICTURES
 from stages.video.frames import Compositor, encode_plan, frame_runs
 from stages.video.h264 import MAX_COPY_RUN
-from stages.process import ProcessError
 from stages.video.probe import RenderCheckFailed, probe
 from tests.test_video_fixtures import MOUTH_COLOR, SLIDE_COLORS, Phrase, make_job
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from stages.base import Cancelled, Progress, StageError, no_progress
-from stages.process import ProcessError, kill_group
+from stages.process import kill_group
 
 if TYPE_CHECKING:
     from stages.settings import Settings
@@ -87,8 +87,7 @@ def render_in_child(
             pass  # the child died at start; its exit is reported below
         while True:
             if cancel is not None and cancel.is_set():
-                _stop(proc)
-                raise Cancelled("render was cancelled")
+                raise Cancelled("render was cancelled")  # the child is stopped below
             try:
                 message = messages.get(timeout=_POLL_SECONDS)
             except queue.Empty:
@@ -103,11 +102,10 @@ def render_in_child(
         _stop(proc)
         raise
     finally:
-        for stream in (proc.stdin,):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        try:
+            proc.stdin.close()  # the child is done (or stopped): nothing more to say to it
+        except OSError:
+            pass
     try:
         proc.wait(timeout=_STOP_SECONDS)
     except subprocess.TimeoutExpired:

@@ -135,3 +135,17 @@ def test_english_articles_get_an_english_dialogue(tmp_path):
     assert body["Why cache"][0] == ("mint", "Let's start with Why cache.Tell me about it.", "")
     assert body["When to evict"][0][1].startswith("Next up: When to evict.")
     assert [who for who, _, _ in body["Why cache"]] == ["mint", "kohaku", "mint", "kohaku"]
+
+
+def test_expressions_only_for_characters_that_have_them(tmp_path, monkeypatch):
+    """With the bundled characters some lines change expression (all of them ones the character has);
+    without characters no line names an expression."""
+    monkeypatch.chdir(SAMPLE.parent.parent)
+    settings = load_settings(config=SAMPLE.parent / "offline-personas.toml", home=tmp_path / "home")
+    script = write_extractive(article_of(SAMPLE, tmp_path, settings), settings)
+    used = {n.expression for _s, _i, n in script.phrases()}
+    assert {"happy", "surprised", "troubled"} <= used <= {None, "normal", "happy", "surprised", "troubled"}
+    thanks = [n.expression for n in script.sections[-1].narrations if n.text in ("とてもよくわかりました！", "ご視聴ありがとうございました。")]
+    assert thanks == ["happy", "happy"]
+    plain = write_extractive(article_of(SAMPLE, tmp_path / "plain", dialogue_settings(tmp_path)), dialogue_settings(tmp_path))
+    assert {n.expression for _s, _i, n in plain.phrases()} == {None}

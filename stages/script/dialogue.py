@@ -11,6 +11,10 @@ as it is, an article's own summary (「まとめ」) is asked for as one; otherw
 「次は「…」です。」 with a question that varies from part to part). Every choice depends only on the
 part's position, so the same article always gives the same conversation.
 
+Lines may carry an expression (the host is happy to open and to thank, surprised at 「へえ」,
+troubled asking what to watch out for); the writer keeps it only for a persona whose character
+has that expression.
+
 The texts here are plain sentences; :mod:`stages.script.extractive` splits them into phrases and
 gives them readings like any other sentence.
 """
@@ -52,6 +56,11 @@ _WORDS = {
 }
 
 
+_MOODS = {  # the host's expression on some of its lines
+    "へえ、知りませんでした。": "surprised", "Interesting.": "surprised",
+    "何に気をつければいいんですか？": "troubled", "What should I watch out for?": "troubled",
+}  # fmt: skip
+
 # Headings of an article's own closing part: the host asks for the gist rather than about "まとめ".
 _SUMMARIES = {"まとめ", "おわりに", "終わりに", "さいごに", "最後に", "結論", "summary", "conclusion", "wrapping up"}
 
@@ -62,13 +71,14 @@ class Line:
 
     role: str
     text: str
+    expression: str | None = None
 
 
 def opening(title: str, covers: str, *, japanese: bool) -> list[Line]:
     """The host names the topic; the guest says what the video covers (``covers`` is that sentence)."""
     words = _words(japanese)
     return [
-        *(Line(HOST, t.format(title=title)) for t in words["open"]),
+        *(Line(HOST, t.format(title=title), "happy") for t in words["open"]),
         *(Line(GUEST, t.format(covers=covers)) for t in words["open_reply"]),
     ]
 
@@ -84,16 +94,16 @@ def part(heading: str, paragraphs: list[list[str]], index: int, *, is_intro: boo
         japanese: Japanese wording, else English.
     """
     words = _words(japanese)
-    lines = [Line(HOST, t) for t in _question(heading, index, is_intro, words)]
+    lines = [Line(HOST, t, _MOODS.get(t)) for t in _question(heading, index, is_intro, words)]
     nods = 0
     for p, sentences in enumerate(paragraphs):
         for s, sentence in enumerate(sentences):
             if s and s % SENTENCES_PER_TURN == 0:
-                lines.append(Line(HOST, _nod(words, index, nods)))
+                lines.append(_nod_line(words, index, nods))
                 nods += 1
             lines.append(Line(GUEST, sentence))
         if sentences and p < len(paragraphs) - 1 and any(paragraphs[p + 1 :]):
-            lines.append(Line(HOST, _nod(words, index, nods)))
+            lines.append(_nod_line(words, index, nods))
             nods += 1
     return lines
 
@@ -105,8 +115,8 @@ def closing(recalled: str, *, japanese: bool) -> list[Line]:
     return [
         *(Line(HOST, t) for t in words["recap"]),
         *(Line(GUEST, t.format(recalled=recalled)) for t in words["recap_reply"]),
-        Line(HOST, thanks[0]),
-        *(Line(GUEST, t) for t in thanks[1:]),
+        Line(HOST, thanks[0], "happy"),
+        *(Line(GUEST, t, "happy") for t in thanks[1:]),
     ]
 
 
@@ -127,6 +137,7 @@ def _question(heading: str, index: int, is_intro: bool, words: dict) -> list[str
     return [words["next"].format(heading=heading), asks[(index - 1) % len(asks)]]
 
 
-def _nod(words: dict, part_index: int, count: int) -> str:
+def _nod_line(words: dict, part_index: int, count: int) -> Line:
     nods = words["nods"]
-    return nods[(part_index + count) % len(nods)]
+    text = nods[(part_index + count) % len(nods)]
+    return Line(HOST, text, _MOODS.get(text))

@@ -55,7 +55,8 @@ Personas:
     ``script.style = narration``: every phrase is the default persona's. ``dialogue`` with two or
     more personas: a conversation (:mod:`stages.script.dialogue`): the default persona hosts, opens
     and asks about each part from its heading; the other of the first two explains from the
-    article's sentences. With one persona, ``dialogue`` is narration.
+    article's sentences. Lines get an expression (happy, surprised, troubled) only when the
+    persona's character has it. With one persona, ``dialogue`` is narration.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stages.base import Cancelled, InputError, Progress, no_progress
+from stages.characters import expression_names
 from stages.script import dialogue
 from stages.script.model import Narration, Script, Section, SlideContent
 from stages.script.text import (
@@ -187,7 +189,7 @@ def write_extractive(
 
     personas = _persona_cycle(settings)
     if len(personas) == 2:
-        sections = _conversation(writer, title, drafts, lead_image, words, personas)
+        sections = _conversation(writer, title, drafts, lead_image, words, personas, _expressions(settings, personas))
         progress(len(raw_sections) + 2, len(raw_sections) + 2, f"{len(sections)} sections written as a dialogue")
         return Script(title=title, description=_description(article, drafts, language), language=language,
                       sections=sections)
@@ -399,7 +401,7 @@ def _body_section(draft: _Draft, narrations: list[Narration], language: str) -> 
 
 def _conversation(
     writer: _Writer, title: str, drafts: list[_Draft], lead_image: dict | None, words: dict[str, str],
-    personas: list[str],
+    personas: list[str], expressions: dict[str, set[str]],
 ) -> list[Section]:
     """The sections of a two-persona dialogue (:mod:`stages.script.dialogue`): opening, one per draft, closing."""
     japanese = writer.japanese
@@ -409,9 +411,12 @@ def _conversation(
     def spoken(lines: list[dialogue.Line], known: dict[str, _Sentence]) -> list[Narration]:
         narrations = []
         for line in lines:
+            persona = cast[line.role]
+            expression = line.expression if line.expression in expressions[persona] else None
             for text in split_sentences(line.text, writer.language):
                 sentence = known.get(text) or writer.sentence(text)
-                narrations.extend(Narration(text=t, reading=r, persona_id=cast[line.role]) for t, r in sentence.phrases)
+                narrations.extend(Narration(text=t, reading=r, persona_id=persona, expression=expression)
+                                  for t, r in sentence.phrases)  # fmt: skip
         return narrations
 
     image = _src(lead_image)
@@ -464,6 +469,15 @@ def _persona_cycle(settings: "Settings") -> list[str]:
         first, second = settings.personas[0].id, settings.personas[1].id
         return [default, second if default == first else first] if default in (first, second) else [first, second]
     return [default]
+
+
+def _expressions(settings: "Settings", persona_ids: list[str]) -> dict[str, set[str]]:
+    """The expressions each persona's character can show (none without a character)."""
+    out: dict[str, set[str]] = {}
+    for persona_id in persona_ids:
+        character = settings.persona(persona_id).character
+        out[persona_id] = set(expression_names(character)) if character is not None else set()
+    return out
 
 
 def _first_heading(article: dict[str, Any]) -> str:

@@ -594,6 +594,7 @@ def gc(ctx: click.Context, home: Path | None, config: Path | None, dry_run: bool
     from daemon.retention import collect_garbage
 
     settings = _settings(ctx, home, config)
+    _check_log(settings)  # never remove folders on the word of a damaged or foreign log
     if not settings.db_path.is_file():
         raise click.UsageError(f"{settings.home} holds no moviegen event log ({settings.db_path}): nothing to collect")
     report = collect_garbage(settings, EventStore(settings.db_path), dry_run=dry_run)

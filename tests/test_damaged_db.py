@@ -102,7 +102,7 @@ def test_run_refuses_a_damaged_log_and_claims_nothing(tmp_path: Path, daemons, h
     assert sorted(p.name for p in (daemon.home / "state" / "jobs").iterdir()) == jobs_before
     assert not list((daemon.home / "outbox").glob("*new*"))
 
-    for args in (("status",), ("status", "--json"), ("events", old_job), ("cancel", old_job)):
+    for args in (("status",), ("status", "--json"), ("events", old_job), ("cancel", old_job), ("gc",)):
         cli = daemon.cli(*args)
         assert cli.returncode == EXIT_DAMAGED_LOG, (args, cli.stdout, cli.stderr)
         assert f"the event log {daemon.db} {problem}" in cli.stderr, args

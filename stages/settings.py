@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from stages.settings_errors import InvalidSettings, SettingsError, explain, unreadable  # noqa: F401 (re-exported)
+from stages.settings_paths import anchor_paths
 
 Hex = str  # "#rrggbb" or "#rrggbbaa"
 
@@ -300,7 +301,9 @@ class ThemeSettings(_Section):
     background: Hex = "#10233f"
     accent: Hex = "#3fb68b"
     text: Hex = "#f5f7fa"
-    font: str = Field("Noto Sans CJK JP", description="a fontconfig family or a path")
+    font: str = Field(
+        "Noto Sans CJK JP", description="a fontconfig family or a path", json_schema_extra={"path": "if_path_like"}
+    )
     logo: Path | None = None
     panel_opacity: float = Field(
         0.72, ge=0.3, le=1,
@@ -374,7 +377,7 @@ class TransitionSettings(_Section):
 
 
 class SubtitleSettings(_Section):
-    font: str | None = Field(None, description="None: theme.font")
+    font: str | None = Field(None, description="None: theme.font", json_schema_extra={"path": "if_path_like"})
     size: float = Field(0.055, gt=0, description="font size as a fraction of the frame's short side (landscape: the height)")
     max_lines: int = 2
     outline: float = 0.004
@@ -482,7 +485,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         toml_path = _TOML_PATH.get("path")
         if toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            sources.append(_AnchoredToml(settings_cls, toml_file=toml_path))
         return tuple(sources)
 
     # --- derived paths --------------------------------------------------------------------
@@ -544,6 +547,14 @@ class Settings(BaseSettings):
 
 
 _TOML_PATH: dict[str, Path | None] = {"path": None}
+
+
+class _AnchoredToml(TomlConfigSettingsSource):
+    """The settings file, its relative paths taken relative to its own folder (stages/settings_paths.py)."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        data = super()._read_file(file_path)
+        return anchor_paths(data, Settings, Path(os.path.abspath(Path(file_path).expanduser())).parent)
 
 
 def default_home() -> Path:

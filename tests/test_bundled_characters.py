@@ -106,7 +106,7 @@ def test_the_demo_settings_use_the_bundled_pair(tmp_path, monkeypatch):
     from stages.script.loader import validate_script_file
     from stages.settings import load_settings
 
-    monkeypatch.chdir(ROOT.parent.parent)  # the character folders are relative to the checkout
+    monkeypatch.chdir(tmp_path)  # the character folders are relative to the settings file, not here
     settings = load_settings(config=ROOT.parent / "offline-personas.toml", home=tmp_path)
     assert settings.script.style == "dialogue"
     assert [p.id for p in settings.personas] == list(CHARACTERS)

@@ -140,7 +140,7 @@ def test_english_articles_get_an_english_dialogue(tmp_path):
 def test_expressions_only_for_characters_that_have_them(tmp_path, monkeypatch):
     """With the bundled characters some lines change expression (all of them ones the character has);
     without characters no line names an expression."""
-    monkeypatch.chdir(SAMPLE.parent.parent)
+    monkeypatch.chdir(tmp_path)  # the character folders are relative to the settings file, not here
     settings = load_settings(config=SAMPLE.parent / "offline-personas.toml", home=tmp_path / "home")
     script = write_extractive(article_of(SAMPLE, tmp_path, settings), settings)
     used = {n.expression for _s, _i, n in script.phrases()}

@@ -99,3 +99,64 @@ def test_settings_remember_their_file(tmp_path: Path):
     config.write_text("[video]\nwidth = 640\n")
     assert load_settings(config=config, home=tmp_path).config_name() == str(config)
     assert load_settings(home=tmp_path).config_name() == str(tmp_path / "moviegen.toml")
+
+
+def test_relative_paths_in_a_settings_file_are_relative_to_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A settings file in its own folder, loaded from another current directory (as a systemd unit, whose
+    cwd is /, or `make demo` run from elsewhere): every relative path setting is taken next to the file,
+    `~` is expanded, absolute paths and fontconfig family names stay as they are, and a relative path in
+    an environment variable stays relative to the current directory."""
+    from stages.characters import expression_names
+
+    conf_dir = tmp_path / "etc" / "moviegen"
+    shutil.copytree(ROOT / "samples" / "characters" / "mint", conf_dir / "chars" / "mint")
+    config = conf_dir / "moviegen.toml"
+    config.write_text(
+        'home = "home"\n'
+        "[theme]\n"
+        'font = "fonts/Mine.otf"\n'
+        'logo = "/srv/logo.png"\n'
+        "[video.subtitles]\n"
+        'font = "Noto Sans CJK JP"\n'
+        "[video.background]\n"
+        'type = "image"\n'
+        'path = "bg/paper.png"\n'
+        "[video.bgm]\n"
+        'path = "~/music/loop.ogg"\n'
+        "[[personas]]\n"
+        'id = "mint"\n'
+        "[personas.character]\n"
+        'folder = "chars/mint"\n'
+        "[[personas]]\n"
+        'id = "kohaku"\n'
+        "[personas.character.psd]\n"
+        'path = "kohaku.psd"\n'
+        'mouth = {open = "!口/*あ"}\n'
+        "[[personas]]\n"
+        'id = "png"\n'
+        "[personas.character]\n"
+        'base = "png/base.png"\n'
+        'mouth_open = "png/open.png"\n',
+        encoding="utf-8",
+    )
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HOME", str(tmp_path / "me"))
+    settings = load_settings(config=Path("..") / "etc" / "moviegen" / "moviegen.toml")
+
+    assert settings.home == conf_dir / "home"
+    assert settings.theme.font == str(conf_dir / "fonts" / "Mine.otf")
+    assert settings.theme.logo == Path("/srv/logo.png")
+    assert settings.video.subtitles.font == "Noto Sans CJK JP"
+    assert settings.video.background.path == conf_dir / "bg" / "paper.png"
+    assert settings.video.bgm.path == tmp_path / "me" / "music" / "loop.ogg"
+    mint, kohaku, png = settings.personas
+    assert mint.character.folder == conf_dir / "chars" / "mint"
+    assert "happy" in expression_names(mint.character)  # the folder is really read from here
+    assert kohaku.character.psd.path == conf_dir / "kohaku.psd"
+    assert kohaku.character.psd.mouth.open == ["!口/*あ"]  # layer paths are not file paths
+    assert (png.character.base, png.character.mouth_open) == (conf_dir / "png" / "base.png", conf_dir / "png" / "open.png")
+
+    monkeypatch.setenv("MOVIEGEN_VIDEO__BGM__PATH", "music/env.ogg")
+    assert load_settings(config=config).video.bgm.path == Path("music/env.ogg")

@@ -1,0 +1,110 @@
+"""Picture kinds of the slides stage: code (highlighted, paged, never cut), tables (header, paging), math."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stages.settings import Settings
+from stages.slides.code import draw_code, highlight
+from stages.slides.deck import _theme
+from stages.slides.formula import draw_math, readable
+from stages.slides.layout import SafeArea
+from stages.slides.table import draw_table
+
+UNION_FIND = """def find(parent, x):
+    # 経路圧縮: 根まで辿って親を付け替える
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+"""
+KEYWORD = (0xFF, 0x7B, 0x72)  # github-dark's keyword colour
+PANEL = (0x0D, 0x11, 0x17)
+
+
+def frame(width: int = 1280, height: int = 720) -> tuple[Settings, SafeArea]:
+    settings = Settings()
+    settings.video.width, settings.video.height = width, height
+    return settings, SafeArea.of(settings)
+
+
+def near(image, colour, tol: int = 6) -> int:
+    pixels = np.asarray(image.convert("RGB")).astype(int)
+    return int((np.abs(pixels - np.array(colour)).max(axis=2) <= tol).sum())
+
+
+def test_code_is_highlighted_in_one_picture_when_short():
+    settings, area = frame()
+    pages = draw_code(UNION_FIND, "python", "union_find.py", "find", _theme(settings, "ja"), area, None)
+    assert len(pages) == 1
+    code = pages[0].boxes[-1]
+    assert code["kind"] == "code" and code["lines"] == [1, 6] and code["pages"] == 1
+    assert near(pages[0].image, KEYWORD, 20) > 50  # def / while / return in the keyword colour
+    assert near(pages[0].image, PANEL) > 10000
+    x0, y0, x1, y1 = code["box"]
+    assert area.allows([x0, y0, x1, y1])
+    assert code["size"] >= round(720 * 0.026)  # legible
+
+
+def test_long_code_is_paged_and_every_line_is_on_some_page():
+    settings, area = frame(640, 360)
+    source = "\n".join(f"value_{i} = compute({i})  # 行 {i}" for i in range(1, 41))
+    pages = draw_code(source, "python", None, "長いコード", _theme(settings, "ja"), area, None)
+    assert len(pages) > 1
+    ranges = [p.boxes[-1]["lines"] for p in pages]
+    assert ranges[0][0] == 1 and ranges[-1][1] == 40
+    assert all(b[0] == a[1] + 1 for a, b in zip(ranges, ranges[1:]))  # consecutive: nothing skipped
+    assert all(p.boxes[-1]["pages"] == len(pages) for p in pages)
+    assert pages[0].image.tobytes() != pages[1].image.tobytes()
+
+
+def test_unknown_language_and_wide_lines_wrap_instead_of_cutting():
+    settings, area = frame(640, 360)
+    source = "x" * 400
+    pages = draw_code(source, "no-such-language", None, "wide", _theme(settings, "en"), area, None, lang="en")
+    assert pages and pages[0].boxes[-1]["lines"] == [1, 1]
+    assert highlight("a = 1", "no-such-language") == [[("a = 1", highlight("a", None)[0][0][1], False)]]
+
+
+def test_table_header_is_emphasised_and_long_tables_are_paged():
+    settings, area = frame(640, 360)
+    theme = _theme(settings, "ja")
+    rows = [[f"行{i}", "u32, u64, usize", "PyLong" if i % 2 else "符号なし整数。リリースビルドでは折り返します。"] for i in range(30)]
+    pages = draw_table(["Rust", "型", "説明"], rows, "整数型", "型の対応", theme, area, None)
+    assert len(pages) > 1
+    spans = [p.boxes[-1]["rows"] for p in pages]
+    assert spans[0][0] == 1 and spans[-1][1] == 30
+    assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:]))
+    table = pages[0].boxes[-1]
+    top, bottom = table["header"]
+    header_band = np.asarray(pages[0].image.convert("RGB"))[top + 2:bottom - 2, table["box"][0] + 2:table["box"][2] - 2]
+    body_band = np.asarray(pages[0].image.convert("RGB"))[bottom + 2:bottom + 6, table["box"][0] + 2:table["box"][2] - 2]
+    # the header band is tinted with the accent colour (green), the body is not
+    assert np.median(header_band[..., 1]) > np.median(body_band[..., 1]) + 20
+    assert all(area.allows(p.boxes[-1]["box"]) for p in pages)
+
+
+def test_short_table_fits_one_picture():
+    settings, area = frame()
+    pages = draw_table(["A", "B", "日数"], [["x", "x", "35"], ["x", "o", "56"]], None, "日数", _theme(settings, "ja"), area, None)
+    assert len(pages) == 1 and pages[0].boxes[-1]["rows"] == [1, 2] and not pages[0].truncated
+
+
+@pytest.mark.parametrize(("tex", "shown"), [
+    (r"E = \sum_i (y_i - \tilde{y}_i)^2", "E = Σ_i (y_i - y\u0303_i)^2"),
+    (r"\frac{a}{\sqrt{b}} \le \infty", "(a)/(√(b)) ≤ ∞"),
+    (r"\mathrm{unknown} + \weird{x}", r"unknown + \weird{x}"),
+])
+def test_math_is_made_readable_and_nothing_is_lost(tex, shown):
+    assert readable(tex) == [shown]
+
+
+def test_math_picture_has_a_light_box_with_the_formula():
+    settings, area = frame()
+    pages = draw_math(r"\begin{aligned} E &= a^2 \\ &= b \end{aligned}", None, "式", _theme(settings, "ja"), area, None)
+    box = pages[0].boxes[-1]
+    assert box["kind"] == "math" and box["lines"] == ["E = a^2", "= b"]
+    x0, y0, x1, y1 = box["box"]
+    inside = np.asarray(pages[0].image.convert("RGB"))[y0 + 4:y1 - 4, x0 + 4:x1 - 4]
+    assert inside.mean() > 180  # a light panel behind dark type

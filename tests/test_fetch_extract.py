@@ -77,7 +77,7 @@ def test_local_html_without_url_finds_images_beside_it(settings, tmp_path):
 
 
 def test_markdown_is_parsed_into_blocks(settings):
-    """Markdown goes through markdown-it tokens: front-matter title, headings, nested lists, code, quote, image, table."""
+    """Markdown goes through markdown-it tokens: front-matter title, headings, nested lists, code (inline code keeps its backquotes), quote, image, table."""
     article = extract(LOCAL / "article.md", settings)
     assert article["title"] == "Markdown から動画へ"
     assert article["author"] == "Test Author"
@@ -90,7 +90,7 @@ def test_markdown_is_parsed_into_blocks(settings):
     assert blocks[3] == {
         "type": "list",
         "ordered": True,
-        "items": ["Install the package", "Run moviegen doctor", "check the fonts", "Drop a file in the inbox"],
+        "items": ["Install the package", "Run `moviegen doctor`", "check the fonts", "Drop a file in the inbox"],
     }
     assert {"type": "code", "text": 'print("hello")', "language": "python"} in blocks
     assert {"type": "quote", "text": "A quote over two lines."} in blocks

@@ -137,13 +137,18 @@ def test_max_minutes_trims_but_keeps_opening_closing_and_order(tmp_path):
 
 
 def test_articles_without_headings_are_grouped_into_sections(settings):
-    """Paragraphs without headings are grouped; each group gets a title from its first sentence."""
+    """Paragraphs without headings are grouped under neutral labels (その1), never a sentence fragment;
+    the opening and the recap name only the title, and the recap slide lists a point of every part."""
     paragraphs = [
         {"type": "paragraph", "text": f"段落{i}の最初の文です。" + "内容を説明する文がここに続きます。" * 8} for i in range(6)
     ]
     script = write_extractive({"title": "見出しのない記事", "language": "ja", "blocks": paragraphs}, settings)
-    assert len(body(script)) >= 2
-    assert body(script)[0].title.startswith("段落0の最初の文です")
+    parts = body(script)
+    assert len(parts) >= 2
+    assert [s.title for s in parts] == [f"その{n}" for n in range(1, len(parts) + 1)]
+    spoken = " ".join(n.text for s in (script.sections[0], script.sections[-1]) for n in s.narrations)
+    assert "その1" not in spoken and "段落" not in spoken and "見出しのない記事" in spoken
+    assert len(script.sections[-1].slide.bullets) == len(parts)
 
 
 def test_dialogue_style_alternates_the_first_two_personas(tmp_path):

@@ -3,7 +3,7 @@
 A block is one of::
 
     {"type": "heading", "level": 1-6, "text": str}
-    {"type": "paragraph", "text": str}       # links as their text; inline math as $TeX$
+    {"type": "paragraph", "text": str}       # links as their text; inline code as `code`, math as $TeX$
     {"type": "list", "ordered": bool, "items": [str, ...]}
     {"type": "code", "text": str, "language": str, "caption": str}   # language, caption when known
     {"type": "table", "header": [str], "rows": [[str, ...]], "caption": str}

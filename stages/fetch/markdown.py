@@ -296,8 +296,10 @@ class _TokenWalker:
         parts: list[str] = []
         images: list[Block] = []
         for child in children:
-            if child.type in ("text", "code_inline"):
+            if child.type == "text":
                 parts.append(child.content)
+            elif child.type == "code_inline":
+                parts.append(f"`{child.content}`")  # the writer decides how (and whether) to say it
             elif child.type == "math_inline":
                 parts.append(f"${child.content.strip()}$")  # the writer decides how (and whether) to say it
             elif child.type == "softbreak":

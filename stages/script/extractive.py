@@ -4,15 +4,27 @@ Sections:
     The article's headings at the shallowest level used (a heading repeating the title is
     ignored) each start a section; deeper headings stay inside it and become bullet candidates.
     Text before the first such heading becomes an introduction section. An article without
-    headings is cut into groups of paragraphs of about :data:`GROUP_CHARS` characters (CJK) or
-    :data:`GROUP_WORDS` words, each titled by the start of its first sentence. A section with
-    nothing to say (only code, say) is left out.
+    headings is cut where its topic shifts (:mod:`stages.script.topics`) into parts of about
+    :data:`GROUP_CHARS` characters (CJK) or :data:`GROUP_WORDS` words, labelled 「その1」 / "Part 1"
+    (never a sentence fragment). A section with nothing to say (only code, say) is left out. An
+    article's own closing part (「まとめ」, "Summary"…) is not a body section: it opens the closing.
 
 Narration:
-    Paragraphs, quotes and list items (each item one sentence) are narrated; code is not.
-    Sentences and phrases follow :mod:`stages.script.text`. An opening section names the title
-    and what the video covers; a closing summary recalls the sections. Japanese phrases get a
-    katakana ``reading`` from pyopenjtalk's g2p (with the pronunciation dictionary applied).
+    Paragraphs, quotes, admonitions (not a collapsed :::details) and list items (each item one
+    sentence) are narrated, as :func:`stages.script.visuals.speakable` allows: never a URL, handle,
+    code, table cell, markup or math source. Sentences and phrases follow :mod:`stages.script.text`.
+    The title card is a section of its own; it names the title and, when the parts have real
+    titles, what the video covers. The closing recalls every part (or only the title when the
+    parts are labels). Japanese phrases get a katakana ``reading`` from pyopenjtalk's g2p (with the
+    pronunciation dictionary applied).
+
+Visuals (the section's beats, see :mod:`stages.script.model`):
+    Every code block, table, display formula and image of a section is one of its ``visuals``.
+    The sentence right before it in the article shows it (the article's own 「こんな感じです。」);
+    else a sentence from :func:`stages.script.visuals.introduction` does (caption, header row).
+    It stays on screen through the paragraph after it; then the next sentence marks a bullet
+    again. Sentences that speak a bullet's point mark it (``bullet: N``). Trimming never drops a
+    sentence that shows a visual.
 
 Slides:
     Each section's slide has its heading, up to :data:`MAX_BULLETS` bullets (subheadings and list
@@ -64,12 +76,14 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from stages.base import Cancelled, InputError, Progress, no_progress
 from stages.characters import expression_names
 from stages.script import dialogue
-from stages.script.model import Narration, Script, Section, SlideContent
+from stages.script.model import Narration, Script, Section, SlideContent, Visual
+from stages.script.topics import topic_groups
+from stages.script.visuals import introduction, speakable, visual_of
 from stages.script.text import (
     article_language,
     bullet_of,
@@ -92,8 +106,8 @@ MAX_BULLETS = 4
 SECTION_PAUSE_SECONDS = 1.0
 MIN_SECTION_SECONDS = 20.0
 _LISTED_TITLES = 5
-_URL = re.compile(r"(?:https?|ftp)://|www\.[a-z0-9-]+\.", re.IGNORECASE)
-_MARKUP = re.compile(r"[*`#|]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])")
+_SUMMARIES = {"まとめ", "おわりに", "終わりに", "さいごに", "最後に", "結論", "結び", "summary", "conclusion", "conclusions",
+              "wrappingup", "inconclusion", "finalthoughts"}
 
 _WORDS = {
     "ja": {
@@ -103,6 +117,8 @@ _WORDS = {
         "covers": "この動画では、{topics}について見ていきます。",
         "recap": "最後に、今回の内容を振り返りましょう。",
         "recalled": "今回は、{topics}について紹介しました。",
+        "recalled_title": "今回は、「{title}」について紹介しました。",
+        "part": "その{n}",
         "thanks": "ご視聴ありがとうございました。",
         "join": "、",
         "untitled": "無題",
@@ -114,6 +130,8 @@ _WORDS = {
         "covers": "We cover {topics}.",
         "recap": "Let's recap what we covered.",
         "recalled": "We looked at {topics}.",
+        "recalled_title": "We looked at {title}.",
+        "part": "Part {n}",
         "thanks": "Thanks for watching.",
         "join": ", ",
         "untitled": "Untitled",
@@ -127,6 +145,9 @@ class _Sentence:
     phrases: list[tuple[str, str | None]] = field(default_factory=list)  # (text, reading)
     seconds: float = 0.0
     paragraph: int = 0  # the block it came from, within its section
+    show: int | None = None  # the draft's visual shown from this sentence on
+    shown_block: int = 0  # the block of that visual
+    points: list[str] = field(default_factory=list)  # bullet candidates this sentence speaks
 
 
 @dataclass
@@ -137,6 +158,9 @@ class _Draft:
     sentence_points: list[str] = field(default_factory=list)
     image: dict[str, Any] | None = None
     is_intro: bool = False
+    visuals: list[Visual] = field(default_factory=list)
+    is_summary: bool = False  # the article's own まとめ: merged into the closing
+    is_label: bool = False  # titled その1 / Part 1: not named in the opening or the recap
 
     @property
     def seconds(self) -> float:
@@ -148,6 +172,7 @@ class _RawSection:
     title: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     is_intro: bool = False
+    is_label: bool = False  # a neutral label (その1), not a title from the article
 
 
 def write_extractive(
@@ -180,32 +205,39 @@ def write_extractive(
     if not drafts:
         raise InputError("the article has no text to narrate (only code, images or nothing at all)")
 
-    opening = writer.draft_text(words["intro"], [words["open"].format(title=title), _covers(drafts, words)])
-    closing = writer.draft_text(words["summary"], [words["recap"], _recalled(drafts, words), words["thanks"]])
+    summary = drafts.pop() if len(drafts) > 1 and drafts[-1].is_summary else None
+    opening = writer.draft_text(words["intro"], _opening_words(title, drafts, words))
+    closing = _closing(writer, summary, title, drafts, words)
     drafts = _trim(drafts, opening.seconds + closing.seconds, settings.script.max_minutes * 60)
-    opening = writer.draft_text(words["intro"], [words["open"].format(title=title), _covers(drafts, words)])
-    closing = writer.draft_text(words["summary"], [words["recap"], _recalled(drafts, words), words["thanks"]])
+    opening = writer.draft_text(words["intro"], _opening_words(title, drafts, words))
+    closing = _closing(writer, summary, title, drafts, words)
     _check(cancel)
 
     personas = _persona_cycle(settings)
     if len(personas) == 2:
-        sections = _conversation(writer, title, drafts, lead_image, words, personas, _expressions(settings, personas))
+        sections = _conversation(writer, title, drafts + ([summary] if summary else []), lead_image, words, personas,
+                                 _expressions(settings, personas))
         progress(len(raw_sections) + 2, len(raw_sections) + 2, f"{len(sections)} sections written as a dialogue")
         return Script(title=title, description=_description(article, drafts, language), language=language,
                       sections=sections)
     sections: list[Section] = []
-    topics = _topics(drafts)[:MAX_BULLETS]
+    topics = _recap_items(drafts, language)
     plan = [(opening, "title"), *[(d, None) for d in drafts], (closing, "closing")]
     for index, (draft, layout) in enumerate(plan):
-        narrations = [Narration(text=t, reading=r, persona_id=personas[0]) for s in draft.sentences for t, r in s.phrases]
+
+        def narrate(marks: dict[int, dict[str, int]], draft: _Draft = draft) -> list[Narration]:
+            return [Narration(text=t, reading=r, persona_id=personas[0], **(marks.get(i, {}) if p == 0 else {}))
+                    for i, s in enumerate(draft.sentences) for p, (t, r) in enumerate(s.phrases)]  # fmt: skip
+
         if layout == "title":
+            # The title card is a section of its own, so the first part of the article keeps its slide.
             slide = SlideContent(heading=title, bullets=topics, layout="title", image=_src(lead_image))
-            section = Section(title=title, narrations=narrations, slide=slide, source_image_url=_src(lead_image))
+            section = Section(title=title, narrations=narrate({}), slide=slide, source_image_url=_src(lead_image))
         elif layout == "closing":
             slide = SlideContent(heading=draft.title, bullets=topics, layout="closing")
-            section = Section(title=draft.title, narrations=narrations, slide=slide)
+            section = Section(title=draft.title, narrations=narrate({}), slide=slide)
         else:
-            section = _body_section(draft, narrations, language)
+            section = _body_section(draft, narrate, language)
         sections.append(section)
     progress(len(raw_sections) + 2, len(raw_sections) + 2, f"{len(sections)} sections written")
     return Script(title=title, description=_description(article, drafts, language), language=language, sections=sections)
@@ -221,7 +253,7 @@ def _group(article: dict[str, Any], title: str, language: str, words: dict[str, 
     blocks = [b for b in blocks if isinstance(b, dict)]
     headings = [b for b in blocks if b.get("type") == "heading" and _clean(b.get("text")) and _clean(b.get("text")) != title]
     if not headings:
-        return _group_paragraphs(blocks, language), None
+        return _group_paragraphs(blocks, language, words), None
     level = min(int(b.get("level") or 2) for b in headings)
     sections: list[_RawSection] = []
     lead = _RawSection(words["intro"], is_intro=True)
@@ -242,29 +274,17 @@ def _group(article: dict[str, Any], title: str, language: str, words: dict[str, 
     return sections, lead_image
 
 
-def _group_paragraphs(blocks: list[dict[str, Any]], language: str) -> list[_RawSection]:
-    sections: list[_RawSection] = []
-    current: _RawSection | None = None
-    size = 0
+def _group_paragraphs(blocks: list[dict[str, Any]], language: str, words: dict[str, str]) -> list[_RawSection]:
+    """Sections of an article without headings: cut where the topic shifts, labelled その1, その2…"""
     limit = GROUP_CHARS if is_cjk_language(language) else GROUP_WORDS
-    for block in blocks:
-        text = _block_text(block)
-        if current is None or (text and size >= limit):
-            current = _RawSection("")
-            sections.append(current)
-            size = 0
-        current.blocks.append(block)
-        size += len(text) if is_cjk_language(language) else len(text.split())
-    for raw in sections:
-        first = next((_block_text(b) for b in raw.blocks if _block_text(b)), "")
-        sentences = split_sentences(first, language)
-        raw.title = bullet_of(sentences[0], language, BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS) if sentences else ""
-    return [raw for raw in sections if raw.title]
+    groups = topic_groups(blocks, _block_text, language, limit)
+    sections = [_RawSection(words["part"].format(n=n), group, is_label=True) for n, group in enumerate(groups, 1)]
+    return [raw for raw in sections if any(_block_text(b) for b in raw.blocks)]
 
 
 def _block_text(block: dict[str, Any]) -> str:
     kind = block.get("type")
-    if kind in ("paragraph", "quote"):
+    if kind in ("paragraph", "quote", "admonition"):
         return _clean(block.get("text"))
     if kind == "list":
         return " ".join(_clean(item) for item in block.get("items") or [] if isinstance(item, str))
@@ -283,25 +303,62 @@ class _Writer:
         self.pronunciation = pronunciation
 
     def draft(self, raw: _RawSection) -> _Draft:
-        draft = _Draft(raw.title, is_intro=raw.is_intro)
+        draft = _Draft(raw.title, is_intro=raw.is_intro, is_summary=_is_summary(raw.title), is_label=raw.is_label)
+        pending_points: list[str] = []  # subheadings waiting for the sentence that starts their part
+        pending_show: int | None = None  # a visual waiting for a sentence to appear with
+        last_block: dict[int, int] = {}  # block number -> index of its last sentence
+
+        def add(text: str, number: int, points: list[str]) -> None:
+            nonlocal pending_show
+            sentence = self.sentence(text, number)
+            if not sentence.phrases:
+                return
+            sentence.points = [*pending_points, *points]
+            pending_points.clear()
+            if pending_show is not None:
+                sentence.show, sentence.shown_block, pending_show = pending_show, number, None
+            draft.sentences.append(sentence)
+            last_block[number] = len(draft.sentences) - 1
+
         for number, block in enumerate(raw.blocks):
             kind = block.get("type")
-            if kind in ("paragraph", "quote"):
+            if kind in ("paragraph", "quote") or (kind == "admonition" and block.get("kind") != "details"):
                 for sentence in self._speakable(split_sentences(_clean(block.get("text")), self.language)):
-                    draft.sentences.append(self.sentence(sentence, number))
+                    add(sentence, number, [sentence])
                     draft.sentence_points.append(sentence)
             elif kind == "list":
                 for item in block.get("items") or []:
                     if isinstance(item, str) and _clean(item):
                         sentences = self._speakable(split_sentences(self._as_sentence(_clean(item)), self.language))
-                        for sentence in sentences:
-                            draft.sentences.append(self.sentence(sentence, number))
-                        if sentences:
-                            draft.key_points.append(_clean(item))
+                        point = speakable(_clean(item), self.japanese)
+                        for i, sentence in enumerate(sentences):
+                            add(sentence, number, [point] if i == 0 and point else [])
+                        if sentences and point:
+                            draft.key_points.append(point)
             elif kind == "heading":
-                draft.key_points.append(_clean(block.get("text")))
-            elif kind == "image" and draft.image is None and block.get("src"):
-                draft.image = block
+                if point := speakable(_clean(block.get("text")), self.japanese):
+                    draft.key_points.append(point)
+                    pending_points.append(point)
+            elif kind in ("code", "table", "math", "image") and (visual := visual_of(block)) is not None:
+                if kind == "image" and draft.image is None:
+                    draft.image = block
+                index = len(draft.visuals)
+                draft.visuals.append(visual)
+                before = last_block.get(number - 1)
+                if before is not None and draft.sentences[before].show is None and kind != "image":
+                    draft.sentences[before].show = index  # the article's own lead-in: 「こんな感じです。」
+                    draft.sentences[before].shown_block = number
+                    continue
+                words = introduction(visual, self.japanese)
+                if words:
+                    pending_show = index
+                    for sentence in split_sentences(words, self.language):
+                        add(sentence, number, [])
+                elif before is not None and draft.sentences[before].show is None:
+                    draft.sentences[before].show = index
+                    draft.sentences[before].shown_block = number
+                else:
+                    pending_show = index  # shown with the next sentence said
         return draft
 
     def draft_text(self, title: str, sentences: list[str]) -> _Draft:
@@ -324,15 +381,8 @@ class _Writer:
         return sentence
 
     def _speakable(self, sentences: list[str]) -> list[str]:
-        """The sentences worth saying, markup dropped (rules in the module docstring)."""
-        kept = []
-        for sentence in sentences:
-            if _URL.search(sentence):
-                continue
-            cleaned = " ".join(_MARKUP.sub("", sentence).split())
-            if any(ch.isalnum() for ch in cleaned):
-                kept.append(cleaned)
-        return kept
+        """The sentences worth saying, as they may be said (:func:`stages.script.visuals.speakable`)."""
+        return [spoken for sentence in sentences if (spoken := speakable(sentence, self.japanese))]
 
     def _as_sentence(self, item: str) -> str:
         if item[-1] in "。！？!?.":
@@ -363,12 +413,14 @@ def _trim(drafts: list[_Draft], fixed_seconds: float, budget_seconds: float) -> 
         spent = 0.0
         for sentence in draft.sentences:
             if kept and spent + sentence.seconds > allowed:
-                break
+                if sentence.show is None:
+                    continue  # what shows code, a table or a figure is kept: the picture is the point
             kept.append(sentence)
             spent += sentence.seconds
         kept_texts = {s.text for s in kept}
         points = [p for p in draft.sentence_points if p in kept_texts]
-        trimmed.append(_Draft(draft.title, kept, draft.key_points, points, draft.image, draft.is_intro))
+        trimmed.append(_Draft(draft.title, kept, draft.key_points, points, draft.image, draft.is_intro,
+                              draft.visuals, draft.is_summary, draft.is_label))
     while len(trimmed) > 1 and total(trimmed) > budget_seconds:
         trimmed.pop()
     return trimmed
@@ -377,16 +429,25 @@ def _trim(drafts: list[_Draft], fixed_seconds: float, budget_seconds: float) -> 
 # --- assembling -------------------------------------------------------------------------------
 
 
-def _body_section(draft: _Draft, narrations: list[Narration], language: str) -> Section:
+def _body_section(draft: _Draft, narrate: Callable[[dict[int, dict[str, int]]], list[Narration]], language: str) -> Section:
+    """A body section: its bullets, its visuals, and the beats that say which is on screen when.
+
+    ``narrate`` turns the beats (sentence index -> ``{"show": i}`` or ``{"bullet": i}``, put on the
+    sentence's first phrase) into the section's narrations.
+    """
     limit = BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS
     bullets: list[str] = []
+    bullet_for: dict[str, int] = {}
     heading = _plain(draft.title)
     for candidate in draft.key_points + draft.sentence_points:
-        bullet = bullet_of(candidate, language, limit)
-        if bullet and bullet not in bullets and _plain(bullet) != heading:
-            bullets.append(bullet)
         if len(bullets) == MAX_BULLETS:
             break
+        bullet = bullet_of(candidate, language, limit)
+        if bullet and _plain(bullet) != heading:
+            if bullet not in bullets:
+                bullets.append(bullet)
+            bullet_for.setdefault(candidate, bullets.index(bullet))
+    marks, visuals = _beats(draft, bullet_for)
     image = _src(draft.image)
     caption = _clean((draft.image or {}).get("caption")) or _clean((draft.image or {}).get("alt")) or None
     slide = SlideContent(
@@ -396,7 +457,38 @@ def _body_section(draft: _Draft, narrations: list[Narration], language: str) -> 
         caption=caption if image else None,
         layout="image" if image else "bullets",
     )
-    return Section(title=draft.title, narrations=narrations, slide=slide, source_image_url=image)
+    return Section(title=draft.title, narrations=narrate(marks), visuals=visuals, slide=slide, source_image_url=image)
+
+
+def _beats(draft: _Draft, bullet_for: dict[str, int]) -> tuple[dict[int, dict[str, int]], list[Visual]]:
+    """Which sentence shows which visual or marks which bullet, and the visuals some sentence shows.
+
+    A visual stays on screen through the rest of the paragraph after the one that introduced it;
+    then the next sentence brings the bullets back (its own bullet, else the last one marked).
+    """
+    marks: dict[int, dict[str, int]] = {}
+    visuals: list[Visual] = []
+    renumber: dict[int, int] = {}
+    marked: set[int] = set()
+    last_bullet: int | None = None
+    showing_since: int | None = None  # the block of the sentence that showed the current visual
+    for i, sentence in enumerate(draft.sentences):
+        if sentence.show is not None:
+            if sentence.show not in renumber:
+                renumber[sentence.show] = len(visuals)
+                visuals.append(draft.visuals[sentence.show])
+            marks[i] = {"show": renumber[sentence.show]}
+            showing_since = sentence.shown_block
+            continue
+        own = next((bullet_for[p] for p in sentence.points if p in bullet_for and bullet_for[p] not in marked), None)
+        if own is not None:
+            marks[i] = {"bullet": own}
+            marked.add(own)
+            last_bullet, showing_since = own, None
+        elif showing_since is not None and sentence.paragraph > showing_since + 1 and bullet_for:
+            marks[i] = {"bullet": last_bullet if last_bullet is not None else min(bullet_for.values())}
+            showing_since = None
+    return marks, visuals
 
 
 def _conversation(
@@ -406,21 +498,27 @@ def _conversation(
     """The sections of a two-persona dialogue (:mod:`stages.script.dialogue`): opening, one per draft, closing."""
     japanese = writer.japanese
     cast = {dialogue.HOST: personas[0], dialogue.GUEST: personas[1]}
-    topics = _topics(drafts)[:MAX_BULLETS]
+    summary = drafts[-1] if len(drafts) > 1 and drafts[-1].is_summary else None
+    topics = _recap_items([d for d in drafts if d is not summary], writer.language)
 
-    def spoken(lines: list[dialogue.Line], known: dict[str, _Sentence]) -> list[Narration]:
+    def spoken(lines: list[dialogue.Line], known: dict[str, _Sentence],
+               marks: dict[str, dict[str, int]] | None = None) -> list[Narration]:
         narrations = []
+        marks = dict(marks or {})
         for line in lines:
             persona = cast[line.role]
             expression = line.expression if line.expression in expressions[persona] else None
             for text in split_sentences(line.text, writer.language):
                 sentence = known.get(text) or writer.sentence(text)
-                narrations.extend(Narration(text=t, reading=r, persona_id=persona, expression=expression)
-                                  for t, r in sentence.phrases)  # fmt: skip
+                mark = marks.pop(text, {}) if line.role == dialogue.GUEST else {}
+                narrations.extend(Narration(text=t, reading=r, persona_id=persona, expression=expression,
+                                            **(mark if p == 0 else {}))
+                                  for p, (t, r) in enumerate(sentence.phrases))  # fmt: skip
         return narrations
 
     image = _src(lead_image)
-    opening = dialogue.opening(title, _covers(drafts, words), japanese=japanese)
+    said = _opening_words(title, [d for d in drafts if d is not summary], words)
+    opening = dialogue.opening(title, said[1] if len(said) > 1 else "", japanese=japanese)
     sections = [Section(title=title, narrations=spoken(opening, {}), source_image_url=image,
                         slide=SlideContent(heading=title, bullets=topics, layout="title", image=image))]
     index = 0
@@ -430,28 +528,74 @@ def _conversation(
             paragraphs.setdefault(sentence.paragraph, []).append(sentence.text)
         lines = dialogue.part(draft.title, list(paragraphs.values()), index, is_intro=draft.is_intro, japanese=japanese)
         index += 0 if draft.is_intro else 1
-        sections.append(_body_section(draft, spoken(lines, {s.text: s for s in draft.sentences}), writer.language))
-    closing = dialogue.closing(_recalled(drafts, words), japanese=japanese)
-    sections.append(Section(title=words["summary"], narrations=spoken(closing, {}),
-                            slide=SlideContent(heading=words["summary"], bullets=topics, layout="closing")))
+
+        def narrate(marks: dict[int, dict[str, int]], draft: _Draft = draft, lines: list = lines) -> list[Narration]:
+            by_text = {draft.sentences[i].text: mark for i, mark in marks.items()}
+            return spoken(lines, {s.text: s for s in draft.sentences}, by_text)
+
+        sections.append(_body_section(draft, narrate, writer.language))
+    body = [d for d in drafts if d is not summary]
+    closing = spoken(dialogue.closing(_recalled(title, body, words), japanese=japanese), {})
+    if summary is not None:  # the article's own まとめ ends the video: one closing section, not two
+        last = sections[-1]
+        slide = SlideContent(heading=last.title, bullets=topics, layout="closing")
+        sections[-1] = last.model_copy(update={"narrations": last.narrations + closing, "slide": slide})
+    else:
+        sections.append(Section(title=words["summary"], narrations=closing,
+                                slide=SlideContent(heading=words["summary"], bullets=topics, layout="closing")))
     return sections
 
 
 def _topics(drafts: list[_Draft]) -> list[str]:
-    """The body sections' titles, the introduction left out."""
-    return [d.title for d in drafts if not d.is_intro] or [d.title for d in drafts]
+    """The body sections' real titles: no introduction, no neutral labels (その1)."""
+    return [d.title for d in drafts if not d.is_intro and not d.is_label]
 
 
-def _covers(drafts: list[_Draft], words: dict[str, str]) -> str:
-    return words["covers"].format(topics=_listing(_topics(drafts), words))
+def _recap_items(drafts: list[_Draft], language: str) -> list[str]:
+    """Every item the title card and the recap list: the real titles, else each part's first point."""
+    topics = _topics(drafts)
+    if topics:
+        return topics
+    limit = BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS
+    items = []
+    for draft in drafts:
+        for candidate in draft.key_points + draft.sentence_points:
+            if (bullet := bullet_of(candidate, language, limit)) and bullet not in items:
+                items.append(bullet)
+                break
+    return items
 
 
-def _recalled(drafts: list[_Draft], words: dict[str, str]) -> str:
-    return words["recalled"].format(topics=_listing(_topics(drafts), words))
+def _opening_words(title: str, drafts: list[_Draft], words: dict[str, str]) -> list[str]:
+    """What the opening says: the title, and the parts when they have real titles."""
+    topics = _topics(drafts)
+    said = [words["open"].format(title=title)]
+    if topics:
+        said.append(words["covers"].format(topics=_listing(topics, words)))
+    return said
+
+
+def _recalled(title: str, drafts: list[_Draft], words: dict[str, str]) -> str:
+    topics = _topics(drafts)
+    if topics:
+        return words["recalled"].format(topics=_listing(topics, words))
+    return words["recalled_title"].format(title=title)
+
+
+def _closing(writer: "_Writer", summary: _Draft | None, title: str, drafts: list[_Draft], words: dict[str, str]) -> _Draft:
+    """The closing part: the article's own まとめ first when it has one, then the recap and thanks."""
+    closing = writer.draft_text(words["summary"], [words["recap"], _recalled(title, drafts, words), words["thanks"]])
+    if summary is None:
+        return closing
+    return _Draft(summary.title, summary.sentences + closing.sentences, is_summary=True)
+
+
+def _is_summary(title: str) -> bool:
+    return _plain(title) in _SUMMARIES
 
 
 def _listing(titles: list[str], words: dict[str, str]) -> str:
-    titles = [t.rstrip("。.!?！？") for t in titles[:_LISTED_TITLES]]
+    titles = [t.rstrip("。.!?！？") for t in titles]
     if words is _WORDS["ja"]:
         return "、".join(f"「{t}」" for t in titles)
     return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]

@@ -1,0 +1,123 @@
+"""What the article shows rather than says: blocks that become visuals, and prose made speakable.
+
+A writer never reads code, table cells, math source, URLs or handles aloud. This module decides:
+
+- which article blocks are shown on screen (:func:`visual_of`: code, table, display math, image),
+  and the words that introduce one when the article gives none (:func:`introduction`: from its
+  caption, else a table's header row, else its kind);
+- what of a sentence is spoken (:func:`speakable`): URLs and ``@handles`` are removed, a link's
+  text is already plain text in ``article.json``, inline code that is a name (```union```,
+  ```git rebase```) is said as words and longer code as 「このコード」 / "this code", inline math
+  that is a plain symbol (``$N$``, ``$x_i$``) as its letters and anything else as 「この式」 /
+  "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stages.script.model import Visual
+
+VISUAL_KINDS = ("code", "table", "math", "image")
+_URL = re.compile(r"\(?(?:(?:https?|ftp)://|www\.[a-z0-9-]+\.)[^\s)）」』]*\)?", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_]{2,}")
+_INLINE_CODE = re.compile(r"`([^`]+)`")
+_INLINE_MATH = re.compile(r"\$([^$]+)\$")
+_MARKUP = re.compile(r"[*`#|<>\\]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[\^?\d*\]|\[|\]")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*(?: [A-Za-z0-9_.-]+){0,2}$")
+_SYMBOL = r"[A-Za-z0-9]{1,3}(?:_\{?[A-Za-z0-9]{1,3}\}?)?"
+_SIMPLE_MATH = re.compile(rf"^{_SYMBOL}(?:\s*[-+=<>,]\s*{_SYMBOL}){{0,3}}$")
+_WORDS = {
+    "ja": {"code": "このコード", "math": "この式", "table": "次の表", "formula": "次の式を見てみましょう。",
+           "listing": "コードを見てみましょう。", "named": "{name}のコードを見てみましょう。",
+           "table_named": "{name}の表を見てみましょう。", "table_header": "{header}の表を見てみましょう。",
+           "table_plain": "表を見てみましょう。", "image": "{name}の図です。"},
+    "en": {"code": "this code", "math": "this formula", "table": "the table", "formula": "Here is the formula.",
+           "listing": "Here is the code.", "named": "Here is the code of {name}.",
+           "table_named": "Here is the table: {name}.", "table_header": "The table lists {header}.",
+           "table_plain": "Here is the table.", "image": "This is {name}."},
+}
+
+
+def visual_of(block: dict[str, Any]) -> Visual | None:
+    """The visual for an article block, or None when the block is said, not shown."""
+    kind = block.get("type")
+    caption = _text(block.get("caption")) or None
+    try:
+        if kind == "code":
+            return Visual(kind="code", text=str(block.get("text") or ""), language=_text(block.get("language")) or None,
+                          caption=caption)
+        if kind == "math":
+            return Visual(kind="math", text=str(block.get("text") or ""), caption=caption)
+        if kind == "table":
+            header = [_text(c) for c in block.get("header") or []]
+            rows = [[_text(c) for c in row] for row in block.get("rows") or [] if isinstance(row, list)]
+            return Visual(kind="table", header=header, rows=rows, caption=caption)
+        if kind == "image" and block.get("src"):
+            return Visual(kind="image", src=str(block["src"]), caption=caption or _image_name(block))
+    except ValueError:  # an empty code block or table: nothing to show
+        return None
+    return None
+
+
+def introduction(visual: Visual, japanese: bool) -> str | None:
+    """A sentence that introduces ``visual`` in words, or None (an image without a usable name)."""
+    words = _WORDS["ja" if japanese else "en"]
+    if visual.kind == "code":
+        name = visual.caption or ""
+        return words["named"].format(name=name) if name and _speakable_name(name) else words["listing"]
+    if visual.kind == "math":
+        return words["formula"]
+    if visual.kind == "table":
+        if visual.caption and speakable(visual.caption, japanese) == visual.caption:
+            return words["table_named"].format(name=visual.caption)
+        header = [h for h in (speakable(h, japanese) for h in visual.header) if h][:4]
+        if header:
+            joiner = "、" if japanese else ", "
+            return words["table_header"].format(header=joiner.join(header))
+        return words["table_plain"]
+    if visual.kind == "image" and visual.caption:
+        caption = speakable(visual.caption, japanese)
+        if caption and caption == visual.caption and not re.search(r"\.(png|jpe?g|gif|svg|webp)$", caption, re.I):
+            return words["image"].format(name=caption.rstrip("。.")) if len(caption) <= 40 else None
+    return None
+
+
+def speakable(sentence: str, japanese: bool) -> str:
+    """``sentence`` as it may be spoken (rules in the module docstring); "" when nothing is left."""
+    words = _WORDS["ja" if japanese else "en"]
+    text = _URL.sub("", sentence)
+    text = _HANDLE.sub("", text)
+    text = _INLINE_CODE.sub(lambda m: m.group(1) if _NAME.match(m.group(1).strip()) else words["code"], text)
+    text = _INLINE_MATH.sub(lambda m: _math_words(m.group(1), words["math"]), text)
+    text = _MARKUP.sub("", text)
+    text = re.sub(r"[（(]\s*[)）]", "", text)  # what was left of "(https://…)"
+    text = " ".join(text.split())
+    text = re.sub(r"\s+([、。，．,.!?！？)）])", r"\1", text)
+    if japanese:  # a removed word leaves a space that Japanese does not have
+        text = re.sub(r"(?<=[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef])", "", text)
+    if sum(ch.isalnum() for ch in text) < 2:
+        return ""
+    return text
+
+
+def _math_words(tex: str, fallback: str) -> str:
+    tex = tex.strip()
+    if _SIMPLE_MATH.match(tex):
+        return re.sub(r"\s*([-+=<>,])\s*", lambda m: ", " if m.group(1) == "," else f" {m.group(1)} ",
+                      tex.replace("_", "").replace("{", "").replace("}", ""))
+    return fallback
+
+
+def _speakable_name(name: str) -> bool:
+    return bool(re.match(r"^[\w.\- ]{1,40}$", name))
+
+
+def _image_name(block: dict[str, Any]) -> str | None:
+    alt = _text(block.get("alt"))
+    return alt if alt and not re.search(r"\.(png|jpe?g|gif|svg|webp)$", alt, re.I) else None
+
+
+def _text(value: object) -> str:
+    return " ".join(str(value).split()) if isinstance(value, (str, int, float)) else ""

@@ -1,0 +1,123 @@
+"""What real articles become: spoken markup, code and tables carried to the screen, script time.
+
+Usage: ``python bench/content.py [--ja DIR] [--articles DIR] [--limit N]`` (defaults
+``../shared/eval/ja`` and ``../shared/eval/articles``). Each Markdown file in the first and each
+``html/*.html[.gz]`` page in the second goes through the fetch stage's extraction and the script
+stage's offline writer (``script.writer = extractive``, one narrator). No audio or video is made:
+these figures come from ``article.json`` and ``script.yaml`` alone.
+
+Prints ``name=value`` lines, per article (``<name>.<figure>``) and in total:
+
+- ``bad_cues``: narration lines (one subtitle cue each) whose text or reading holds a URL, a
+  handle, markup (``* ` # | $ \\ :::`` or ``](``) or a run of code punctuation (goal 0);
+- ``code_blocks`` / ``code_shown``, ``tables`` / ``tables_shown``, ``math`` / ``math_shown``: such
+  blocks in the article, and those the script carries as a visual that some line shows (goal: all);
+- ``code_blocks`` etc. are counted with ``--max-minutes 30`` by default, so that the length budget
+  (which drops whole parts of a long article, by design) does not hide what the writer carries;
+- ``script_ms``: the script stage's time (writing and validating, after a warm-up article; goal < 1000);
+- ``sections`` and ``fragment_titles``: section titles that are sentence fragments rather than
+  headings or labels (goal 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stages.fetch import extract  # noqa: E402
+from stages.script.extractive import write_extractive  # noqa: E402
+from stages.script.loader import dump_script  # noqa: E402
+from stages.settings import load_settings  # noqa: E402
+
+EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+BAD = re.compile(r"https?://|www\.|(?<![\w.])@[A-Za-z0-9_]{2,}|[*`#|\\]|\$(?![\d.,]+)|:::|\]\(|[{};=]\s*[{};=]|\w\[\w*\]")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ja", type=Path, default=EVAL / "ja")
+    parser.add_argument("--articles", type=Path, default=EVAL / "articles")
+    parser.add_argument("--limit", type=int, default=0, help="at most N inputs of each set (0: all)")
+    parser.add_argument("--max-minutes", type=float, default=30.0,
+                        help="script.max_minutes (default 30, so no part is trimmed away; the product's default is 5)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-content-") as tmp:
+        home = Path(tmp)
+        settings = load_settings(home=home / "home", script={"max_minutes": args.max_minutes})
+        print(f"max_minutes={args.max_minutes:g}")
+        inputs = _inputs(args.ja, args.articles, home, args.limit)
+        totals: dict[str, float] = {}
+        times: list[float] = []
+        for i, (name, path) in enumerate(inputs):
+            article = extract(path, settings)
+            if i == 0:
+                write_extractive(article, settings)  # warm-up: pyopenjtalk, budoux, pysbd load once
+            started = time.perf_counter()
+            script = write_extractive(article, settings)
+            dump_script(script)
+            elapsed = (time.perf_counter() - started) * 1000
+            times.append(elapsed)
+            figures = _figures(article, script)
+            figures["script_ms"] = round(elapsed, 1)
+            for key, value in figures.items():
+                print(f"{name}.{key}={value}")
+                if key != "script_ms":
+                    totals[key] = totals.get(key, 0) + value
+        print(f"articles={len(inputs)}")
+        for key, value in totals.items():
+            print(f"total.{key}={value:g}")
+        print(f"script_ms_mean={sum(times) / max(1, len(times)):.1f}")
+        print(f"script_ms_max={max(times, default=0):.1f}")
+
+
+def _inputs(ja: Path, articles: Path, tmp: Path, limit: int) -> list[tuple[str, Path]]:
+    found = [(p.stem, p) for p in sorted(ja.glob("*.md")) if p.name != "README.md"][: limit or None]
+    pages = sorted((articles / "html").glob("*.html*"))[: limit or None]
+    for page in pages:
+        data = page.read_bytes()
+        if page.suffix == ".gz":
+            data = gzip.decompress(data)
+        out = tmp / (page.name.split(".")[0][:12] + ".html")
+        out.write_bytes(data)
+        found.append((out.stem, out))
+    return found
+
+
+def _figures(article: dict, script) -> dict[str, int]:
+    blocks = article["blocks"]
+    lines = [n for _s, _i, n in script.phrases()]
+    shown = {kind: 0 for kind in ("code", "table", "math")}
+    for section in script.sections:
+        used = {n.show for n in section.narrations if n.show is not None}
+        for index, visual in enumerate(section.visuals):
+            if index in used and visual.kind in shown:
+                shown[visual.kind] += 1
+    titles = [s.title for s in script.sections]
+    headings = {b.get("text") for b in blocks if b["type"] == "heading"} | {script.title}
+    return {
+        "cues": len(lines),
+        "bad_cues": sum(1 for n in lines if BAD.search(n.text) or BAD.search(n.reading or "")),
+        "code_blocks": sum(1 for b in blocks if b["type"] == "code"),
+        "code_shown": shown["code"],
+        "tables": sum(1 for b in blocks if b["type"] == "table"),
+        "tables_shown": shown["table"],
+        "math": sum(1 for b in blocks if b["type"] == "math"),
+        "math_shown": shown["math"],
+        "sections": len(titles),
+        "fragment_titles": sum(1 for t in titles if t not in headings and not _is_label(t)),
+    }
+
+
+def _is_label(title: str) -> bool:
+    return bool(re.fullmatch(r"その\d+|Part \d+|はじめに|まとめ|Introduction|Summary", title))
+
+
+if __name__ == "__main__":
+    main()

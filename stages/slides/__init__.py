@@ -42,7 +42,7 @@ class SlidesStage:
     """One slide per section of ``script.yaml``; writes ``slides/index.json``."""
 
     name = "slides"
-    version = "1"
+    version = "2"  # 2: pictures per beat (index["pictures"]), timed by the audio clips
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:
@@ -62,6 +62,7 @@ class SlidesStage:
             s.video.height,
             has_characters(s),  # whether the lower corners are kept free
             input_key(job.job_dir / "script.yaml", job.job_dir, s),
+            file_hash_or_none(job.job_dir / "audio" / "index.json"),  # line lengths decide the beats
         )
 
     def run(self, job: JobContext, progress: Progress) -> StageResult:
@@ -78,5 +79,6 @@ class SlidesStage:
         )
         index = json.loads(index_path.read_text("utf-8"))
         return StageResult.of_index(
-            index_path, (slide["path"] for slide in index["slides"]), **index["stats"], slides=len(index["slides"])
+            index_path, sorted({p["path"] for p in [*index["slides"], *index.get("pictures", [])]}), **index["stats"],
+            slides=len(index["slides"])
         )

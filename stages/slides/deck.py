@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 INDEX_VERSION = 1
 RENDERER_VERSION = "5"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX); 4: portrait type sizes;
 # 5: one grid (corners only with characters; every bullets slide in the same column)
+PICTURES_VERSION = "1"  # code, table and math pictures (stages.slides.code/table/formula)
 PNG_LEVEL = 1  # fast: a 1080p slide encodes in ~20 ms instead of ~200 ms at the default level
 _FONT_LANGS = {"ja": "ja", "zh": "zh-cn", "ko": "ko"}
 
@@ -104,6 +105,7 @@ def generate_slides(
             note(message, **data)
     for message, data in deck.notes:
         note(message, **data)
+    pictures = _pictures(deck, model, specs, outcomes, article_data, out_dir, note)
     drawn = sum(1 for o in outcomes if o.drawn)
     note("slides drawn", drawn=drawn, cached=len(outcomes) - drawn)
     index = {
@@ -122,6 +124,7 @@ def generate_slides(
             }
             for o in outcomes
         ],
+        "pictures": pictures,
         "safe_area": deck.area.index_entry(),
         "stats": {"drawn": drawn, "cached": len(outcomes) - drawn},
     }
@@ -259,6 +262,144 @@ def _generated(deck: _Deck, i: int, slide_prompt: str, notes: list[tuple[str, di
                                     "truncated": []})
         drawn = True
     return _Outcome(i, path, meta["layout"], meta["sha256"], meta["boxes"], drawn, notes)
+
+
+# --- pictures: one per beat (stages.slides.beats) -----------------------------------------------
+
+
+def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: list[_Outcome],
+              article: dict[str, Any] | None, job_dir: Path, note: Note) -> list[dict[str, Any]]:
+    """Every picture of the video in order: ``{"section", "from", "group", "kind", "page", "pages",
+    "path", "sha256", "transparent", "boxes"}``. A group's pictures share the time from narration
+    line ``from`` of the section to the next group's (the first group from the section's start)."""
+    from stages.slides.beats import PAGE_BULLETS, plan_beats
+
+    durations = _line_durations(model, job_dir)
+    out: list[dict[str, Any]] = []
+    for i, (section, spec, outcome) in enumerate(zip(model.sections, specs, outcomes)):
+        transparent = wants_transparency(section, deck.settings)
+        visual_pictures = [_visual(deck, i, k, visual, spec.heading, transparent, note)
+                           for k, visual in enumerate(section.visuals)]
+        base_layout = spec.layout if outcome.layout != "generated" else "generated"
+        bullets = list(spec.bullets) if spec.layout in ("bullets", "title") else []
+        if spec.layout == "title":
+            bullets = [b.strip() for b in (section.slide.bullets if section.slide else []) if b.strip()]
+        bullets, beats = plan_beats(section, first=i == 0, layout=base_layout, bullets=bullets,
+                                    durations=durations[i], visual_pages=[len(v) for v in visual_pictures],
+                                    language=deck.language)
+        heading = spec.heading if spec.layout != "title" else model.title.strip()
+        for group, (line, state) in enumerate(beats):
+            if state.kind == "title":
+                title = spec if spec.layout == "title" else _title_spec(model, article)
+                items = [_entry(_typeset(deck, i, title, None, [], transparent), "title")]
+            elif state.kind == "visual":
+                items = visual_pictures[state.visual]
+            elif state.kind == "bullets":
+                page = (state.current or 0) // PAGE_BULLETS
+                chunk = tuple(bullets[page * PAGE_BULLETS:(page + 1) * PAGE_BULLETS])
+                current = None if state.current is None else state.current - page * PAGE_BULLETS
+                bullet_spec = SlideSpec(layout="bullets", heading=heading, bullets=chunk, current=current)
+                items = [_entry(_typeset(deck, i, bullet_spec, None, [], transparent), "bullets")]
+            elif spec.layout == "title":  # a title section with nothing to list: its heading alone
+                items = [_entry(_typeset(deck, i, SlideSpec(layout="bullets", heading=heading), None, [], transparent),
+                                "bullets")]
+            else:
+                items = [_entry(outcome, outcome.layout)]
+            for n, item in enumerate(items, 1):
+                out.append({**item, "section": i, "from": line, "group": group, "page": n, "pages": len(items)})
+    return out
+
+
+def _entry(outcome: _Outcome, kind: str) -> dict[str, Any]:
+    return {"kind": kind, "path": str(outcome.path), "sha256": outcome.sha256, "transparent": outcome.transparent,
+            "boxes": outcome.boxes}
+
+
+def _title_spec(model: "Script", article: dict[str, Any] | None) -> SlideSpec:
+    from stages.slides.layout import _site_and_date
+
+    site, date = _site_and_date(article)
+    return SlideSpec(layout="title", heading=model.title.strip(), kicker=site, footer=date)
+
+
+def _visual(deck: _Deck, i: int, k: int, visual: Any, heading: str, transparent: bool, note: Note) -> list[dict[str, Any]]:
+    """The pictures of one visual (code/table/math pages, or the image with its caption)."""
+    if visual.kind == "image":
+        spec = SlideSpec(layout="image_caption" if visual.caption else "image", heading=heading,
+                         caption=(visual.caption or "").strip(), image=visual.src)
+        notes: list[tuple[str, dict[str, Any]]] = []
+        try:
+            checked = load_image(visual.src, deck.settings, job_dir=deck.job_dir, cache_dir=deck.cache_dir,
+                                 cancel=deck.cancel)
+        except ImageRejected as exc:
+            note("image fallback", section=i, image=visual.src, reason=str(exc), layout=spec.layout)
+            return [_entry(_typeset(deck, i, spec.as_text(), None, notes, transparent), "bullets")]
+        return [_entry(_typeset(deck, i, spec, checked, notes, transparent), "image")]
+    lang = "ja" if deck.language.startswith("ja") else "en"
+    s = deck.settings
+    key = fingerprint_of("picture", PICTURES_VERSION, visual.model_dump(mode="json"), heading, deck.theme.key(),
+                         deck.logo_sha, s.video.width, s.video.height, s.slides.safe_area.model_dump(mode="json"),
+                         deck.area.corners(), transparent, lang)
+    group = deck.slides_dir / f"{visual.kind}-{key}.json"
+    try:
+        pages = json.loads(group.read_text("utf-8"))
+        metas = [(Path(p), _read_meta(Path(p))) for p in pages]
+        if all(m is not None for _, m in metas):
+            return [{**_entry(_Outcome(i, path, m["layout"], m["sha256"], m["boxes"], False, [], transparent),
+                              visual.kind)} for path, m in metas]
+    except (OSError, ValueError, TypeError):
+        pass
+    drawn = _draw_visual(deck, visual, heading, transparent, lang)
+    entries = []
+    paths = []
+    for n, picture in enumerate(drawn, 1):
+        path = deck.slides_dir / f"{visual.kind}-{key}-{n}.png"
+        meta = _save(path, picture.image, {"layout": visual.kind, "boxes": picture.boxes, "truncated": picture.truncated})
+        for element in picture.truncated:
+            note("slide text truncated", section=i, element=element, layout=visual.kind)
+        entries.append(_entry(_Outcome(i, path, visual.kind, meta["sha256"], meta["boxes"], True, [], transparent),
+                              visual.kind))
+        paths.append(str(path))
+    group.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(group, json.dumps(paths).encode("utf-8"))
+    return entries
+
+
+def _draw_visual(deck: _Deck, visual: Any, heading: str, transparent: bool, lang: str) -> list[Any]:
+    from stages.slides.code import draw_code
+    from stages.slides.formula import draw_math
+    from stages.slides.table import draw_table
+
+    if visual.kind == "code":
+        return draw_code(visual.text or "", visual.language, visual.caption, heading, deck.theme, deck.area, deck.logo,
+                         transparent=transparent, lang=lang)
+    if visual.kind == "table":
+        return draw_table(visual.header, visual.rows, visual.caption, heading, deck.theme, deck.area, deck.logo,
+                          transparent=transparent)
+    return draw_math(visual.text or "", visual.caption, heading, deck.theme, deck.area, deck.logo,
+                     transparent=transparent, lang=lang)
+
+
+def _line_durations(model: "Script", job_dir: Path) -> list[list[float]]:
+    """Each line's length: the audio stage's clip when there is one, else an estimate from the text."""
+    from stages.script.model import phrase_id
+    from stages.script.text import estimate_seconds
+
+    try:
+        clips = json.loads((job_dir / "audio" / "index.json").read_text("utf-8")).get("clips", {})
+    except (OSError, ValueError, AttributeError):
+        clips = {}
+    out = []
+    for si, section in enumerate(model.sections):
+        row = []
+        for ni, line in enumerate(section.narrations):
+            clip = clips.get(phrase_id(si, ni)) if isinstance(clips, dict) else None
+            try:
+                row.append(float(clip["duration"]) if clip else estimate_seconds(line.text, line.reading, model.language))
+            except (TypeError, ValueError, KeyError):
+                row.append(estimate_seconds(line.text, line.reading, model.language))
+        out.append(row)
+    return out
 
 
 # --- cache files -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class SlideSpec:
         kicker: small text above the title (the site).
         footer: small text under the title (the date).
         image: where the image comes from (URL or path), for image layouts.
+        current: on a bullets slide, the bullet being spoken (drawn marked, the others muted); None: none.
     """
 
     layout: str
@@ -44,11 +45,14 @@ class SlideSpec:
     kicker: str = ""
     footer: str = ""
     image: str | None = None
+    current: int | None = None
 
     def as_key(self) -> dict[str, Any]:
         """The spec as plain data for a cache key (the image source is keyed by its bytes)."""
         data = asdict(self)
         data.pop("image")
+        if self.current is None:  # unmarked slides keep the keys they always had
+            data.pop("current")
         data["bullets"] = list(self.bullets)
         return data
 

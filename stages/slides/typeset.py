@@ -137,7 +137,7 @@ def _compose(canvas: "_Canvas", layout: str, spec: SlideSpec, image: Image.Image
         _image_caption(canvas, spec, image, fit)
     else:
         y = _heading(canvas, spec.heading)
-        _bullets(canvas, spec.bullets, y, area.bottom)
+        _bullets(canvas, spec.bullets, y, area.bottom, spec.current)
 
 
 # --- layouts -------------------------------------------------------------------------------------
@@ -173,10 +173,30 @@ def _heading(c: "_Canvas", heading: str) -> int:
     return y + round(h * 0.007) + round(h * 0.04)
 
 
-def _bullets(c: "_Canvas", bullets: tuple[str, ...], y: int, bottom: int) -> None:
-    if bullets:
-        c.text_block("bullets", list(bullets), y, bottom, sizes=(0.047, 0.03), line=1.45, para_gap=0.55,
-                     marker=True)
+def _bullets(c: "_Canvas", bullets: tuple[str, ...], y: int, bottom: int, current: int | None = None) -> None:
+    if not bullets:
+        return
+    plan = c.plan("bullets", list(bullets), y, bottom, sizes=(0.047, 0.03), line=1.45, para_gap=0.55, marker=True)
+    if current is None or not 0 <= current < len(bullets):
+        c.emit(plan)
+        return
+    # the bullet being spoken: a card behind it, the others muted (same layout, so nothing moves)
+    paragraphs: list[list[_Line]] = []
+    for ln in plan.lines:
+        if ln.marker or not paragraphs:
+            paragraphs.append([])
+        paragraphs[-1].append(ln)
+    if plan.overflow:
+        c.truncated.append("bullets")
+    ascent, descent = font_for(plan.face, plan.size).getmetrics()
+    for k, lines in enumerate(paragraphs):
+        if k == current and lines:
+            pad = round(plan.size * 0.35)
+            x0 = max(c.area.left, lines[0].x - round(plan.size * 1.05) - pad)
+            c.card(x0, lines[0].baseline - ascent - pad, c.area.right if plan.column is None else plan.column.x1,
+                   lines[-1].baseline + descent + pad)
+        colour = plan.colour if k == current else c.theme.muted
+        c._emit("current" if k == current else "bullets", lines, plan.face, plan.size, colour, plan.align, plan.column)
 
 
 def _closing(c: "_Canvas", spec: SlideSpec) -> None:

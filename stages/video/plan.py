@@ -97,7 +97,7 @@ def build_timeline(
     duration = frames / fps
     section_spans[-1] = section_spans[-1].model_copy(update={"end": duration})
 
-    slide_track = _slides(section_spans, narration, slide_paths, settings)
+    slide_track = _slides(section_spans, narration, slide_paths, settings, _pictures(slides))
     characters = _characters(script, narration, settings, duration, fps)
     style = _subtitle_style(settings, has_characters=bool(characters))
     cues = _cues(script, narration, style, settings)
@@ -177,7 +177,8 @@ def _place_phrases(
 
 
 def _slides(
-    spans: list[SectionSpan], narration: list[NarrationClip], paths: dict[int, str], settings: "Settings"
+    spans: list[SectionSpan], narration: list[NarrationClip], paths: dict[int, str], settings: "Settings",
+    pictures: dict[int, list[dict[str, Any]]] | None = None,
 ) -> list[SlideClip]:
     fps = settings.video.fps
     wanted = settings.video.transition
@@ -195,10 +196,51 @@ def _slides(
             length = int(min(wanted.duration, room) * fps + 1e-6) / fps
             if length > 0:
                 transition = Transition(type=wanted.type, duration=length)
+        if pictures and pictures.get(span.index):  # a picture per beat (slides/index.json "pictures")
+            track.extend(_beat_clips(span, span.start, transition, pictures[span.index], narration, fps))
+            continue
         track.append(
             SlideClip(section=span.index, image=str(image), start=span.start, end=span.end, transition_in=transition)
         )
     return track
+
+
+def _pictures(slides: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """``slides/index.json``'s pictures per beat, by section (empty for an index without them)."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for item in slides.get("pictures") or []:
+        out.setdefault(int(item["section"]), []).append(item)
+    return out
+
+
+def _beat_clips(span: SectionSpan, start: float, transition: Transition, pictures: list[dict[str, Any]],
+                narration: list[NarrationClip], fps: int) -> list[SlideClip]:
+    """A section's pictures on the slide track: the picture changes (a cut) when the narration line
+    of its beat starts (``from``: the line's index in the section); the pages of one beat (a long
+    code block, a table, the title card and the content of a one-line first section) share its time
+    evenly, on frame boundaries. The first beat starts with the section (and its transition)."""
+    line_start = {int(c.phrase_id.split("-")[1]): c.start for c in narration if c.section == span.index}
+    groups: list[tuple[float, list[dict[str, Any]]]] = []
+    for item in pictures:
+        line = int(item.get("from", 0))
+        at = next((line_start[k] for k in sorted(line_start) if k >= line), span.end)  # lines dropped: no time
+        if groups and item.get("group") == groups[-1][1][0].get("group"):
+            groups[-1][1].append(item)
+        else:
+            groups.append((at, [item]))
+    clips: list[SlideClip] = []
+    for g, (at, items) in enumerate(groups):
+        begin = start if g == 0 else min(span.end, max(start, math.ceil(at * fps - 1e-6) / fps))
+        end = span.end if g + 1 == len(groups) else min(span.end, max(begin, math.ceil(groups[g + 1][0] * fps - 1e-6) / fps))
+        first_frame, last_frame = round(begin * fps), round(end * fps)
+        for n, item in enumerate(items):
+            a = (first_frame + (last_frame - first_frame) * n // len(items)) / fps
+            b = (first_frame + (last_frame - first_frame) * (n + 1) // len(items)) / fps
+            if b <= a:
+                continue
+            clips.append(SlideClip(section=span.index, image=str(Path(item["path"]).resolve()), start=a, end=b,
+                                   transition_in=transition if not clips else Transition()))
+    return clips
 
 
 # --- subtitles --------------------------------------------------------------------------------

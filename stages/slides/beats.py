@@ -1,0 +1,187 @@
+"""Which picture is on screen for each narration line of a section: the section's *beats*.
+
+A line's ``show: N`` puts ``visuals[N]`` on screen from that line on; ``bullet: N`` puts the bullet
+slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what the script says:
+
+- **Title card.** The first section opens with the video's title card, alone, for its first line;
+  its own content follows from the second line (a one-line first section shows both in turn).
+- **Bullets follow the words.** In a section whose lines mark no bullet, bullet *j* is marked from
+  the line that says it (the line sharing the most character pairs with it, in order), else from
+  the line where the section's time reaches *j / n*; before the first one, no bullet is marked.
+- **Nothing static for long.** A visual stays for at most :data:`HOLD_SECONDS` per page, then the
+  bullet slide comes back. A bullet marked longer than :data:`HOLD_SECONDS` gets a new bullet made
+  from the line halfway through its time (:func:`stages.script.text.bullet_of`: a short key phrase
+  that never ends on a particle), inserted after it; bullets beyond :data:`PAGE_BULLETS` go on
+  further bullet pictures. Line times come from the audio stage's clips when they exist (else an
+  estimate from the text).
+
+:func:`plan_beats` returns the bullets (with any added) and the beats: ``(line, state)`` pairs in
+line order, a state holding from its line to the next beat's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stages.script.model import Section
+
+HOLD_SECONDS = 20.0
+PAGE_BULLETS = 5
+BULLET_CHARS = 24  # about one line of the bullet column at 1080p
+BULLET_WORDS = 9
+
+
+@dataclass(frozen=True)
+class State:
+    """What is on screen: ``kind`` is ``title``, ``bullets`` (``current`` marked, None: none),
+    ``visual`` (``visual`` = index into the section's visuals) or ``base`` (the section's own slide:
+    an image, the closing card)."""
+
+    kind: str
+    current: int | None = None
+    visual: int | None = None
+
+
+def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[str], durations: list[float],
+               visual_pages: list[int], language: str) -> tuple[list[str], list[tuple[int, State]]]:
+    """The section's bullets (with any added) and its beats (rules in the module docstring).
+
+    Args:
+        section: the script section.
+        first: whether it is the video's first section (it opens with the title card).
+        layout: the section's own slide layout (``bullets``, ``title``, ``image``, ``closing``…).
+        bullets: the bullets its slide shows.
+        durations: each narration line's length in seconds.
+        visual_pages: how many pictures each of the section's visuals takes.
+        language: the script's language (for added bullets).
+    """
+    lines = section.narrations
+    n = len(lines)
+    bullets = list(bullets)
+    own = "bullets" if layout in ("bullets", "title") else "base"
+    explicit = any(line.bullet is not None for line in lines)
+    states: list[State | None] = [None] * n
+    current: State | None = None
+    held = 0.0
+    for i, line in enumerate(lines):
+        if line.show is not None:
+            current, held = State("visual", visual=line.show), 0.0
+        elif line.bullet is not None:
+            current = State("bullets", current=line.bullet)
+        elif current is not None and current.kind == "visual":
+            pages = visual_pages[current.visual] if current.visual < len(visual_pages) else 1
+            if held >= HOLD_SECONDS * max(1, pages):
+                current = None  # back to the bullets
+        states[i] = current
+        if current is not None and current.kind == "visual":
+            held += durations[i]
+    if own == "bullets" and not explicit:
+        bullets = _auto_bullets(lines, states, bullets, durations, language)
+    else:
+        for i in range(n):
+            if states[i] is None:
+                states[i] = State(own) if own == "base" else State("bullets")
+    if own == "bullets" and not bullets:
+        states = [State("base") if s is not None and s.kind == "bullets" else s for s in states]
+    if first:
+        if n == 1:
+            return bullets, [(0, State("title")), (0, states[0])]
+        states[0] = State("title")
+    beats: list[tuple[int, State]] = []
+    for i, state in enumerate(states):
+        if not beats or beats[-1][1] != state:
+            beats.append((i, state))  # type: ignore[arg-type]
+    return bullets, beats
+
+
+def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float], language: str) -> list[str]:
+    """Mark bullets on the lines that say them (module docstring); fills ``states`` in place."""
+    free = [i for i, s in enumerate(states) if s is None]
+    if not free:
+        return bullets
+    starts = _match(bullets, [lines[i].text for i in free], [durations[i] for i in free])
+    marks = {free[k]: j for j, k in enumerate(starts)}
+    bullets = list(bullets)
+    for _ in range(12):  # add bullets where one would stay marked too long
+        long = _longest_run(free, marks, durations)
+        if long is None:
+            break
+        run, seconds = long
+        if seconds <= HOLD_SECONDS:
+            break
+        half, acc, middle = seconds / 2, 0.0, len(run) - 1
+        for k in range(1, len(run)):
+            acc += durations[run[k - 1]]
+            if acc >= half:
+                middle = k
+                break
+        order = [k for k in range(middle, len(run))] + [k for k in range(middle - 1, 0, -1)]
+        found = next(((run[k], p) for k in order if (p := _bullet(lines[run[k]].text, language)) and p not in bullets),
+                     None)
+        if found is None:
+            break
+        split, point = found
+        after = marks.get(run[0], -1)
+        bullets.insert(after + 1, point)
+        marks = {i: (j + 1 if j > after else j) for i, j in marks.items()}
+        marks[split] = after + 1
+    current: int | None = None
+    for i in free:
+        current = marks.get(i, current)
+        states[i] = State("bullets", current=current)
+    return bullets
+
+
+def _longest_run(free: list[int], marks: dict[int, int], durations: list[float]) -> tuple[list[int], float] | None:
+    """The longest stretch of bullet lines with one bullet marked (a visual in between ends it)."""
+    runs: list[list[int]] = []
+    for i in free:
+        if not runs or i in marks or i != runs[-1][-1] + 1:
+            runs.append([i])
+        else:
+            runs[-1].append(i)
+    runs = [r for r in runs if len(r) > 1]
+    if not runs:
+        return None
+    best = max(runs, key=lambda r: sum(durations[i] for i in r))
+    return best, sum(durations[i] for i in best)
+
+
+def _match(bullets: list[str], texts: list[str], durations: list[float]) -> list[int]:
+    """For each bullet the position of the line it starts at (non-decreasing)."""
+    total = sum(durations) or 1.0
+    cumulative = [0.0]
+    for d in durations:
+        cumulative.append(cumulative[-1] + d)
+    starts: list[int] = []
+    low = 0
+    for j, bullet in enumerate(bullets):
+        wanted = _pairs(bullet)
+        best, score = None, 0.0
+        for k in range(low, len(texts)):
+            have = _pairs(texts[k])
+            s = len(wanted & have) / max(1, len(wanted))
+            if s > score + 1e-9:
+                best, score = k, s
+        if best is None or score < 0.5:
+            target = total * j / max(1, len(bullets))
+            best = max(low, min(len(texts) - 1, next((k for k in range(len(texts)) if cumulative[k + 1] > target),
+                                                     len(texts) - 1)))
+        starts.append(best)
+        low = best
+    return starts
+
+
+def _pairs(text: str) -> set[str]:
+    text = "".join(ch for ch in text.lower() if ch.isalnum())
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def _bullet(text: str, language: str) -> str:
+    from stages.script.text import bullet_of, is_cjk_language
+
+    cjk = is_cjk_language(language)
+    point = bullet_of(text, language, BULLET_CHARS if cjk else BULLET_WORDS)
+    return point.strip()

@@ -418,6 +418,11 @@ class VideoSettings(_Section):
     subtitles: SubtitleSettings = Field(default_factory=SubtitleSettings)
     background: BackgroundSettings = Field(default_factory=BackgroundSettings)
     bgm: BgmSettings = Field(default_factory=BgmSettings)
+    end_card: bool | None = Field(
+        None, description="a credits picture after the last phrase (cast and voice credits; stages/video/endcard.py); "
+        "None: when the video has characters or a VOICEVOX-compatible voice",
+    )
+    end_card_seconds: float = Field(4.0, gt=0, description="how long the end card is shown")
 
 
 class RemotionSettings(_Section):

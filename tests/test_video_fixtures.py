@@ -153,7 +153,8 @@ def make_job(
     (job_dir / "slides" / "index.json").write_text(
         json.dumps({"width": size[0], "height": size[1], "slides": slides, "safe_area": {}}), encoding="utf-8"
     )
-    video_settings = {"width": size[0], "height": size[1], "fps": fps, "preset": "ultrafast"}
+    # no end card unless a test asks (video={"end_card": True}): the tests time the video to its last phrase
+    video_settings = {"width": size[0], "height": size[1], "fps": fps, "preset": "ultrafast", "end_card": False}
     video_settings.update(video or {})
     settings = load_settings(home=root / "home", video=video_settings, personas=personas)
     return Job(dir=job_dir, settings=settings, sections=sections, dropped=list(drop))

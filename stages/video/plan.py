@@ -41,6 +41,7 @@ from stages.assets import resolve_script_asset
 from stages.base import InputError
 from stages.script.model import Script
 from stages.video.cast import blink_schedule, plan_characters  # noqa: F401 (blink_schedule re-exported)
+from stages.video.endcard import plan_end_card
 from stages.video.timeline import (
     Background,
     BackgroundInterval,
@@ -94,10 +95,15 @@ def build_timeline(
         raise InputError("no narration clips to place: every phrase was dropped by the audio stage")
     last_end = narration[-1].start + narration[-1].duration
     frames = int(np.ceil((last_end + video.timing.ending_pause) * fps - 1e-6))
+    card = plan_end_card(settings, narration, audio, script.language or settings.script.language, base_dir)
+    speech_end = frames / fps
+    frames += card.frames if card else 0  # the credits picture after the ending pause (stages/video/endcard.py)
     duration = frames / fps
     section_spans[-1] = section_spans[-1].model_copy(update={"end": duration})
 
     slide_track = _slides(section_spans, narration, slide_paths, settings, _pictures(slides))
+    if card:
+        slide_track = card.append_to(slide_track, speech_end, settings)
     characters = _characters(script, narration, settings, duration, fps)
     style = _subtitle_style(settings, has_characters=bool(characters))
     cues = _cues(script, narration, style, settings)

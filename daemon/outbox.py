@@ -337,11 +337,20 @@ def _read_yaml(path: Path) -> dict:
 
 
 def slugify(title: str, limit: int = SLUG_MAX) -> str:
-    """A file-name-safe slug that keeps CJK and other letters: ``"Hello, 世界!"`` → ``"hello-世界"``."""
+    """A file-name-safe slug that keeps CJK and other letters: ``"Hello, 世界!"`` → ``"hello-世界"``.
+
+    A title longer than ``limit`` characters is cut at a word boundary (a CJK character is one).
+    """
     text = unicodedata.normalize("NFKC", title).lower()
     slug = re.sub(r"[^\w]+", "-", text, flags=re.UNICODE).replace("_", "-")
     slug = re.sub(r"-{2,}", "-", slug).strip("-.")
-    return fit_name(slug[:limit], SLUG_MAX_BYTES).rstrip("-")
+    cut = fit_name(slug[:limit], SLUG_MAX_BYTES)
+    if len(cut) < len(slug) and slug[len(cut)] != "-" and cut[-1:].isascii():
+        # Cut inside a Latin word: end at the word before it, when that keeps at least half.
+        boundary = cut.rfind("-")
+        if boundary >= len(cut) // 2:
+            cut = cut[:boundary]
+    return cut.rstrip("-")
 
 
 def job_date(job_id: str) -> str:

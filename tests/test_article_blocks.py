@@ -215,3 +215,55 @@ def test_extract_json_shows_the_model(tmp_path):
                          capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent, timeout=120)
     data = json.loads(out.stdout)
     assert {"table", "math", "code", "embed", "admonition", "footnote"} <= {b["type"] for b in data["blocks"]}
+
+
+@pytest.mark.parametrize(
+    "title, site, url, expected",
+    [
+        ("Apple ships X - 9to5Mac", "9to5Mac", None, "Apple ships X"),
+        ("Bike & Style book review | MoreBikes", None, "https://www.morebikes.co.uk/news/x", "Bike & Style book review"),
+        ("Best tech gadgets of 2019 | ZDNet", None, "https://www.zdnet.com/article/x/", "Best tech gadgets of 2019"),
+        ("Rust: a primer - Blog", "Blog", None, "Rust: a primer"),
+        ("ZDNet", "ZDNet", None, "ZDNet"),
+        ("Storm - closes - schools", "Other", None, "Storm - closes - schools"),
+    ],
+)
+def test_title_loses_the_site_suffix(title, site, url, expected):
+    """The site's name (from metadata, else the host) is cut off the title's ends, never from its middle."""
+    from stages.fetch.extractor import strip_site
+
+    assert strip_site(title, site, url) == expected
+
+
+@pytest.mark.parametrize(
+    "author, expected",
+    [
+        ("Detroit News wire services Published", None),
+        ("By Staff", None),
+        ("Jane Doe", "Jane Doe"),
+        ("Jane Doe; John Roe", "Jane Doe; John Roe"),
+        ("山田太郎", "山田太郎"),
+        ("posted 2019-05-01", None),
+    ],
+)
+def test_author_only_when_it_reads_as_a_name(author, expected):
+    """A scraped byline with its surroundings is no author."""
+    from stages.fetch.extractor import person_or_none
+
+    assert person_or_none(author) == expected
+
+
+def test_html_page_title_and_author_from_a_real_layout(tmp_path):
+    """A page whose <title> carries the site name and whose byline is not a name gets neither."""
+    page = tmp_path / "news.html"
+    page.write_text(
+        '<html><head><title>Schools close ahead of the storm - Example News</title>'
+        '<meta property="og:site_name" content="Example News">'
+        '<meta name="author" content="Example News wire services Published"></head><body><article>'
+        "<p>" + "Hours before the storm, officials closed the schools across the county on Friday. " * 5 + "</p>"
+        "</article></body></html>",
+        encoding="utf-8",
+    )
+    article = extract(page, load_settings(home=tmp_path))
+    assert article["title"] == "Schools close ahead of the storm"
+    assert article["author"] is None

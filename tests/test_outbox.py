@@ -68,6 +68,14 @@ def test_slugify_keeps_cjk_and_drops_unsafe_characters(title: str, slug: str) ->
     assert slugify(title) == slug
 
 
+def test_long_slugs_end_at_a_word_boundary() -> None:
+    """A long English title is cut between words, not inside one; a CJK title anywhere."""
+    title = "Apple releases iOS 17.2 with the new Journal app and spatial video recording for iPhone 15 Pro"
+    slug = slugify(title)
+    assert len(slug) <= 60 and title.lower().replace(".", "-").replace(" ", "-").startswith(slug + "-")
+    assert slugify("あ" * 80) == "あ" * 50  # 150 bytes
+
+
 def test_job_date_comes_from_the_job_id() -> None:
     """The date in outbox names is the job's, not the delivery day's."""
     assert job_date(JOB) in ("2026-11-25", "2026-11-26")  # local time of 02:20 UTC

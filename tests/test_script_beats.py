@@ -141,3 +141,17 @@ def test_english_headingless_news_gets_parts_not_fragments(tmp_path):
     opening = " ".join(n.text for n in script.sections[0].narrations)
     assert "Hours before" not in opening and "Part" not in opening
     assert any(n.text.startswith("DEKALB, Ill. (AP)") for n in script.sections[1].narrations)
+
+
+def test_generated_scripts_have_unique_section_titles(tmp_path):
+    """Two parts with the same heading become distinct chapters."""
+    import json
+
+    from stages.script import generate_script, load_script
+
+    article = parse_markdown("# 記事\n\n## 例\n\n最初の例です。\n\n## 例\n\n二つ目の例です。\n", name="t")
+    (tmp_path / "article.json").write_text(json.dumps(article), encoding="utf-8")
+    settings = load_settings(home=tmp_path)
+    script = load_script(generate_script(tmp_path / "article.json", tmp_path, settings), settings)
+    titles = [s.title for s in script.sections]
+    assert "例" in titles and "例 (2)" in titles and len(set(titles)) == len(titles)

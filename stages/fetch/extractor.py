@@ -57,12 +57,13 @@ def extract_html(html: str, settings: "FetchSettings", *, url: str | None = None
             blocks = fallback
     _attach_details(blocks, captions, code_languages)
 
-    title = meta.get("title") or _tree_title(tree)
+    site = meta.get("sitename") or _og_site(tree) or (urlsplit(url).hostname if url else None)
+    title = strip_site(meta.get("title") or _tree_title(tree), site, url)
     article = {
         "url": url,
         "title": title,
-        "site": meta.get("sitename") or (urlsplit(url).hostname if url else None),
-        "author": meta.get("author"),
+        "site": site,
+        "author": person_or_none(meta.get("author")),
         "published": meta.get("date"),
         "language": None,
         "blocks": blocks,
@@ -141,6 +142,85 @@ def is_junk_image(img: lxml.html.HtmlElement, src: str) -> bool:
         if _JUNK_ANCESTOR_TOKENS.intersection(re.split(r"[^a-z0-9-]+", names)):
             return True
     return False
+
+
+_TITLE_SEPARATORS = re.compile(r"\s+[-|–—:·•»]\s+|\s*[|｜]\s*")
+_NOT_NAME_WORDS = frozenset(
+    "published updated posted by staff news wire services service reporter reporters editor editors editorial "
+    "team desk contributor contributors press associated admin administrator newsroom agency media online "
+    "correspondent the of com www http https".split()
+)
+
+
+def strip_site(title: str | None, site: str | None, url: str | None = None) -> str | None:
+    """The title without the site's name around it ("Apple ships X - 9to5Mac" -> "Apple ships X").
+
+    A segment split off by `` - ``, `` | ``, `` — ``, `` : ``… is dropped when it is the site's name
+    (from the page's metadata, else the host name: ``9to5mac.com`` matches "9to5Mac"). The longest
+    remaining part is kept whole; a title that is only the site's name is left as it is.
+    """
+    if not title:
+        return title
+    names = {_squash(n) for n in (site, *_host_names(url)) if n}
+    names.discard("")
+    if not names:
+        return title
+    parts = _TITLE_SEPARATORS.split(title)
+    if len(parts) < 2:
+        return title
+    kept = [p for p in parts if _squash(p) not in names and not any(_squash(p) == n + "com" for n in names)]
+    if not kept or len(kept) == len(parts):
+        return title
+    # Separators inside the title itself ("Rust: a primer") stay: only the ends are trimmed.
+    start = next(i for i, p in enumerate(parts) if p in kept)
+    end = max(i for i, p in enumerate(parts) if p in kept)
+    if any(parts[i] not in kept for i in range(start, end + 1)):
+        return title
+    match_spans = [m.span() for m in _TITLE_SEPARATORS.finditer(title)]
+    begin = match_spans[start - 1][1] if start > 0 else 0
+    finish = match_spans[end][0] if end < len(match_spans) else len(title)
+    return title[begin:finish].strip() or title
+
+
+def person_or_none(author: str | None) -> str | None:
+    """``author`` when it reads as people's names ("Jane Doe; John Roe"), else None.
+
+    Bylines scraped with their surroundings ("Detroit News wire services Published") are not names.
+    """
+    if not author:
+        return None
+    people = [p.strip() for p in re.split(r"\s*(?:;|,|\band\b|&)\s*", author) if p.strip()]
+    if not people or len(author) > 120:
+        return None
+    for person in people:
+        words = person.split()
+        if not 1 <= len(words) <= 4 or re.search(r"[\d@/:]", person):
+            return None
+        if any(w.lower().strip(".") in _NOT_NAME_WORDS for w in words):
+            return None
+        if not re.search(r"[\u3040-\u30ff\u3400-\u9fff]", person) and not all(w[:1].isupper() for w in words):
+            return None
+    return author.strip()
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text).casefold()
+
+
+def _host_names(url: str | None) -> list[str]:
+    host = (urlsplit(url).hostname or "") if url else ""
+    labels = [label for label in host.split(".") if label not in ("www", "m", "amp")]
+    if len(labels) >= 3 and labels[-2] in ("co", "com", "ac", "or", "ne", "go", "org", "net", "gov"):
+        return [labels[-3]]  # example.co.uk, example.co.jp
+    return [labels[-2]] if len(labels) >= 2 else []
+
+
+def _og_site(tree: lxml.html.HtmlElement) -> str | None:
+    for meta in tree.iter("meta"):
+        if (meta.get("property") or meta.get("name") or "").lower() in ("og:site_name", "application-name"):
+            if content := clean_text(meta.get("content") or ""):
+                return content
+    return None
 
 
 # --- extractors -------------------------------------------------------------------------------

@@ -142,6 +142,7 @@ def generate_script(
         from stages.script.extractive import write_extractive
 
         script = write_extractive(data, settings, progress, cancel=cancel)
+    script = unique_titles(script)
     path = Path(out_dir) / SCRIPT_FILE
     atomic_write_text(path, dump_script(script))
     return path
@@ -159,6 +160,16 @@ def adopt_script(source: Path, out: Path, settings: "Settings", *, name: str | N
         script = script.model_copy(update={"language": settings.script.language})
     atomic_write_text(out, dump_script(script))
     return script
+
+
+def unique_titles(script: Script) -> Script:
+    """The script with repeated section titles numbered (「その他」, 「その他 (2)」): they are chapter names."""
+    seen: dict[str, int] = {}
+    sections = []
+    for section in script.sections:
+        count = seen[section.title] = seen.get(section.title, 0) + 1
+        sections.append(section if count == 1 else section.model_copy(update={"title": f"{section.title} ({count})"}))
+    return script.model_copy(update={"sections": sections})
 
 
 def estimate_script_seconds(script: Script) -> float:

@@ -156,3 +156,21 @@ def test_llm_readings_that_are_not_katakana_get_the_same_treatment():
 
     assert normalise_reading("Dockerで動かす") == "ドッカーデウゴカス"
     assert normalise_reading("ドッカー") == "ドッカー"
+
+
+def test_a_dropped_script_without_readings_reads_latin_words_as_words(tmp_path):
+    """A dropped Japanese script's GitHub is ギットハブ, not spelled letter by letter; given readings stay."""
+    from stages.script import adopt_script
+    from stages.settings import load_settings
+
+    source = tmp_path / "s.yaml"
+    source.write_text(
+        "title: t\nlanguage: ja\nsections:\n  - title: a\n    narrations:\n"
+        "      - GitHubにプッシュします。\n      - {text: Docker, reading: ドッカーサン}\n      - こんにちは。\n",
+        encoding="utf-8",
+    )
+    script = adopt_script(source, tmp_path / "script.yaml", load_settings(home=tmp_path))
+    first, given, plain = script.sections[0].narrations
+    assert first.reading and first.reading.startswith("ギットハブ") and "ジーアイ" not in first.reading
+    assert given.reading == "ドッカーサン"
+    assert plain.reading is None

@@ -14,6 +14,7 @@ or ``llm`` (any OpenAI-compatible chat API; :mod:`stages.script.llm`).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ __all__ = [
     "Section",
     "SlideContent",
     "adopt_script",
+    "with_latin_readings",
     "dump_script",
     "estimate_script_seconds",
     "generate_script",
@@ -55,13 +57,14 @@ __all__ = [
 ]
 
 SCRIPT_FILE = "script.yaml"
+_LATIN = re.compile(r"[A-Za-zＡ-Ｚａ-ｚ]")
 
 
 class ScriptStage:
     """Writes ``script.yaml`` from ``article.json``, or validates and adopts a dropped script."""
 
     name = "script"
-    version = "1"
+    version = "2"  # 2: visuals and beats; dropped scripts get Latin-word readings
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:
@@ -158,8 +161,32 @@ def adopt_script(source: Path, out: Path, settings: "Settings", *, name: str | N
     script = load_script(source, settings, name=name, user_file=True)
     if script.language is None:
         script = script.model_copy(update={"language": settings.script.language})
+    script = with_latin_readings(script, settings)
     atomic_write_text(out, dump_script(script))
     return script
+
+
+def with_latin_readings(script: Script, settings: "Settings") -> Script:
+    """A Japanese script whose lines without ``reading`` that hold Latin words get one.
+
+    The voice then says 「GitHub」 as ギットハブ, as in a script the writers made, instead of
+    spelling it letter by letter. Lines with a reading, and lines without Latin letters (which the
+    voice reads well as they are), are left alone.
+    """
+    from stages.script.text import is_japanese, reading_for
+
+    if not is_japanese(script.language):
+        return script
+    pronunciation = [(e.surface, e.reading) for e in settings.pronunciation]
+    sections = []
+    for section in script.sections:
+        narrations = [
+            n.model_copy(update={"reading": reading_for(n.text, pronunciation)})
+            if n.reading is None and _LATIN.search(n.text) else n
+            for n in section.narrations
+        ]
+        sections.append(section.model_copy(update={"narrations": narrations}))
+    return script.model_copy(update={"sections": sections})
 
 
 def unique_titles(script: Script) -> Script:

@@ -1,0 +1,122 @@
+"""Slides follow the narration: a picture per beat, the title card first, code and table pictures in a real video."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from stages.script.model import Section
+from stages.settings import load_settings
+from stages.slides import generate_slides
+from stages.slides.beats import HOLD_SECONDS, State, plan_beats
+from stages.video import plan_timeline, render_timeline
+from tests.test_video_fixtures import RATE, write_wav
+
+CODE = "def find(parent, x):\n    # 根まで辿る\n    while parent[x] != x:\n        x = parent[x]\n    return x\n"
+CODE_PANEL = np.array([0x0D, 0x11, 0x17])
+
+
+def section(lines: list, **extra) -> Section:
+    return Section.model_validate({"title": "節", "narrations": lines, **extra})
+
+
+def test_first_section_opens_with_the_title_card_and_keeps_its_bullets():
+    s = section(["今日はUnion-Findの話です。", "経路圧縮を使います。", "ほぼ定数時間になります。"])
+    bullets, beats = plan_beats(s, first=True, layout="bullets", bullets=["経路圧縮を使う", "ほぼ定数時間"],
+                                durations=[3, 3, 3], visual_pages=[], language="ja")
+    assert beats[0] == (0, State("title"))
+    assert [state.current for _, state in beats[1:]] == [0, 1]  # the bullet that is said is marked
+    assert bullets == ["経路圧縮を使う", "ほぼ定数時間"]
+
+
+def test_a_shown_visual_holds_then_the_bullets_come_back():
+    s = section(["導入です。", {"text": "コードを見てみましょう。", "show": 0}, "続きの説明です。", "さらに説明です。"],
+                visuals=[{"kind": "code", "text": "x = 1"}])
+    _, beats = plan_beats(s, first=False, layout="bullets", bullets=["導入"], durations=[2, HOLD_SECONDS, 5, 5],
+                          visual_pages=[1], language="ja")
+    kinds = [(line, state.kind) for line, state in beats]
+    assert kinds[1] == (1, "visual") and kinds[2][0] == 2 and kinds[2][1] == "bullets"
+
+
+def test_a_long_section_gets_more_bullets_so_no_picture_stays_long():
+    topics = ["読み込み", "書き込み", "無効化", "整合性", "置き換え", "容量", "局所性", "階層", "共有", "競合", "計測", "調整"]
+    lines = [f"{topic}の仕組みを説明します。" for topic in topics]
+    s = section(lines)
+    bullets, beats = plan_beats(s, first=False, layout="bullets", bullets=["キャッシュ"], durations=[5.0] * 12,
+                                visual_pages=[], language="ja")
+    assert len(bullets) > 1
+    starts = [line for line, _ in beats] + [12]
+    assert max((b - a) * 5.0 for a, b in zip(starts, starts[1:])) <= HOLD_SECONDS + 5.0
+
+
+def _job(root: Path) -> tuple[Path, object]:
+    job = root / "job"
+    script = {
+        "title": "Union-Find入門",
+        "language": "ja",
+        "sections": [
+            {"title": "はじめに", "narrations": ["今日はUnion-Findの話です。", "親を辿って根を探します。"],
+             "slide": {"bullets": ["根を探す"]}},
+            {"title": "実装", "slide": {"bullets": ["親を付け替える"]},
+             "visuals": [{"kind": "code", "language": "python", "text": CODE},
+                         {"kind": "table", "header": ["操作", "計算量"], "rows": [["find", "O(α(n))"], ["union", "O(α(n))"]]}],
+             "narrations": [{"text": "親を付け替えます。", "bullet": 0}, {"text": "コードを見てみましょう。", "show": 0},
+                            {"text": "計算量の表です。", "show": 1}]},
+        ],
+    }
+    job.mkdir(parents=True)
+    (job / "script.yaml").write_text(yaml.safe_dump(script, allow_unicode=True), "utf-8")
+    clips = {}
+    for si, sec in enumerate(script["sections"]):
+        for ni, _ in enumerate(sec["narrations"]):
+            pid = f"{si:03d}-{ni:03d}"
+            clips[pid] = {"path": str(write_wav(root / "clips" / f"{pid}.wav", 1.5)), "duration": 1.5,
+                          "speaker": "narrator"}
+    (job / "audio").mkdir()
+    (job / "audio" / "index.json").write_text(json.dumps({"sample_rate": RATE, "clips": clips, "dropped": [],
+                                                          "credits": []}), "utf-8")
+    settings = load_settings(home=root / "home", video={"width": 640, "height": 360})
+    return job, settings
+
+
+def test_code_and_table_pictures_appear_in_the_rendered_video_when_their_line_starts(tmp_path):
+    job, settings = _job(tmp_path)
+    index = json.loads(generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache").read_text())
+    kinds = [(p["section"], p["kind"]) for p in index["pictures"]]
+    assert kinds == [(0, "title"), (0, "bullets"), (1, "bullets"), (1, "code"), (1, "table")]
+    timeline = plan_timeline(job, settings)
+    starts = {c.phrase_id: c.start for c in timeline.narration}
+    code_clip = next(c for c in timeline.slides if "code-" in Path(c.image).name)
+    assert code_clip.start == starts["001-001"]  # the picture changes as the line that shows it starts
+    video = render_timeline(timeline, tmp_path / "out.mp4", settings)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(video), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         capture_output=True, check=True).stdout
+    frames = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 360, 640, 3)
+    fps = settings.video.fps
+
+    def at(t: float) -> np.ndarray:
+        return frames[min(len(frames) - 1, int(round(t * fps)))]
+
+    bullets = at(starts["001-000"] + 0.7)
+    code = at(starts["001-001"] + 0.7)
+    table = at(starts["001-002"] + 0.7)
+    title = at(starts["000-000"] + 0.7)
+    upper = slice(90, 260)  # the slide's body, above the subtitles
+    code_box = next(b for b in next(p for p in index["pictures"] if p["kind"] == "code")["boxes"] if b["kind"] == "code")
+    x0, y0, x1, y1 = code_box["box"]
+    panel = code[y0 + 3:y1 - 3, x0 + 3:x1 - 3].reshape(-1, 3).astype(int)
+    assert (np.abs(panel - CODE_PANEL).max(axis=1) < 14).mean() > 0.5  # the dark code panel
+    reddish = (panel[:, 0] > 150) & (panel[:, 0] > panel[:, 1] + 50)  # keywords (red after 4:2:0 chroma)
+    assert reddish.sum() > 20
+    assert np.abs(code[upper].astype(int) - bullets[upper].astype(int)).mean() > 5
+    table_box = next(b for b in next(p for p in index["pictures"] if p["kind"] == "table")["boxes"] if b["kind"] == "table")
+    tx0, ty0, tx1, _ = table_box["box"]
+    h0, h1 = table_box["header"]
+    band = table[h0 + 2:h1 - 2, tx0 + 2:tx1 - 2].reshape(-1, 3).astype(int)
+    assert np.median(band[:, 1]) > np.median(band[:, 0]) + 20  # the header band's accent green
+    assert np.abs(table[upper].astype(int) - code[upper].astype(int)).mean() > 5
+    assert np.abs(title[upper].astype(int) - at(starts["000-001"] + 0.7)[upper].astype(int)).mean() > 2

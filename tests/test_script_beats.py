@@ -155,3 +155,21 @@ def test_generated_scripts_have_unique_section_titles(tmp_path):
     script = load_script(generate_script(tmp_path / "article.json", tmp_path, settings), settings)
     titles = [s.title for s in script.sections]
     assert "例" in titles and "例 (2)" in titles and len(set(titles)) == len(titles)
+
+
+@pytest.mark.parametrize(
+    "text, sentences",
+    [
+        ("DEKALB, Ill. — A student was shot Friday. Police said so.",
+         ["DEKALB, Ill. — A student was shot Friday.", "Police said so."]),
+        ("DEKALB, Ill. (AP) — A student (who was not named. He was 20.) was shot. Next.",
+         ["DEKALB, Ill. (AP) — A student (who was not named. He was 20.) was shot.", "Next."]),
+        ("He moved to Springfield, Ill. Then he left.", ["He moved to Springfield, Ill.", "Then he left."]),
+        ("Sales fell. iPhone sales rose.", ["Sales fell.", "iPhone sales rose."]),
+    ],
+)
+def test_english_sentences_survive_abbreviations_and_parentheses(text, sentences):
+    """A dateline's state abbreviation and a parenthesis do not end a sentence; real ends still do."""
+    from stages.script.text import split_sentences
+
+    assert split_sentences(text, "en") == sentences

@@ -3,7 +3,10 @@
 Sentences:
     Japanese (and Chinese) text is split after 。！？ (and ! ?), never inside 「」『』（） quotes; a
     newline also ends a sentence. Other languages use pysbd, which knows abbreviations ("Dr.",
-    "e.g.") and decimals ("3.50").
+    "e.g.") and decimals ("3.50"); two of its sentences are joined again when the first leaves a
+    parenthesis open, when the second starts with a dash, a closing parenthesis, punctuation or a
+    lower-case letter, or when the first ends on an abbreviation (US states, months, "Inc.") and is
+    a dateline of at most three words ("DEKALB, Ill.") or ends on a title ("Dr.").
 
 Phrases (one subtitle and one audio clip each):
     Japanese: a sentence of at most :data:`JA_PHRASE_CHARS` (40) characters is one phrase. A
@@ -178,9 +181,46 @@ def _split_word_sentences(text: str, language: str) -> list[str]:
     sentences: list[str] = []
     for line in text.splitlines():
         if line.strip():
+            pieces: list[str] = []
             for piece in _segmenter(language).segment(line):
-                _append_sentence(sentences, piece)
+                _append_sentence(pieces, piece)
+            sentences.extend(_rejoin(pieces))
     return sentences
+
+
+def _rejoin(pieces: list[str]) -> list[str]:
+    """pysbd's sentences, with its wrong cuts undone (rule in the module docstring)."""
+    out: list[str] = []
+    for piece in pieces:
+        if out and ((_open_parentheses(out[-1]) > 0 and len(out[-1]) < 600) or _continues(out[-1], piece)):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
+
+
+def _open_parentheses(text: str) -> int:
+    return text.count("(") - text.count(")") + text.count("（") - text.count("）")
+
+
+def _continues(before: str, after: str) -> bool:
+    """True when ``after`` cannot start a sentence after ``before`` (an abbreviation, a dateline)."""
+    last = before.rsplit(" ", 1)[-1]
+    if after[:1] in "—–-)）,;:" or (after[:1].islower() and not after[1:2].isupper()):  # not "iPhone"
+        return True
+    if last.rstrip(".") + "." in _ABBREVIATIONS and last.endswith("."):
+        # "Dekalb, Ill. Police said" is two sentences only when the first is more than a dateline.
+        return len(before.split()) <= 3 or last in _TITLES
+    return False
+
+
+_TITLES = frozenset("Mr. Mrs. Ms. Dr. Prof. Sen. Rep. Gov. Lt. Gen. Col. Sgt. Capt. Cmdr. Adm. Gen. St. Rev. Hon. Pres. Supt. Det. Insp. No. Nos. Fig. Vol. vs. v.".split())
+_ABBREVIATIONS = _TITLES | frozenset(
+    "Ala. Ariz. Ark. Calif. Colo. Conn. Del. Fla. Ga. Ill. Ind. Kan. Kans. Ky. La. Md. Mass. Mich. Minn. Miss. "
+    "Mo. Mont. Neb. Nev. N.H. N.J. N.M. N.Y. N.C. N.D. Okla. Ore. Pa. R.I. S.C. S.D. Tenn. Tex. Vt. Va. Wash. "
+    "W.Va. Wis. Wyo. D.C. U.S. U.K. Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. Nov. Dec. Inc. Corp. "
+    "Co. Ltd. Jr. Sr. Bros. Ave. Blvd. Rd. Mt. Ft.".split()
+)
 
 
 # --- phrases ----------------------------------------------------------------------------------

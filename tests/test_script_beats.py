@@ -173,3 +173,21 @@ def test_english_sentences_survive_abbreviations_and_parentheses(text, sentences
     from stages.script.text import split_sentences
 
     assert split_sentences(text, "en") == sentences
+
+
+def test_image_backend_gets_prompts_for_sections_without_pictures(tmp_path):
+    """With slides.backend = image-api, body sections without an article image carry a slide_prompt."""
+    import json
+
+    from stages.script import generate_script, load_script
+
+    article = parse_markdown("# 記事\n\n## 苗の選び方\n\n良い苗は葉の色が濃いです。\n\n## 写真\n\n"
+                             "![苗](https://example.com/a.png)\n\n写真の苗です。\n", name="t")
+    (tmp_path / "article.json").write_text(json.dumps(article), encoding="utf-8")
+    settings = load_settings(home=tmp_path, slides={"backend": "image-api"})
+    script = load_script(generate_script(tmp_path / "article.json", tmp_path, settings), settings)
+    prompts = {s.title: s.slide_prompt for s in script.sections}
+    assert prompts["苗の選び方"].startswith("記事: 苗の選び方")
+    assert prompts["写真"] is None and prompts["記事"] is None and prompts["まとめ"] is None
+    plain = load_script(generate_script(tmp_path / "article.json", tmp_path, load_settings(home=tmp_path)), settings)
+    assert all(s.slide_prompt is None for s in plain.sections)

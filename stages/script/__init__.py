@@ -87,6 +87,7 @@ class ScriptStage:
             personas,
             settings.default_persona,
             [entry.model_dump(mode="json") for entry in settings.pronunciation],
+            settings.slides.backend,  # image-api: body sections get a slide_prompt
         )
 
     def run(self, job: JobContext, progress: Progress) -> StageResult:
@@ -146,6 +147,8 @@ def generate_script(
 
         script = write_extractive(data, settings, progress, cancel=cancel)
     script = unique_titles(script)
+    if settings.slides.backend == "image-api":
+        script = with_slide_prompts(script)
     path = Path(out_dir) / SCRIPT_FILE
     atomic_write_text(path, dump_script(script))
     return path
@@ -196,6 +199,25 @@ def unique_titles(script: Script) -> Script:
     for section in script.sections:
         count = seen[section.title] = seen.get(section.title, 0) + 1
         sections.append(section if count == 1 else section.model_copy(update={"title": f"{section.title} ({count})"}))
+    return script.model_copy(update={"sections": sections})
+
+
+def with_slide_prompts(script: Script) -> Script:
+    """Body sections without an article image get a ``slide_prompt`` built from the section.
+
+    With ``slides.backend = "image-api"`` this is what makes URL and article jobs request pictures:
+    the prompt names the video's topic, the section's title and its first bullets. The title card,
+    the closing and sections that show an article image keep their typeset slides.
+    """
+    sections = []
+    for section in script.sections:
+        slide = section.slide
+        plain = slide is None or (slide.layout not in ("title", "closing") and not slide.image)
+        if plain and not section.source_image_url and not section.slide_prompt:
+            points = "; ".join((slide.bullets if slide else [])[:3])
+            prompt = f"{script.title}: {section.title}" + (f" ({points})" if points else "")
+            section = section.model_copy(update={"slide_prompt": prompt})
+        sections.append(section)
     return script.model_copy(update={"sections": sections})
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from daemon.events import damaged_while_running, is_damage
 from daemon.inbox import URL_PATTERN, Inbox, InboxWatcher, new_job_id
 from daemon.logs import get_logger
 from daemon.lock import AlreadyRunning, hold_home_lock, lock_path
@@ -45,10 +46,10 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 REQUEST_POLL_SECONDS = 0.5
-GC_CHECK_SECONDS = 2.0  # how often the daemon asks whether a trim is due (after a job, or idle and daily)
 # `moviegen run` on a damaged or foreign event log; the unit's RestartPreventExitStatus= names it,
 # so systemd does not restart into the same refusal every few seconds.
 EXIT_DAMAGED_LOG = 4
+GC_CHECK_SECONDS = 2.0  # how often the daemon asks whether a trim is due (after a job, or idle and daily)
 VERSION = "0.1.0"
 
 
@@ -85,6 +86,7 @@ class Daemon:
         self._lock: Any = None
         self._wake: asyncio.Event | None = None
         self._status = ""
+        self._damaged = False  # the log was found damaged while running: exit EXIT_DAMAGED_LOG
         self._ended: set[str] = set()  # jobs delivered or failed since the last trim
 
     async def run(self) -> int:
@@ -105,6 +107,7 @@ class Daemon:
         try:
             check_log(self.settings.db_path, self.settings.jobs_dir)
         except DamagedLog as exc:
+            self._lock.close()
             return self._refuse_damaged_log(exc)
         self.store = EventStore(self.settings.db_path)
         outbox = Outbox(self.settings, store=self.store, log=self.log)
@@ -146,15 +149,15 @@ class Daemon:
             await self._stop.wait()
         finally:
             await self._shutdown(watcher, tasks)
-        return 0
+        return EXIT_DAMAGED_LOG if self._damaged else 0
 
     def _refuse_damaged_log(self, exc: Exception) -> int:
-        """Stop before claiming anything: say why in the log, on stderr and in systemd's STATUS=."""
+        """Stop claiming: say why in the log, on stderr and in systemd's STATUS=; the exit code."""
         self.log.error("daemon.damaged_log", path=str(getattr(exc, "path", self.settings.db_path)),
                        problem=getattr(exc, "problem", str(exc)))
         self.notifier.status(f"stopped: the event log {getattr(exc, 'problem', 'is damaged')}; see the journal")
         print(f"moviegen: {exc}", file=sys.stderr, flush=True)
-        self._lock.close()
+        self._damaged = True
         return EXIT_DAMAGED_LOG
 
     def request_stop(self) -> None:
@@ -173,6 +176,10 @@ class Daemon:
                 for job_id in self.inbox.poll():
                     await self.runner.start_job(job_id)
             except Exception as exc:  # an unreadable inbox must not end the watching
+                if is_damage(exc):  # a damaged log must: stop before another file is claimed
+                    self._refuse_damaged_log(damaged_while_running(self.settings.db_path, exc))
+                    self.request_stop()
+                    return
                 self.log.error("inbox.poll_failed", error=repr(exc))
             due = self.inbox.next_due()
             timeout = rescan if due is None else min(rescan, due + 0.01)
@@ -280,7 +287,16 @@ class Daemon:
             await asyncio.wait_for(self.runner.shutdown(grace), grace + 1.0)
         except asyncio.TimeoutError:
             self.log.warning("daemon.shutdown_timeout", grace=grace)
-        self.store.append(None, "daemon.stopped", pid=os.getpid())
+        except Exception as exc:  # a damaged log may refuse the last writes: stop all the same
+            if not is_damage(exc):
+                raise
+            self.log.error("daemon.stop_not_recorded", error=repr(exc))
+        try:
+            self.store.append(None, "daemon.stopped", pid=os.getpid())
+        except Exception as exc:
+            if not is_damage(exc):
+                raise
+            self.log.error("daemon.stop_not_recorded", error=repr(exc))
         self.log.info("daemon.stopped")
         self.store.close()
         self._lock.close()

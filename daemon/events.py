@@ -222,6 +222,21 @@ def _readable_events(path: Path) -> tuple[list[dict], int]:
     return rows, unreadable
 
 
+def is_damage(exc: BaseException) -> bool:
+    """True for SQLite's "the file is damaged" errors (corrupt page, not a database), not for busy or I/O."""
+    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorname", "") in (
+        "SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def damaged_while_running(path: Path, exc: BaseException) -> DamagedLog:
+    """The :class:`DamagedLog` for damage found after the start-up check passed."""
+    return DamagedLog(path, f"was found damaged while the daemon ran ({exc})",
+                      "A file being claimed at that moment stays in its job folder and is taken up again at the "
+                      "first start on a repaired log.\n" + _remedy_damaged(path).replace(
+                          "moviegen stopped before taking anything from the inbox", "moviegen stopped taking files "
+                          "from the inbox"))
+
+
 def _job_folders(jobs_dir: Path) -> int:
     try:
         return sum(1 for entry in Path(jobs_dir).iterdir() if entry.is_dir())

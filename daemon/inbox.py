@@ -287,6 +287,10 @@ class Inbox:
         try:
             return self.claim(name)
         except Exception as exc:  # bad input never stops the daemon
+            from daemon.events import is_damage
+
+            if is_damage(exc):  # but a damaged log does: each claim would vanish into state/jobs
+                raise
             self._log("inbox.claim_error", name=display_name(name), error=repr(exc), level="error")
             return []
 

@@ -153,3 +153,43 @@ def test_a_fresh_home_still_starts(tmp_path: Path, daemons) -> None:
     job = wait_for(lambda: daemon.job_of("first.md"), 20, "the claim", daemon)
     wait_for(lambda: daemon.state(job) == "done", 30, "the job", daemon)
     assert daemon.stop() == 0
+
+
+def test_damage_found_while_running_stops_the_claims_and_loses_nothing(tmp_path: Path, daemons) -> None:
+    """The content-hash index a claim reads is garbage after the start-up check passed: the first
+    claim meets the damage, the daemon stops (exit 4) instead of swallowing file after file, the
+    other dropped files stay in inbox/, and after `moviegen rebuild` every file becomes a video."""
+    daemon = home_with_history(tmp_path, daemons)
+    daemon.start()
+    conn = sqlite3.connect(daemon.db)
+    page = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events_submitted_sha256'").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(daemon.db, "r+b") as fh:
+        fh.seek((page - 1) * size)
+        fh.write(b"\xff" * size)
+    staging = daemon.home / "staging"
+    staging.mkdir()
+    names = [f"new-{i}.md" for i in range(3)]
+    for name in names:
+        (staging / name).write_text(f"# {name}\n\nPlease make me.\n")
+    for name in names:
+        os.rename(staging / name, daemon.home / "inbox" / name)
+    assert daemon.proc is not None
+    assert daemon.proc.wait(timeout=30) == EXIT_DAMAGED_LOG
+    log = daemon.log.read_text()
+    assert f"the event log {daemon.db} was found damaged while the daemon ran" in log
+    assert "moviegen rebuild" in log
+    left = sorted(p.name for p in (daemon.home / "inbox").iterdir())
+    assert len(left) >= 2 and set(left) <= set(names)  # at most the one claim that met the damage
+
+    result = daemon.cli("rebuild")
+    assert result.returncode == 0, result.stdout + result.stderr
+    daemon.start()
+    wait_for(lambda: sum(r["state"] == "done" for r in daemon.jobs().values()) == 6, 30, "all six videos", daemon)
+    assert daemon.stop() == 0
+    submitted = sorted(name for (name,) in daemon.query(
+        "SELECT json_extract(data, '$.name') FROM events WHERE kind = 'job.submitted'"))
+    assert submitted == sorted(["old-0.md", "old-1.md", "old-2.md", *names])
+    assert not list((daemon.home / "inbox").iterdir())
+    assert_projection(daemon.db)

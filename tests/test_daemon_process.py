@@ -80,6 +80,9 @@ def test_sigkill_mid_job_then_restart_resumes(tmp_path: Path, daemons) -> None:
     assert daemon.stop() == 0
 
     after = job_events(daemon, job, before)
+    assert after[:2] == [("stage.interrupted", "slides"), ("job.started", "fetch")]  # closed at the restart
+    assert daemon.query("SELECT json_extract(data, '$.reason'), json_extract(data, '$.attempt') FROM events"
+                        " WHERE kind = 'stage.interrupted'") == [("crash", 1)]
     assert ("stage.skipped", "fetch") in after and ("stage.skipped", "script") in after
     assert ("stage.skipped", "audio") in after
     assert ("stage.started", "slides") in after and ("stage.finished", "video") in after
@@ -139,6 +142,9 @@ def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path, daemons) -> N
     assert daemon.stop() == 0
     assert daemon.count("daemon.stopped") == 1
     assert daemon.state(job) == "audio"
+    assert job_events(daemon, job)[-1] == ("stage.interrupted", "audio")  # closed by the stop itself
+    assert daemon.query("SELECT json_extract(data, '$.reason') FROM events WHERE kind = 'stage.interrupted'") == [
+        ("shutdown",)]
     gate.unlink()
     daemon.start()
     wait_for(lambda: daemon.state(job) == "done", 30, "the job to finish", daemon)

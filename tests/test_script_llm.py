@@ -395,3 +395,34 @@ def test_cancel_hangs_up_a_request_in_flight(tmp_path, double):
     while double.hung_up < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert double.hung_up == 1 and len(double.requests) == 1
+
+
+def test_model_shows_code_and_tables_by_their_marks_and_never_speaks_urls(tmp_path, double):
+    """The article's code and table reach the model marked [V1], [V2]; a line's show puts one on screen;
+    URLs and markup in the model's lines are not spoken."""
+    article = {
+        "title": "型の対応", "language": "ja",
+        "blocks": [
+            {"type": "heading", "level": 2, "text": "整数"},
+            {"type": "paragraph", "text": "Rust と Python の整数は次のように対応します。"},
+            {"type": "table", "header": ["Rust", "Python"], "rows": [["u64", "int"]], "caption": ""},
+            {"type": "code", "language": "rust", "text": "let n: u64 = obj.extract()?;"},
+        ],
+    }
+    reply = copy.deepcopy(REPLY)
+    reply["sections"][0]["narrations"] = [
+        {"text": "対応は次の表のとおりです。", "reading": None, "persona_id": "narrator", "show": "V1"},
+        {"text": "詳しくは https://pyo3.rs を見てください。", "reading": "ショーサイワ", "persona_id": "narrator", "show": None},
+        {"text": "`u64` は **int** になります。", "reading": None, "persona_id": "narrator", "show": "V9"},
+        {"text": "変換のコードです。", "reading": None, "persona_id": "narrator", "show": "V2"},
+    ]
+    double.queue(reply_json(reply))
+    script = write_with_llm(article, llm_settings(tmp_path, double))
+    prompt = json.dumps(double.requests[-1].body["messages"], ensure_ascii=False)
+    assert "[V1]" in prompt and "[V2]" in prompt and "| Rust | Python |" in prompt
+    section = script.sections[0]
+    assert [v.kind for v in section.visuals] == ["table", "code"]
+    assert [n.show for n in section.narrations] == [0, None, None, 1]
+    texts = [n.text for n in section.narrations]
+    assert texts[1] == "詳しくはを見てください。" and texts[2] == "u64 は int になります。"
+    assert all("http" not in t and "*" not in t and "`" not in t for t in texts)

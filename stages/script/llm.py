@@ -54,6 +54,7 @@ from stages.netwait import Hangup, with_backoff
 from stages.script import prompts
 from stages.script.model import Script
 from stages.script.text import article_language, estimate_tokens, is_japanese, normalise_reading, reading_for
+from stages.script.visuals import speakable, visual_of
 
 if TYPE_CHECKING:
     from stages.settings import LLMSettings, Persona, Settings
@@ -74,6 +75,7 @@ class LLMNarration(BaseModel):
     text: str
     reading: str | None
     persona_id: str | None
+    show: str | None  # the label ("V2") of the article's code, table or formula this line puts on screen
 
 
 class LLMSlide(BaseModel):
@@ -156,6 +158,7 @@ def write_with_llm(
     images = _images(article)
     steps = 4
     progress(0, steps, "preparing the prompt")
+    visuals = visual_blocks(article)
     body, dropped = truncate_article(article, _article_budget(settings, japanese, personas, dialogue))
     if dropped:
         note("article truncated to fit llm.max_input_tokens", dropped_blocks=dropped, budget=settings.llm.max_input_tokens)
@@ -173,7 +176,7 @@ def write_with_llm(
         _check(cancel)
         progress(attempt, steps, "asking the model" if attempt == 1 else "asking the model again (invalid reply)")
         reply = client.complete(messages, schema)
-        script, errors = _validate_reply(reply.content, settings, images, personas, language)
+        script, errors = _validate_reply(reply.content, settings, images, personas, language, visuals)
         if script is not None:
             break
         messages = messages + [
@@ -196,10 +199,11 @@ def truncate_article(article: dict[str, Any], budget_tokens: int) -> tuple[str, 
     Room for every heading is reserved first; other blocks then go in, in order, while they fit
     in what is left, and after the first one that does not, only headings follow.
     """
+    labels = {id(block): label for label, block in visual_blocks(article).items()}
     rendered = [
         (block.get("type") == "heading", text)
         for block in article.get("blocks") or []
-        if isinstance(block, dict) and (text := _render_block(block))
+        if isinstance(block, dict) and (text := _render_block(block, labels.get(id(block))))
     ]
     costs = [estimate_tokens(text) + 1 for _, text in rendered]
     reserved = sum(cost for (is_heading, _), cost in zip(rendered, costs) if is_heading)
@@ -382,8 +386,15 @@ def extract_json(content: str) -> Any:
         raise ValueError(f"the reply is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
 
 
+def visual_blocks(article: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The article's code blocks, tables and display formulas by the label the model sees (``V1``…)."""
+    blocks = [b for b in article.get("blocks") or [] if isinstance(b, dict) and b.get("type") in ("code", "table", "math")]
+    return {f"V{n}": block for n, block in enumerate(blocks, 1)}
+
+
 def _validate_reply(
-    content: str, settings: "Settings", images: list[dict[str, Any]], personas: "list[Persona]", language: str
+    content: str, settings: "Settings", images: list[dict[str, Any]], personas: "list[Persona]", language: str,
+    visuals: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[Script | None, str]:
     try:
         data = extract_json(content)
@@ -401,6 +412,7 @@ def _validate_reply(
             for narration in section.get("narrations") or []:
                 if isinstance(narration, dict) and not narration.get("persona_id"):
                     narration["persona_id"] = default
+            _section_visuals(section, visuals or {}, is_japanese(language))
     try:
         script = Script.model_validate(data)
     except ValidationError as exc:
@@ -414,6 +426,37 @@ def _validate_reply(
     if images:
         script = _with_slide_images(script)
     return script, ""
+
+
+def _section_visuals(section: dict[str, Any], visuals: dict[str, dict[str, Any]], japanese: bool) -> None:
+    """Turn the model's ``show`` labels into the section's visuals, and keep only speakable lines.
+
+    A line whose text holds a URL, markup or code loses them (:func:`stages.script.visuals.speakable`;
+    its reading is then made again); a line left with nothing to say is dropped, unless it is the
+    section's last.
+    """
+    shown: list[str] = []
+    kept = []
+    narrations = [n for n in section.get("narrations") or [] if isinstance(n, dict)]
+    for narration in narrations:
+        label = narration.pop("show", None)
+        text = narration.get("text")
+        if isinstance(text, str):
+            spoken = speakable(text, japanese)
+            if spoken != " ".join(text.split()):
+                narration["reading"] = None
+            if not spoken:
+                continue
+            narration["text"] = spoken
+        if isinstance(label, str) and label in visuals and visual_of(visuals[label]) is not None:
+            if label not in shown:
+                shown.append(label)
+            narration["show"] = shown.index(label)
+        kept.append(narration)
+    if kept or not narrations:
+        section["narrations"] = kept + [n for n in section.get("narrations") or [] if not isinstance(n, dict)]
+    if shown:
+        section["visuals"] = [visual_of(visuals[label]).model_dump(exclude_none=True) for label in shown]
 
 
 def _with_slide_images(script: Script) -> Script:
@@ -481,8 +524,9 @@ def _article_budget(settings: "Settings", japanese: bool, personas: "list[Person
     return max(0, settings.llm.max_input_tokens - overhead - 200)
 
 
-def _render_block(block: dict[str, Any]) -> str:
+def _render_block(block: dict[str, Any], label: str | None = None) -> str:
     kind = block.get("type")
+    mark = f"[{label}]\n" if label else ""
     if kind == "heading":
         level = int(block.get("level") or 2)
         return "#" * max(1, min(level, 6)) + " " + _clean(block.get("text"))
@@ -493,9 +537,20 @@ def _render_block(block: dict[str, Any]) -> str:
     if kind == "list":
         items = [i for i in block.get("items") or [] if isinstance(i, str)]
         return "\n".join(f"{n + 1}. {_clean(i)}" if block.get("ordered") else f"- {_clean(i)}" for n, i in enumerate(items))
+    if kind == "admonition":
+        return "> " + _clean(block.get("text")) if _clean(block.get("text")) else ""
     if kind == "code":
         text = str(block.get("text") or "").strip("\n")
-        return f"```\n{text}\n```" if text else ""
+        return f"{mark}```{_clean(block.get('language'))}\n{text}\n```" if text else ""
+    if kind == "math":
+        text = str(block.get("text") or "").strip()
+        return f"{mark}$$\n{text}\n$$" if text else ""
+    if kind == "table":
+        rows = [block.get("header") or [], *(block.get("rows") or [])]
+        lines = ["| " + " | ".join(_clean(c) for c in row) + " |" for row in rows if row]
+        if block.get("header") and lines:
+            lines.insert(1, "|" + "---|" * len(block["header"]))
+        return mark + "\n".join(lines) if lines else ""
     return ""
 
 

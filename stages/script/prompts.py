@@ -35,13 +35,17 @@ PHRASES_JA = """【ナレーション】
 - 話し言葉で書く。各 narrations の要素は1フレーズ（字幕1枚分）で、40文字程度まで。長い文は読点や助詞の後など自然な位置で分ける。
 - 専門用語は噛み砕いて説明する。
 - 各セクションの slide には heading（短い見出し）と bullets（2〜5個、各25文字以内）を書く。
-- 記事の画像一覧にセクションの内容と直接関係する画像があれば、その URL を source_image_url に入れる。なければ null。"""
+- 記事の画像一覧にセクションの内容と直接関係する画像があれば、その URL を source_image_url に入れる。なければ null。
+- 記事のコード・表・数式には [V1] のような印がある。それを紹介する行（「次のコードを見てみましょう」など）の show にその印（"V1"）を入れると画面に表示される。ほかの行の show は null。
+- コード、表のセルの中身、数式の記号、URL、@ユーザー名は読み上げない。リンクはその文字だけを話す。"""
 
 PHRASES_EN = """[Narration]
 - Spoken language. Each element of narrations is one phrase (one subtitle), at most about 15 words; split long sentences at commas or before conjunctions.
 - Explain jargon in plain words.
 - Each section's slide has a short heading and 2 to 5 bullets of at most 10 words.
-- If the article's image list has an image directly about the section, put its URL in source_image_url; otherwise null."""
+- If the article's image list has an image directly about the section, put its URL in source_image_url; otherwise null.
+- The article's code, tables and formulas are marked like [V1]. On the line that introduces one ("Here is the code"), set show to its mark ("V1") to put it on screen; on other lines show is null.
+- Never read out code, table cells, formula symbols, URLs or @handles. Say only a link's words."""
 
 READING_JA = """【reading（読み）の規則 — 音声合成が読む文字列。字幕は text を表示する】
 - すべてカタカナで書く（ひらがな・漢字・英字・数字・空白は使わない）。句読点は「、。！？」だけ使ってよい。
@@ -74,11 +78,11 @@ One narrator tells the story (persona_id "{persona}")."""
 
 FORMAT_JA = """【出力】
 次の形のJSONオブジェクトだけを出力する（コードフェンスや説明文は不要）:
-{{"title": 動画タイトル, "description": 動画の説明, "sections": [{{"title": セクション名, "narrations": [{{"text": 字幕の文, "reading": カタカナの読み, "persona_id": 話者id}}], "slide": {{"heading": 見出し, "bullets": [箇条書き]}}, "source_image_url": 画像URLまたはnull}}]}}"""
+{{"title": 動画タイトル, "description": 動画の説明, "sections": [{{"title": セクション名, "narrations": [{{"text": 字幕の文, "reading": カタカナの読み, "persona_id": 話者id, "show": 印またはnull}}], "slide": {{"heading": 見出し, "bullets": [箇条書き]}}, "source_image_url": 画像URLまたはnull}}]}}"""
 
 FORMAT_EN = """[Output]
 Output only a JSON object of this shape (no code fences, no commentary):
-{{"title": video title, "description": video description, "sections": [{{"title": section name, "narrations": [{{"text": subtitle text, "reading": null, "persona_id": speaker id}}], "slide": {{"heading": heading, "bullets": [bullets]}}, "source_image_url": image URL or null}}]}}"""
+{{"title": video title, "description": video description, "sections": [{{"title": section name, "narrations": [{{"text": subtitle text, "reading": null, "persona_id": speaker id, "show": mark or null}}], "slide": {{"heading": heading, "bullets": [bullets]}}, "source_image_url": image URL or null}}]}}"""
 
 ARTICLE_JA = """【記事】
 タイトル: {title}

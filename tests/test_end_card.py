@@ -87,7 +87,12 @@ def test_the_card_lists_the_cast_and_the_voice_credits(tmp_path):
     from stages.video.endcard import end_card_lines
 
     lines = [text for _, text in end_card_lines(["ずんだもん"], [MEI, VOICEVOX_CREDIT], "ja")]
-    assert lines == ["クレジット", "出演", "ずんだもん", "音声", MEI, VOICEVOX_CREDIT]
+    # the engine's 「音声: 」 prefix is not repeated under the 音声 label
+    assert lines == ["クレジット", "出演", "ずんだもん", "音声", MEI.removeprefix("音声: "), VOICEVOX_CREDIT]
+    from stages.video.endcard import _wrap
+
+    assert _wrap(MEI, 30, len) == ['音声: HTS Voice "Mei" (MMDAgent)', "CC BY 3.0", "Nagoya Institute of Technology"]
+    assert _wrap(MEI, 40, len) == ['音声: HTS Voice "Mei" (MMDAgent) CC BY 3.0', "Nagoya Institute of Technology"]
 
 
 def _args(job):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from stages.settings import Settings
 
 HEADING = {"ja": "クレジット", "en": "Credits"}
+_VOICE_PREFIX = re.compile(r"^(音声合成|音声|Voice)\s*[:：]\s*")
 CAST = {"ja": "出演", "en": "Cast"}
 VOICES = {"ja": "音声", "en": "Voices"}
 
@@ -98,7 +100,8 @@ def end_card_lines(cast: list[str], credits: list[str], lang: str) -> list[tuple
         lines.append(("body", " / ".join(cast)))
     if credits:
         lines.append(("label", VOICES[lang]))
-        lines.extend(("body", credit) for credit in credits)
+        # under the 音声 label an engine's own 「音声: …」 prefix would say it twice
+        lines.extend(("body", _VOICE_PREFIX.sub("", credit, count=1) or credit) for credit in credits)
     return lines
 
 
@@ -115,7 +118,7 @@ def draw_end_card(cast: list[str], credits: list[str], lang: str, settings: "Set
     face = find_font_face(theme.font, lang=lang)
     bold = find_font_face(theme.font, lang=lang, bold=True)
     key = hashlib.sha256(json.dumps(
-        [1, lines, width, height, theme.background, theme.accent, theme.text, str(face.path), str(bold.path),
+        [3, lines, width, height, theme.background, theme.accent, theme.text, str(face.path), str(bold.path),
          safe.model_dump(mode="json")], ensure_ascii=False,
     ).encode()).hexdigest()[:16]  # fmt: skip
     path = Path(base_dir).resolve() / f"end-card-{width}x{height}-{key}.png"
@@ -131,17 +134,19 @@ def draw_end_card(cast: list[str], credits: list[str], lang: str, settings: "Set
     image = Image.new("RGB", (width, height), theme.background)
     draw = ImageDraw.Draw(image)
     laid: list[tuple[Any, str, str, float]] = []  # (font, text, colour, line height)
-    for kind, text in lines:
+    for kind, whole in lines:
         font_face = bold if kind != "body" else face
-        size = sizes[kind]
-        font = ImageFont.truetype(str(font_face.path), round(size), index=font_face.index)
-        # a long credit shrinks to fit the column (down to 70 %), then wraps at spaces
-        if font.getlength(text) > column:
-            size = max(size * 0.7, size * column / font.getlength(text))
+        # a credit splits at its dash (the licence, then the holder), each part keeping full size
+        # when it fits, else shrinking (down to 70 %) and then wrapping at spaces
+        for text in whole.split(" — ") if kind == "body" else [whole]:
+            size = sizes[kind]
             font = ImageFont.truetype(str(font_face.path), round(size), index=font_face.index)
-        for part in _wrap(text, column, font.getlength):
-            gap = 1.6 if kind == "heading" else (1.1 if kind == "label" else 1.35)
-            laid.append((font, part, colours[kind], size * gap))
+            if font.getlength(text) > column:
+                size = max(size * 0.7, size * column / font.getlength(text))
+                font = ImageFont.truetype(str(font_face.path), round(size), index=font_face.index)
+            for part in _wrap(text, column, font.getlength):
+                gap = 1.7 if kind == "heading" else (1.45 if kind == "label" else 1.35)
+                laid.append((font, part, colours[kind], size * gap))
         if kind == "body":
             laid[-1] = (*laid[-1][:3], laid[-1][3] + size * 0.5)  # room before the next label
     total = sum(h for *_, h in laid)
@@ -173,9 +178,13 @@ def _cast(settings: "Settings", narration: list[NarrationClip]) -> list[str]:
 
 
 def _wrap(text: str, width: float, measure) -> list[str]:
-    """Greedy lines no wider than ``width``, broken at spaces when there are any, else anywhere."""
+    """Lines no wider than ``width``: split at a dash (「… CC BY 3.0 — Nagoya Institute of Technology」
+    keeps the licence and the holder whole), then greedily at spaces when there are any, else anywhere."""
     if measure(text) <= width:
         return [text]
+    if " — " in text:
+        head, tail = text.split(" — ", 1)
+        return _wrap(head, width, measure) + _wrap(tail, width, measure)
     words = text.split(" ") if " " in text else list(text)
     joiner = " " if " " in text else ""
     lines: list[str] = []

@@ -36,18 +36,38 @@ export interface Bgm {
 	volume: number;
 }
 
+/** Idle motion: the character rises by ``lift(t)`` px (whole pixels) and settles, every ``period`` s. ``lift(t) = round(amplitude * (1 - cos(2π (t / period + phase))) / 2)``; ``y`` already sits ``amplitude`` px low (the bottom edge hidden below the frame), so a lift never shows a gap. */
+export interface Breath {
+	/** px */
+	amplitude: number;
+	/** seconds */
+	period: number;
+	/** fraction of a period at t = 0 */
+	phase?: number;
+}
+
 export interface Chapter {
 	start: number;
 	title: string;
 }
 
-/** A speaking persona's character, drawn in ``visible`` (the whole video) at a fixed place. ``base`` is drawn, except in ``mouth_open_intervals`` (``mouth_open`` image) and ``blinks`` (``eyes_closed`` image; ``mouth_open`` wins when both apply and there is no combined image). */
+/** A speaking persona's character, drawn in ``visible`` (the whole video) at a fixed place. With ``expressions`` (timelines since characters gained them): at time ``t`` the character shows ``expressions[e].eyes_(closed if t in blinks else open).<mouth>``, where ``e`` is the expression of the ``expression_spans`` entry holding ``t`` (else ``default_expression``) and ``<mouth>`` the ``mouth`` span's state (else closed); in ``dimmed`` (another persona is the one speaking) its colours are multiplied by ``dim``; ``breath`` raises it by a pixel or two. Without ``expressions`` (older timelines): ``base`` is drawn, except in ``mouth_open_intervals`` (``mouth_open`` image) and ``blinks`` (``eyes_closed`` image; ``mouth_open`` wins when both apply). ``base``, ``mouth_open`` and ``eyes_closed`` are always filled in from the default expression. */
 export interface CharacterTrack {
 	base: string;
 	blinks?: Array<[number, number]>;
+	breath?: Breath | null;
+	default_expression?: string | null;
+	/** colour multiplier in `dimmed` */
+	dim?: number;
+	/** while another persona is the one speaking */
+	dimmed?: Array<[number, number]>;
+	expression_spans?: Array<ExpressionSpan>;
+	expressions?: Record<string, ExpressionImages>;
 	eyes_closed?: string | null;
 	/** px */
 	height: number;
+	/** from the clips' loudness, within `speaking` */
+	mouth?: Array<MouthSpan>;
 	mouth_open?: string | null;
 	/** from the clips' loudness envelopes, within `speaking` */
 	mouth_open_intervals?: Array<[number, number]>;
@@ -62,6 +82,33 @@ export interface CharacterTrack {
 	x: number;
 	/** px, top edge */
 	y: number;
+}
+
+/** An expression's pictures, by eye state then mouth state; each a whole picture of the character. */
+export interface ExpressionImages {
+	eyes_closed: MouthImages;
+	eyes_open: MouthImages;
+}
+
+/** The character shows ``expression`` in ``[start, end)``. */
+export interface ExpressionSpan {
+	end: number;
+	expression: string;
+	start: number;
+}
+
+/** One picture per mouth state (absolute paths; several may be the same file). */
+export interface MouthImages {
+	closed: string;
+	half: string;
+	open: string;
+}
+
+/** The mouth is ``state`` in ``[start, end)`` (closed outside every span). */
+export interface MouthSpan {
+	end: number;
+	start: number;
+	state: "half" | "open";
 }
 
 /** One phrase's audio, placed at ``start``. */
@@ -102,7 +149,7 @@ export interface SlideClip {
 	transition_in?: Transition;
 }
 
-/** One subtitle: exactly its phrase's clip interval; text already wrapped. */
+/** One subtitle: its phrase's clip interval, or a consecutive part of it when the phrase is too long for one cue; text already wrapped. */
 export interface SubtitleCue {
 	/** #rrggbb */
 	color: string;

@@ -75,7 +75,7 @@ class NarrationClip(_Model):
 
 
 class SubtitleCue(_Model):
-    """One subtitle: exactly its phrase's clip interval; text already wrapped."""
+    """One subtitle: its phrase's clip interval, or a consecutive part of it when the phrase is too long for one cue; text already wrapped."""
 
     phrase_id: str
     section: int = Field(ge=0)

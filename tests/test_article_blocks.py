@@ -226,6 +226,7 @@ def test_extract_json_shows_the_model(tmp_path):
         ("Rust: a primer - Blog", "Blog", None, "Rust: a primer"),
         ("ZDNet", "ZDNet", None, "ZDNet"),
         ("Storm - closes - schools", "Other", None, "Storm - closes - schools"),
+        ("LinkNaija | Nigeria's news: Actress Is Stunning", "LinkNaija | Nigeria's news", None, "Actress Is Stunning"),
     ],
 )
 def test_title_loses_the_site_suffix(title, site, url, expected):

@@ -161,6 +161,13 @@ def strip_site(title: str | None, site: str | None, url: str | None = None) -> s
     """
     if not title:
         return title
+    if site and len(title) > len(site) + 3:  # a site name that holds separators itself
+        if title.casefold().startswith(site.casefold()) and (rest := re.sub(r"^[\s\-|–—:·•»]+", "", title[len(site):])):
+            if rest != title[len(site):]:
+                return rest
+        if title.casefold().endswith(site.casefold()) and (rest := re.sub(r"[\s\-|–—:·•»]+$", "", title[: -len(site)])):
+            if rest != title[: -len(site)]:
+                return rest
     names = {_squash(n) for n in (site, *_host_names(url)) if n}
     names.discard("")
     if not names:

@@ -56,6 +56,10 @@ def union(i, j, cluster):
 ## まとめ
 
 Union-Findは単純ですが強力です。
+
+## 参考文献
+
+- R. H. Swendsen, J.-S. Wang, Phys. Rev. Lett. 58, 86 (1987).
 """
 
 
@@ -112,7 +116,8 @@ def test_the_articles_lead_in_shows_code(script):
 
 
 def test_the_articles_own_summary_is_the_closing(script):
-    """The article's まとめ and the recap are one closing section; the title card is its own section first."""
+    """The article's まとめ and the recap are one closing section (its references left out); the title card
+    is its own section first."""
     titles = [s.title for s in script.sections]
     assert titles.count("まとめ") == 1 and titles[-1] == "まとめ"
     closing = script.sections[-1]

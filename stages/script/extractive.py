@@ -8,6 +8,7 @@ Sections:
     :data:`GROUP_CHARS` characters (CJK) or :data:`GROUP_WORDS` words, labelled 「その1」 / "Part 1"
     (never a sentence fragment). A section with nothing to say (only code, say) is left out. An
     article's own closing part (「まとめ」, "Summary"…) is not a body section: it opens the closing.
+    A part of references (「参考文献」, "References"…) holds citations, not prose: it is left out.
 
 Narration:
     Paragraphs, quotes, admonitions (not a collapsed :::details) and list items (each item one
@@ -106,6 +107,8 @@ MAX_BULLETS = 4
 SECTION_PAUSE_SECONDS = 1.0
 MIN_SECTION_SECONDS = 20.0
 _LISTED_TITLES = 5
+_REFERENCES = {"参考文献", "参考", "参考リンク", "参考資料", "参考記事", "関連記事", "リンク", "references", "reference",
+               "links", "furtherreading", "seealso", "sources", "bibliography"}
 _SUMMARIES = {"まとめ", "おわりに", "終わりに", "さいごに", "最後に", "結論", "結び", "summary", "conclusion", "conclusions",
               "wrappingup", "inconclusion", "finalthoughts"}
 
@@ -205,6 +208,7 @@ def write_extractive(
     if not drafts:
         raise InputError("the article has no text to narrate (only code, images or nothing at all)")
 
+    drafts = [d for d in drafts if _plain(d.title) not in _REFERENCES] or drafts  # citations are not said
     summary = drafts.pop() if len(drafts) > 1 and drafts[-1].is_summary else None
     opening = writer.draft_text(words["intro"], _opening_words(title, drafts, words))
     closing = _closing(writer, summary, title, drafts, words)

@@ -17,6 +17,16 @@ Prints ``name=value`` lines, per article (``<name>.<figure>``) and in total:
 - ``script_ms``: the script stage's time (writing and validating, after a warm-up article; goal < 1000);
 - ``sections`` and ``fragment_titles``: section titles that are sentence fragments rather than
   headings or labels (goal 0).
+
+With ``--video N`` the first N Markdown articles are also made into real videos (offline voice,
+``--size`` 640x360 by default, the product's length budget) and, per video:
+
+- ``static_s``: the longest time the slide area (above the subtitle band) stays unchanged, from
+  the decoded video at 5 frames a second (goal <= 30, aim 20);
+- ``code_on_slide`` / ``tables_on_slide``: the script's code blocks and tables that some picture
+  on the video's slide track shows (compare with ``video_code`` / ``video_tables``, those the script
+  carries);
+- ``pictures``: pictures on the slide track; ``make_s``: the time to make the video.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -47,6 +59,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="at most N inputs of each set (0: all)")
     parser.add_argument("--max-minutes", type=float, default=30.0,
                         help="script.max_minutes (default 30, so no part is trimmed away; the product's default is 5)")
+    parser.add_argument("--video", type=int, default=0, help="also render the first N Markdown articles (0: none)")
+    parser.add_argument("--size", default="640x360", help="the rendered videos' size (WxH)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-content-") as tmp:
         home = Path(tmp)
@@ -75,6 +89,59 @@ def main() -> None:
             print(f"total.{key}={value:g}")
         print(f"script_ms_mean={sum(times) / max(1, len(times)):.1f}")
         print(f"script_ms_max={max(times, default=0):.1f}")
+        if args.video:
+            _videos([p for _n, p in inputs if p.suffix == ".md"][: args.video], home, args.size)
+
+
+def _videos(paths: list[Path], home: Path, size: str) -> None:
+    """Make each article into a video and print the slide figures (module docstring)."""
+    import json
+    import subprocess
+
+    from daemon.app import make_video
+
+    width, height = (int(v) for v in size.lower().split("x"))
+    settings = load_settings(home=home / "video-home", video={"width": width, "height": height})
+    worst = 0.0
+    totals: dict[str, float] = {}
+    for path in paths:
+        work = home / "jobs" / path.stem
+        started = time.perf_counter()
+        out = make_video(str(path), home / "out" / f"{path.stem}.mp4", settings, work_dir=work)
+        made = time.perf_counter() - started
+        timeline = json.loads((work / "timeline.json").read_text("utf-8"))
+        index = json.loads((work / "slides" / "index.json").read_text("utf-8"))
+        shown_paths = {c["image"] for c in timeline["slides"] if c["end"] > c["start"]}
+        shown = {(p["section"], p["kind"], p["group"]) for p in index.get("pictures", [])
+                 if str(Path(p["path"]).resolve()) in shown_paths}
+        from stages.script.loader import load_script
+
+        script = load_script(work / "script.yaml")
+        carried = {k: sum(1 for s in script.sections for v in s.visuals if v.kind == k) for k in ("code", "table")}
+        band = 1 - settings.slides.safe_area.subtitle_band
+        raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-vf",
+                              f"fps=5,crop=iw:trunc(ih*{band:.3f}/2)*2:0:0,scale=160:72", "-f", "rawvideo",
+                              "-pix_fmt", "gray", "-"], capture_output=True, check=True).stdout
+        rows = 72
+        frames = np.frombuffer(raw, dtype=np.uint8)
+        frames = frames[: len(frames) // (160 * rows) * 160 * rows].reshape(-1, rows, 160).astype(np.int16)
+        changes = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2)) > 0.5
+        longest = run = 0
+        for changed in changes:
+            run = 0 if changed else run + 1
+            longest = max(longest, run)
+        figures = {"static_s": round((longest + 1) / 5, 1), "pictures": len(timeline["slides"]),
+                   "video_code": carried["code"], "code_on_slide": sum(1 for s in shown if s[1] == "code"),
+                   "video_tables": carried["table"], "tables_on_slide": sum(1 for s in shown if s[1] == "table"),
+                   "duration_s": round(timeline["duration"], 1), "make_s": round(made, 1)}
+        worst = max(worst, figures["static_s"])
+        for key, value in figures.items():
+            print(f"{path.stem}.{key}={value}", flush=True)
+            totals[key] = totals.get(key, 0) + value
+    print(f"videos={len(paths)}")
+    for key in ("video_code", "code_on_slide", "video_tables", "tables_on_slide"):
+        print(f"total.{key}={totals.get(key, 0):g}")
+    print(f"max_static_s={worst}")
 
 
 def _inputs(ja: Path, articles: Path, tmp: Path, limit: int) -> list[tuple[str, Path]]:

@@ -120,3 +120,16 @@ def test_code_and_table_pictures_appear_in_the_rendered_video_when_their_line_st
     assert np.median(band[:, 1]) > np.median(band[:, 0]) + 20  # the header band's accent green
     assert np.abs(table[upper].astype(int) - code[upper].astype(int)).mean() > 5
     assert np.abs(title[upper].astype(int) - at(starts["000-001"] + 0.7)[upper].astype(int)).mean() > 2
+
+
+def test_marked_bullets_are_kept_and_a_long_run_after_the_last_one_gets_more():
+    tail = ["可視変数は見える量です。", "隠れ変数は見えない量です。", "バイアスはなりやすさです。", "重みはつながりの強さです。",
+            "制限ボルツマンマシンと呼びます。", "生成モデルになっています。"]
+    s = section([{"text": "状態を数えます。", "bullet": 0}, {"text": "エネルギーを定義します。", "bullet": 1}, *tail],
+                slide={"bullets": ["状態", "エネルギー"]})
+    bullets, beats = plan_beats(s, first=False, layout="bullets", bullets=["状態", "エネルギー"], durations=[5.0] * 8,
+                                visual_pages=[], language="ja")
+    assert bullets[:2] == ["状態", "エネルギー"] and len(bullets) > 2
+    assert [state.current for _, state in beats][:2] == [0, 1]
+    starts = [line for line, _ in beats] + [8]
+    assert max((b - a) * 5.0 for a, b in zip(starts, starts[1:])) <= HOLD_SECONDS

@@ -5,7 +5,8 @@ slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what th
 
 - **Title card.** The first section opens with the video's title card, alone, for its first line;
   its own content follows from the second line (a one-line first section shows both in turn).
-- **Bullets follow the words.** In a section whose lines mark no bullet, bullet *j* is marked from
+- **Bullets follow the words.** A line's ``bullet:`` is kept. In a section whose lines mark no
+  bullet, bullet *j* is marked from
   the line that says it (the line sharing the most character pairs with it, in order), else from
   the line where the section's time reaches *j / n*; before the first one, no bullet is marked.
 - **Nothing static for long.** A visual stays for at most :data:`HOLD_SECONDS` per page, then the
@@ -77,8 +78,8 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
         states[i] = current
         if current is not None and current.kind == "visual":
             held += durations[i]
-    if own == "bullets" and not explicit:
-        bullets = _auto_bullets(lines, states, bullets, durations, language)
+    if own == "bullets":
+        bullets = _auto_bullets(lines, states, bullets, durations, language, explicit)
     else:
         for i in range(n):
             if states[i] is None:
@@ -96,13 +97,18 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
     return bullets, beats
 
 
-def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float], language: str) -> list[str]:
-    """Mark bullets on the lines that say them (module docstring); fills ``states`` in place."""
-    free = [i for i, s in enumerate(states) if s is None]
+def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float], language: str,
+                  explicit: bool) -> list[str]:
+    """Mark bullets on the lines that say them, or keep the script's marks, and add bullets where
+    one would stay marked too long (module docstring); fills ``states`` in place."""
+    free = [i for i, s in enumerate(states) if s is None or s.kind == "bullets"]
     if not free:
         return bullets
-    starts = _match(bullets, [lines[i].text for i in free], [durations[i] for i in free])
-    marks = {free[k]: j for j, k in enumerate(starts)}
+    if explicit:
+        marks = {i: lines[i].bullet for i in free if lines[i].bullet is not None}
+    else:
+        starts = _match(bullets, [lines[i].text for i in free], [durations[i] for i in free])
+        marks = {free[k]: j for j, k in enumerate(starts)}
     bullets = list(bullets)
     for _ in range(12):  # add bullets where one would stay marked too long
         long = _longest_run(free, marks, durations)

@@ -196,3 +196,29 @@ def test_image_backend_gets_prompts_for_sections_without_pictures(tmp_path):
     assert prompts["写真"] is None and prompts["記事"] is None and prompts["まとめ"] is None
     plain = load_script(generate_script(tmp_path / "article.json", tmp_path, load_settings(home=tmp_path)), settings)
     assert all(s.slide_prompt is None for s in plain.sections)
+
+
+@pytest.mark.parametrize(
+    "sentence, language, limit, bullet",
+    [
+        ("Union-Findアルゴリズムは、グラフ系でよく使われるアルゴリズムですが、物性物理においても重要な役割を果たします。",
+         "ja", 30, "Union-Findアルゴリズム"),
+        ("さて、Union-Findアルゴリズムは単純なわりに強力なアルゴリズムなのですが、その実装は現代の計算機と相性がよくありません。",
+         "ja", 30, "Union-Findアルゴリズムは単純なわりに強力"),
+    ],
+)
+def test_bullets_never_dangle_even_where_the_clause_analysis_fails(sentence, language, limit, bullet):
+    """Mixed Latin/Japanese text the analysis cannot align still gives a bullet without a particle end
+    or a leading 「さて、」."""
+    from stages.script.text import bullet_of
+
+    assert bullet_of(sentence, language, limit) == bullet
+
+
+def test_english_bullets_never_end_on_a_possessive():
+    """"…for Minnesota’s" waits for its noun: it is no clean end."""
+    from stages.script.text import bullet_ends_cleanly
+
+    assert not bullet_ends_cleanly("Schools closed for Minnesota’s", "en")
+    assert not bullet_ends_cleanly("Schools closed for Minnesota's", "en")
+    assert bullet_ends_cleanly("Schools closed for Minnesota's students", "en")

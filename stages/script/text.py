@@ -542,7 +542,7 @@ def bullet_of(sentence: str, language: str | None, limit: int) -> str:
     if not sentence:
         return ""
     if is_japanese(language):
-        return _japanese_bullet(sentence, limit)
+        return _clean_japanese_ends(_japanese_bullet(sentence, limit))
     if is_cjk_language(language):
         whole = sentence.rstrip("。．.")
         return whole if len(whole) <= limit else shorten(sentence, language, limit)
@@ -558,7 +558,29 @@ def bullet_ends_cleanly(bullet: str, language: str | None) -> bool:
         return not bullet.endswith(BULLET_FORBIDDEN_JA) or bullet.endswith(_ALLOWED_JA)
     if bullet[-1] in ",;:—–":
         return False
-    return bullet.split(" ")[-1].lower().strip("\"'“”‘’()").rstrip(".") not in BULLET_FORBIDDEN_EN
+    last = bullet.split(" ")[-1].lower().strip("\"“”()").rstrip(".")
+    if re.search(r"['’]s?$", last):  # a possessive ("Minnesota’s") waits for its noun
+        return False
+    return last.strip("'‘’") not in BULLET_FORBIDDEN_EN
+
+
+_JA_DANGLING = re.compile(r"(?:ており|ので|けど|から|たら|なら|[てでとがばはをにへやな、，「（])$")
+_JA_OPENERS = re.compile(r"^(?:さて|まず|また|では|なお|ところで|つまり|ちなみに|そこで|一方|しかし|ただし)、")
+
+
+def _clean_japanese_ends(bullet: str) -> str:
+    """The last guard of a Japanese bullet: no leading discourse marker (「さて、」), no dangling end.
+
+    The clause analysis can fail on mixed text (its words do not align with the sentence); what
+    it then returns may end on a particle (「Union-Findアルゴリズムは」) or a prenominal 「な」.
+    Such endings are dropped while what remains is long enough to say something.
+    """
+    bullet = _JA_OPENERS.sub("", bullet.strip())
+    while bullet and not bullet.endswith(_ALLOWED_JA) and (match := _JA_DANGLING.search(bullet)):
+        if match.start() < 2:
+            return ""
+        bullet = bullet[: match.start()].rstrip("、， ")
+    return bullet
 
 
 def _balanced(text: str) -> bool:

@@ -222,3 +222,13 @@ def test_english_bullets_never_end_on_a_possessive():
     assert not bullet_ends_cleanly("Schools closed for Minnesota’s", "en")
     assert not bullet_ends_cleanly("Schools closed for Minnesota's", "en")
     assert bullet_ends_cleanly("Schools closed for Minnesota's students", "en")
+
+
+def test_code_before_the_first_heading_is_still_shown(tmp_path):
+    """A listing that opens the article (before any heading) gets an introduction section that shows it."""
+    article = parse_markdown("# 使い方\n\n```sh\npip install moviegen\n```\n\n## 起動\n\nデーモンを起動します。\n", name="t")
+    script = write_extractive(article, load_settings(home=tmp_path))
+    shown = [(s.title, v.kind) for s in script.sections for v in s.visuals]
+    assert shown == [("はじめに", "code")]
+    intro = script.sections[1]
+    assert intro.narrations[0].show == 0 and "pip" not in intro.narrations[0].text

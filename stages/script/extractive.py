@@ -271,7 +271,7 @@ def _group(article: dict[str, Any], title: str, language: str, words: dict[str, 
         else:
             current.blocks.append(block)
     lead_image = None
-    if any(b.get("type") in ("paragraph", "list", "quote") for b in lead.blocks):
+    if any(b.get("type") in ("paragraph", "list", "quote", "admonition", "code", "table", "math") for b in lead.blocks):
         sections.insert(0, lead)
     else:
         lead_image = next((b for b in lead.blocks if b.get("type") == "image" and b.get("src")), None)

@@ -46,6 +46,8 @@ def readable(tex: str) -> list[str]:
     text = re.sub(r"\\(?:quad|qquad|,|;|!|:)", " ", text)
     text = _commands(text)
     text = re.sub(r"\\([A-Za-z]+)", lambda m: SYMBOLS.get(m.group(1), m.group(0)), text)
+    # W_{ac} -> W_ac when nothing that could join the subscript follows (W_{ac}v_a keeps its braces)
+    text = re.sub(r"([_^])\{([A-Za-z0-9]{1,3})\}(?![A-Za-z0-9])", r"\1\2", text)
     text = text.replace("&", "")
     lines = [" ".join(part.split()) for part in re.split(r"\\\\|\n", text)]
     return [line for line in lines if line] or [tex.strip()]

@@ -232,3 +232,15 @@ def test_code_before_the_first_heading_is_still_shown(tmp_path):
     assert shown == [("はじめに", "code")]
     intro = script.sections[1]
     assert intro.narrations[0].show == 0 and "pip" not in intro.narrations[0].text
+
+
+def test_a_dialogue_never_says_a_parts_label(tmp_path):
+    """In a conversation about an article without headings, the host asks without naming 「その1」."""
+    settings = load_settings(home=tmp_path, personas=[{"id": "a", "name": "A"}, {"id": "b", "name": "B"}],
+                             default_persona="a", script={"style": "dialogue"})
+    paragraphs = [{"type": "paragraph", "text": f"段落{i}の最初の文です。" + "内容を説明する文がここに続きます。" * 8}
+                  for i in range(6)]
+    script = write_extractive({"title": "見出しのない記事", "language": "ja", "blocks": paragraphs}, settings)
+    assert [s.title for s in script.sections[1:-1]][:2] == ["その1", "その2"]
+    said = "".join(n.text for _s, _i, n in script.phrases())
+    assert "その1" not in said and "その2" not in said

@@ -127,6 +127,8 @@ def _words(japanese: bool) -> dict:
 def _question(heading: str, index: int, is_intro: bool, words: dict) -> list[str]:
     if is_intro:
         return [words["intro_ask"]]
+    if not heading.strip():  # a part with no title of its own (その1): asked about without naming it
+        return [words["intro_ask"] if index == 0 else words["asks"][(index - 1) % len(words["asks"])]]
     if heading.rstrip().endswith(("？", "?")):
         return [heading]
     if heading.strip().casefold() in _SUMMARIES:

@@ -530,7 +530,8 @@ def _conversation(
         paragraphs: dict[int, list[str]] = {}
         for sentence in draft.sentences:
             paragraphs.setdefault(sentence.paragraph, []).append(sentence.text)
-        lines = dialogue.part(draft.title, list(paragraphs.values()), index, is_intro=draft.is_intro, japanese=japanese)
+        heading = "" if draft.is_label else draft.title  # a label is not said
+        lines = dialogue.part(heading, list(paragraphs.values()), index, is_intro=draft.is_intro, japanese=japanese)
         index += 0 if draft.is_intro else 1
 
         def narrate(marks: dict[int, dict[str, int]], draft: _Draft = draft, lines: list = lines) -> list[Narration]:

@@ -323,7 +323,9 @@ def test_the_video_stage_shows_a_section_override_around_the_slide_panel(tmp_pat
     assert [s["transparent"] for s in index["slides"]] == [False, True]
     video = render_video(job, job / "video.mp4", settings)
     timeline = json.loads((job / "timeline.json").read_text("utf-8"))
-    plain, red = timeline["slides"]
+    # a picture per beat: section 0 opens with the title card, section 1 shows its marked bullets
+    plain = next(c for c in timeline["slides"] if c["section"] == 0)
+    red = next(c for c in timeline["slides"] if c["section"] == 1)
     second = frame_at(video, (red["start"] + red["end"]) / 2 + 0.35, ARTIFACTS / "override-frame.png")
     first = frame_at(video, plain["start"] + 0.3, ARTIFACTS / "plain-frame.png")
 
@@ -333,7 +335,7 @@ def test_the_video_stage_shows_a_section_override_around_the_slide_panel(tmp_pat
     for x, y in ((4, 4), (315, 4), (4, 100), (315, 100), (160, 4)):
         assert is_red(second[y, x]), f"override not visible at ({x},{y}): {second[y, x]}"
         assert np.abs(first[y, x] - np.array(parse_colour("#10233f"))).max() < 16, first[y, x]
-    slide = index["slides"][1]
+    slide = next(p for p in index["pictures"] if p["section"] == 1)  # the picture shown
     panel = boxes_of(slide, "panel")[0]
     heading = boxes_of(slide, "heading")[0]
     # inside the panel, left of the text: the theme's colour at 72% over red, clearly not red

@@ -131,6 +131,38 @@ def test_folder_source_composites_each_pose_once_into_the_cache(tmp_path):
     assert again == pictures and [f.stat().st_mtime_ns for f in files] == stamps
 
 
+
+def test_the_video_stage_redoes_a_video_whose_character_folder_was_redrawn(tmp_path):
+    """The video stage's fingerprint covers a folder character's pictures (and a PSD's file), so a job
+    resumed after the pictures changed renders them again instead of keeping the old video."""
+    from stages.base import JobContext
+    from stages.settings import load_settings
+    from stages.video import VideoStage
+
+    folder = write_folder_character(tmp_path / "mint", half=False)
+    psd = write_psd_character(tmp_path / "kohaku.psd")
+    personas = [
+        {"id": "mint", "character": {"folder": str(folder)}},
+        {"id": "kohaku", "character": {"psd": {"path": str(psd), **PSD_SETTINGS}}},
+    ]
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+
+    def fingerprint() -> str:
+        settings = load_settings(home=tmp_path / "home", personas=personas, default_persona="mint")
+        ctx = JobContext(job_id="j", job_dir=job_dir, settings=settings, cache_dir=tmp_path / "cache",
+                         source=job_dir / "script.yaml", kind="script")
+        return VideoStage().fingerprint(ctx)
+
+    first = fingerprint()
+    assert fingerprint() == first
+    picture = folder / "normal" / "mouth" / "open.png"
+    Image.open(picture).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(picture)
+    second = fingerprint()
+    assert second != first
+    psd.write_bytes(psd.read_bytes() + b"\0")
+    assert fingerprint() != second
+
 def test_psd_radio_groups_always_visible_layers_and_flipx(tmp_path):
     """``*`` layers are exclusive in their group, ``!`` ones always shown, ``:flipx`` twins only when mirrored."""
     psd = open_psd(write_psd_character(tmp_path / "kohaku.psd"))

@@ -69,6 +69,14 @@ class VideoStage:
                 for key in ("base", "mouth_open", "eyes_closed"):
                     path = getattr(persona.character, key)
                     character[f"{key}_sha256"] = file_hash_or_none(Path(path)) if path else None
+                # a redrawn folder or PSD is a new picture, as a changed PNG set is
+                if persona.character.folder is not None:
+                    folder = Path(persona.character.folder)
+                    character["folder_sha256"] = {
+                        str(f.relative_to(folder)): file_hash_or_none(f) for f in sorted(folder.rglob("*.png"))
+                    } if folder.is_dir() else None  # fmt: skip
+                if persona.character.psd is not None:
+                    character["psd_sha256"] = file_hash_or_none(Path(persona.character.psd.path))
             personas.append({"id": persona.id, "subtitle_color": persona.subtitle_color, "character": character})
         # speed and storage, not picture (the render cache's key does count x264's threads)
         video = settings.video.model_dump(mode="json", exclude={"workers", "decode_check", "cache_max_gb"})

@@ -174,3 +174,21 @@ def test_a_dropped_script_without_readings_reads_latin_words_as_words(tmp_path):
     assert first.reading and first.reading.startswith("ギットハブ") and "ジーアイ" not in first.reading
     assert given.reading == "ドッカーサン"
     assert plain.reading is None
+
+
+def test_e2k_on_one_blas_thread_reads_the_same_and_restores_the_pool(fresh_caches):
+    """Decoding on one BLAS thread gives e2k's own katakana, and the BLAS pool is given back."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    models = readings._e2k()
+    if models is None:
+        pytest.skip("e2k is not installed")
+    c2k, _ngram, one_blas_thread = models
+    controller = threadpoolctl.ThreadpoolController()
+    before = [lib.num_threads for lib in controller.select(user_api="blas").lib_controllers]
+    words = ["percolation", "zendesk", "boltzmann", "geogaddi"]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        unlimited = [c2k(word) for word in words]
+    assert [readings._part_reading(word) for word in words] == unlimited
+    with one_blas_thread():
+        assert {lib.num_threads for lib in controller.select(user_api="blas").lib_controllers} <= {1}
+    assert [lib.num_threads for lib in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers] == before

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from stages.base import InputError
 from stages.video import plan_timeline, render_timeline, verify_video
@@ -21,7 +22,10 @@ from stages.video.frames import CUE_CHUNK, render_subtitle_overlays
 from stages.video.mix import write_soundtrack
 from stages.video.timeline import Bgm
 from stages.video.probe import probe
+from tests.e2e import TERMINAL, DaemonProcess
+from tests.fixtures_service import children_with, wait_for
 from tests.test_video_fixtures import Phrase, make_job, write_wav
+from tests.test_video_render import processes_using
 
 
 def keyframes(path: Path) -> list[int]:
@@ -119,3 +123,43 @@ def test_subtitle_overlays_are_drawn_a_chunk_at_a_time(tmp_path):
     assert not np.array_equal(in_order[0][2], in_order[1][2]) or in_order[0][:2] != in_order[1][:2]
     with pytest.raises(IndexError):
         overlays[len(overlays)]
+
+
+def test_cancel_in_the_daemon_stops_the_render_process(tmp_path):
+    """``moviegen cancel`` in the video stage of a real daemon: the job ends cancelled, its render
+    process and that process's ffmpegs are gone, nothing is delivered, and the daemon lives on."""
+    daemon = DaemonProcess(tmp_path / "home")
+    # 1080p, so that the render lasts long enough to be cancelled in the middle
+    daemon.env.update({"MOVIEGEN_VIDEO__WIDTH": "1920", "MOVIEGEN_VIDEO__HEIGHT": "1080", "MOVIEGEN_VIDEO__PRESET": "veryfast"})
+    lines = ["保存ボタンを押すと、一瞬だけ画面が固まることがあります。", "それはメインスレッドで重い処理をしているからです。",
+             "非同期にすれば、画面は固まらなくなります。", "ワーカーに処理を移すのが定石です。"]
+    script = {"title": "取り消しの試験", "sections": [{"title": f"節{s}", "narrations": lines} for s in range(6)]}
+    daemon.start()
+    try:
+        daemon.drop("cancel-me.yaml", yaml.safe_dump(script, allow_unicode=True))
+        wait_for(lambda: _render_processes_of(daemon.pid), 300, "the render process", daemon)
+        job_id = daemon.job_rows()[0]["job_id"]
+        cancelled = daemon.cli("cancel", job_id)
+        assert cancelled.returncode == 0, cancelled.stderr
+        wait_for(lambda: daemon.job_rows()[0]["state"] in TERMINAL, 60, "the job to end", daemon)
+        assert daemon.job_rows()[0]["state"] == "cancelled"
+        job_dir = daemon.home / "state" / "jobs" / job_id
+        wait_for(lambda: not _render_processes_of(daemon.pid) and not processes_using(job_dir), 20,
+                 "the render process and its ffmpegs to stop", daemon)
+        assert not list((daemon.home / "outbox").glob("*.mp4"))
+        assert not (job_dir / "video.mp4").exists()
+        assert daemon.alive()
+    finally:
+        daemon.stop()
+
+
+def _render_processes_of(pid: int) -> list[int]:
+    """Children of ``pid`` running the render process."""
+    found = []
+    for child in children_with("stages.video.render_process"):
+        try:
+            if int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(child)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

@@ -1,7 +1,9 @@
 """The runner: drives jobs through their stages, one worker thread per running stage.
 
 Everything a job does is an event first; the runner keeps no state that the event log could not
-give back. A job holds one of ``daemon.max_jobs`` job slots while it runs, and each stage holds
+give back. A job holds one of ``daemon.max_jobs`` job slots from its first stage that works on
+this machine until it ends (a fetch, which waits on a server, holds only its network slot, so slow
+servers never keep other jobs out), and each stage holds
 its resource's slot (``daemon.slots``, e.g. one ``render`` at a time) while it works, so one job
 synthesizes audio while another renders.
 
@@ -74,7 +76,9 @@ class _Run:
     token: CancelToken = field(default_factory=CancelToken)  # setting it hangs up the stage's network waits
     reason: str | None = None  # why the token was set: "cancel" | "timeout" | "shutdown"
     task: asyncio.Task | None = None
-    active: bool = False  # holds a job slot
+    active: bool = False  # has started its first stage (a fetch may run before it holds a job slot)
+    slots: contextlib.AsyncExitStack | None = None  # holds the job slot once taken, until the job ends
+    slot_held: bool = False
     in_thread: bool = False  # awaiting a worker thread: only the token can stop it
     delivering: bool = False
     percent: float = 0.0  # the floor that keeps the overall percent monotonic within an attempt
@@ -238,7 +242,7 @@ class Runner:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def running(self) -> list[str]:
-        """The ids of the jobs holding a job slot."""
+        """The ids of the jobs at work (in a stage, or waiting for the job slot after a fetch)."""
         return [job_id for job_id, run in self._runs.items() if run.active]
 
     async def wait_idle(self) -> None:
@@ -266,8 +270,9 @@ class Runner:
     async def _drive(self, run: _Run) -> None:
         log = self._log.bind(job_id=run.model.job_id)
         try:
-            async with self._job_slot(run):
-                run.active = True
+            async with contextlib.AsyncExitStack() as run.slots:
+                if run.alone:
+                    await self._hold_job_slot(run)
                 await self._run_job(run, log)
         except asyncio.CancelledError:
             pass  # cancel() or shutdown(): whatever had to be recorded is recorded
@@ -279,6 +284,18 @@ class Runner:
                                traceback=traceback.format_exc())
         finally:
             self._forget(run)
+
+    async def _hold_job_slot(self, run: _Run) -> None:
+        """Take the job's slot (kept until the job ends) unless it holds it already."""
+        assert run.slots is not None
+        if not run.slot_held:
+            await run.slots.enter_async_context(self._job_slot(run))
+            run.slot_held = True
+
+    def _needs_job_slot(self, run: _Run, name: str) -> bool:
+        """A network stage waits on a server, not on this machine: it holds only its network slot,
+        so jobs stuck on slow servers never keep a ready script out of the job slots."""
+        return run.alone or getattr(self.stages.get(name), "resource", None) != "network"
 
     @contextlib.asynccontextmanager
     async def _job_slot(self, run: _Run) -> AsyncIterator[None]:
@@ -316,6 +333,9 @@ class Runner:
         if not model.stages:
             self._fail(run, None, f"unknown input kind {model.kind!r}", HINT_INPUT)
             return
+        first = model.stages[0] if model.state == "queued" else model.state
+        if self._needs_job_slot(run, first):
+            await self._hold_job_slot(run)  # before it starts: a job waiting for its slot is queued
         if model.state == "queued":
             step(model, "advance")
         elif run.mode == "resume":
@@ -335,6 +355,9 @@ class Runner:
                     self._record_cancelled(model)
                 return
             name = model.state
+            if self._needs_job_slot(run, name):
+                await self._hold_job_slot(run)
+            run.active = True
             if await self._run_stage(run, name, log.bind(stage=name)) != _OK:
                 return
             if model.state == name:  # the last stage: the job is done once delivered
@@ -344,6 +367,7 @@ class Runner:
     async def _finish(self, run: _Run, log: Any) -> None:
         model = run.model
         output: str | None = None
+        await self._hold_job_slot(run)
         if self._deliver is not None:
             run.delivering = True
             try:

@@ -45,7 +45,7 @@ _DEFAULT_SLOTS = {"render": 1, "tts": 1, "network": 4, "cpu": 2}
 
 
 class DaemonSettings(_Section):
-    max_jobs: int = Field(2, ge=1, description="jobs running at once")
+    max_jobs: int = Field(2, ge=1, description="jobs running at once past their fetch (fetches wait on network slots)")
     slots: dict[str, int] = Field(
         default_factory=lambda: dict(_DEFAULT_SLOTS),
         description="per-resource slots: a stage holds its resource's slot while it runs",

@@ -429,17 +429,17 @@ def test_cancel_kills_child_processes(home: Path, store: EventStore) -> None:
 def test_cancel_waiting_job_at_once(home: Path, store: EventStore) -> None:
     """A job waiting for a job slot is cancelled on the spot and never starts."""
     settings = make_settings(home, max_jobs=1)
-    stages = pipeline(fetch=GateStage("fetch"))
+    stages = pipeline(script=GateStage("script"))
 
     async def main() -> None:
         runner = Runner(store, settings, stages)
         for job_id in ("a", "b"):
-            submit(store, settings, job_id, "url")
+            submit(store, settings, job_id, "script")
             await runner.start_job(job_id)
-        await asyncio.to_thread(stages["fetch"].entered.wait, 30)
+        await asyncio.to_thread(stages["script"].entered.wait, 30)
         assert runner.cancel("b")
         assert store.job("b")["state"] == "cancelled"  # recorded before anything else runs
-        stages["fetch"].gate.set()
+        stages["script"].gate.set()
         await runner.wait_idle()
 
     asyncio.run(main())
@@ -498,20 +498,24 @@ def test_retry_a_cancelled_job(home: Path, store: EventStore) -> None:
 
 
 def _peaks(events: list[dict]) -> tuple[int, Counter]:
-    """The most jobs running at once, and the most stages holding each resource at once."""
+    """The most jobs holding a job slot at once (from their first stage past a network one to
+    their end), and the most stages holding each resource at once."""
     jobs_running, peak_jobs = 0, 0
+    in_job_slot: set[str] = set()
     holding: Counter = Counter()
     peak: Counter = Counter()
     open_stages: dict[tuple[str, str], str] = {}
     for event in events:
         kind = event["kind"]
-        if kind == "job.started":
-            jobs_running += 1
-            peak_jobs = max(peak_jobs, jobs_running)
-        elif kind in ("job.finished", "job.failed", "job.cancelled"):
+        if kind in ("job.finished", "job.failed", "job.cancelled") and event["job_id"] in in_job_slot:
+            in_job_slot.discard(event["job_id"])
             jobs_running -= 1
         elif kind == "stage.started":
             resource = event["data"]["resource"]
+            if resource != "network" and event["job_id"] not in in_job_slot:
+                in_job_slot.add(event["job_id"])
+                jobs_running += 1
+                peak_jobs = max(peak_jobs, jobs_running)
             open_stages[(event["job_id"], event["stage"])] = resource
             holding[resource] += 1
             peak[resource] = max(peak[resource], holding[resource])
@@ -560,6 +564,30 @@ def test_audio_runs_while_another_job_renders(home: Path, store: EventStore) -> 
     seq = {(e["job_id"], e["kind"], e["stage"]): e["seq"] for e in events}
     assert seq[("a", "stage.started", "video")] < seq[("b", "stage.finished", "audio")] \
         < seq[("a", "stage.finished", "video")] < seq[("b", "stage.started", "video")]
+
+
+def test_a_job_waiting_on_a_server_holds_no_job_slot(home: Path, store: EventStore) -> None:
+    """With one job slot, a URL job stuck in its fetch does not keep a script job out: the script
+    is delivered while the fetch still waits, and the URL job takes the slot afterwards."""
+    settings = make_settings(home, max_jobs=1)
+    stages = pipeline(fetch=GateStage("fetch"))
+
+    async def main() -> None:
+        runner = Runner(store, settings, stages)
+        submit(store, settings, "slow", "url")
+        await runner.start_job("slow")
+        await asyncio.to_thread(stages["fetch"].entered.wait, 30)
+        submit(store, settings, "ready", "script")
+        await runner.start_job("ready")
+        await until(lambda: store.job("ready")["state"] == "done")
+        assert store.job("slow")["state"] == "fetch"
+        stages["fetch"].gate.set()
+        await runner.wait_idle()
+
+    asyncio.run(main())
+    assert store.job("slow")["state"] == "done"
+    peak_jobs, peak = _peaks(store.events())
+    assert peak_jobs == 1
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -119,19 +119,26 @@ def test_mouth_open_only_while_speaking(rendered):
         assert not magenta[~speaking].any()
 
 
-def test_transition_frames_blend_both_slides(rendered):
-    """Mid-fade, the slide area is neither the old colour nor the new one but between them."""
+def test_a_fade_dips_through_the_background(rendered):
+    """A fade never blends the two slides: a quarter in, the slide area is the old colour darkened
+    towards the (black) background; at three quarters the new colour is; in the middle it is
+    nearly the background; before and after, the slides themselves."""
     job, timeline, outputs = rendered
     slide = timeline.slides[1]
-    mid = round((slide.start + slide.transition_in.duration / 2) * timeline.fps)
+    fps, steps = timeline.fps, round(slide.transition_in.duration * timeline.fps)
+    start = round(slide.start * fps)
+    old, new = np.array(SLIDE_COLORS[0]), np.array(SLIDE_COLORS[1])
     for mode in ("segments", "graph"):
         frames = decode_frames(outputs[mode][0], 320, 180).astype(int)
-        patch = frames[mid, 70:80, 200:210].reshape(-1, 3).mean(axis=0)
-        old, new = np.array(SLIDE_COLORS[0]), np.array(SLIDE_COLORS[1])
-        assert np.abs(patch - old).sum() > 60 and np.abs(patch - new).sum() > 60, mode
-        before = frames[round(slide.start * timeline.fps) - 1, 70:80, 200:210].reshape(-1, 3).mean(axis=0)
-        after = frames[round((slide.start + slide.transition_in.duration) * timeline.fps) + 1, 70:80, 200:210].reshape(-1, 3).mean(axis=0)
-        assert np.abs(before - old).sum() < 40 and np.abs(after - new).sum() < 40, mode
+
+        def patch(f):
+            return frames[f, 70:80, 200:210].reshape(-1, 3).mean(axis=0)
+
+        for f, colour in ((start + steps // 4, old), (start + steps - steps // 4, new)):
+            share = patch(f) / np.maximum(colour, 1)  # each channel the same share of its colour: no mix
+            assert 0.2 < share.mean() < 0.8 and np.ptp(share[colour > 100]) < 0.15, (mode, f, patch(f))
+        assert patch(start + steps // 2).max() < 60, mode
+        assert np.abs(patch(start - 1) - old).sum() < 40 and np.abs(patch(start + steps + 1) - new).sum() < 40, mode
 
 
 def test_held_frames_are_identical(rendered):

@@ -1,5 +1,9 @@
-import {linearTiming, TransitionSeries, type TransitionPresentation} from '@remotion/transitions';
-import {fade} from '@remotion/transitions/fade';
+import {
+	linearTiming,
+	TransitionSeries,
+	type TransitionPresentation,
+	type TransitionPresentationComponentProps,
+} from '@remotion/transitions';
 import {slide} from '@remotion/transitions/slide';
 import {wipe} from '@remotion/transitions/wipe';
 import React from 'react';
@@ -60,8 +64,8 @@ const transitionFrames = (clip: SlideClip, fps: number): number => {
 	return toFrame(t.duration ?? 0, fps);
 };
 
-// The ffmpeg renderer's xfade counterparts: fade, slideleft, wipeleft (the new slide comes in
-// from the right).
+// The ffmpeg renderer's counterparts (stages/video/frames.py, Transition): slideleft, wipeleft (the
+// new slide comes in from the right), and a fade that dips through the background.
 const presentationOf = (t: Transition | undefined): TransitionPresentation<Record<string, unknown>> => {
 	switch (t?.type) {
 		case 'slide':
@@ -69,6 +73,22 @@ const presentationOf = (t: Transition | undefined): TransitionPresentation<Recor
 		case 'wipe':
 			return wipe({direction: 'from-right'}) as TransitionPresentation<Record<string, unknown>>;
 		default:
-			return fade() as TransitionPresentation<Record<string, unknown>>;
+			return {component: DipPresentation, props: {}};
 	}
+};
+
+/**
+ * A fade through the background: the old slide fades out over the first half (the background
+ * track shows through), the new one fades in over the second half, so two different texts are
+ * never on screen together. Progress p runs 0 -> 1 over the transition: the old slide's opacity
+ * is 1 - 2p, the new one's 2p - 1, each clamped to [0, 1].
+ */
+const DipPresentation: React.FC<TransitionPresentationComponentProps<Record<string, unknown>>> = ({
+	children,
+	presentationDirection,
+	presentationProgress,
+}) => {
+	const p = presentationProgress;
+	const opacity = presentationDirection === 'entering' ? 2 * p - 1 : 1 - 2 * p;
+	return <AbsoluteFill style={{opacity: Math.min(1, Math.max(0, opacity))}}>{children}</AbsoluteFill>;
 };

@@ -13,7 +13,8 @@ Two ways to the same picture (``settings.video.ffmpeg_mode``):
     frame in flight).
 
 ``graph`` (simple, the benchmark's baseline)
-    One filter graph: each slide decoded once and looped, ``xfade`` between slides, characters as
+    One filter graph: each slide decoded once and looped, ``xfade`` between slides (a fade is two:
+    into the background alone and out of it, as in segments mode), characters as
     overlays enabled at their intervals (after the ``xfade`` chain: they never move in a
     transition), the ``ass`` filter on top. A visible video background is a looped input
     (``-stream_loop -1``) trimmed to each slide's span under the slide's RGBA image.
@@ -52,6 +53,7 @@ from stages.video.frames import (
     XFADE_NAMES,
     Compositor,
     _fonts_dir,
+    background_image,
     encode_plan,
     frame_runs,
     moving_backgrounds,
@@ -405,9 +407,32 @@ def _render_graph(
             lines.append(f"[{current}][s{k}]concat=n=2:v=1:a=0[c{k}]")
         else:
             steps = frame(slides[k].start + transition.duration) - frame(slides[k].start)
+            offset = frame(slides[k].start)
+            half = (steps + 1) // 2  # the steps with less than half of the new slide (frames.Transition)
+            if transition.type == "fade" and 0 < half < steps:
+                # Dip through the background: the old slide fades out to the background alone, then
+                # the new one fades in from it; the new slide's chain skips the frames the first
+                # half took, so it stays on its frames and the total length does not change.
+                png = work / f"ground-{k}.png"
+                background_image(slide_background(timeline, k)[0], size).convert("RGB").save(png, compress_level=1)
+                ground = add_input("-i", png.name)
+                lines.append(
+                    f"[{ground}:v]scale={SCALE_BT709},format=yuv420p,loop=loop={steps - 1}:size=1:start=0,"
+                    f"settb=1/{fps},setpts=N,fps={fps}[g{k}]"
+                )
+                lines.append(f"[s{k}]trim=start_frame={half},setpts=N[n{k}]")
+                lines.append(
+                    f"[{current}][g{k}]xfade=transition=fade:duration={half / fps:.6f}:offset={offset / fps:.6f}[d{k}]"
+                )
+                lines.append(
+                    f"[d{k}][n{k}]xfade=transition=fade:duration={(steps - half) / fps:.6f}"
+                    f":offset={(offset + half) / fps:.6f}[c{k}]"
+                )
+                current = f"c{k}"
+                continue
             lines.append(
                 f"[{current}][s{k}]xfade=transition={XFADE_NAMES[transition.type]}:duration={steps / fps:.6f}"
-                f":offset={frame(slides[k].start) / fps:.6f}[c{k}]"
+                f":offset={offset / fps:.6f}[c{k}]"
             )
         current = f"c{k}"
     for c, track in enumerate(timeline.characters):

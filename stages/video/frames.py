@@ -18,9 +18,10 @@ loops from the start of its override (the default one from 0), like Remotion's `
 Pictures that do not change are drawn once (the fast path). Only a slide whose background is a
 video *and* visible is drawn frame by frame: the video is decoded once, in order, to raw yuv420p
 frames fitted to the output size (:class:`VideoLoop`), and the slide, characters and subtitle are
-blended over each frame as premultiplied yuv420p layers (:class:`Layer`). Transitions blend the
-two slides (with their backgrounds) only; characters and the subtitle are drawn over the blend each
-frame, so they stay still and blink or talk through the transition.
+blended over each frame as premultiplied yuv420p layers (:class:`Layer`). Transitions touch the
+two slides (with their backgrounds) only, a fade dipping through the new slide's background alone;
+characters and the subtitle are drawn over the transition each frame, so they stay still and blink
+or talk through it.
 
 Colour: RGB becomes limited-range BT.709 yuv420p (what the stream is tagged as, and what browsers
 assume for HD) here and in every ffmpeg conversion of the renderer.
@@ -234,6 +235,7 @@ class Compositor:
         self._loops: dict[tuple[str, str, int], VideoLoop] = {}
         self._moving = moving_backgrounds(timeline)
         self._transition: tuple[tuple, Transition] | None = None
+        self._grounds_yuv: dict[tuple[str, int], np.ndarray] = {}
 
     def close(self) -> None:
         """Stop the background video decoders (if any)."""
@@ -255,7 +257,10 @@ class Compositor:
         kind = self.timeline.slides[after.slide].transition_in.type
         key = (before.slide, before.background, after.slide, after.background, kind, run.steps)
         if self._transition is None or self._transition[0] != key:
-            self._transition = (key, Transition(self.base_yuv(before), self.base_yuv(after), kind, run.steps, self.size))
+            ground = self.ground_yuv(after) if kind == "fade" else None
+            self._transition = (
+                key, Transition(self.base_yuv(before), self.base_yuv(after), kind, run.steps, self.size, through=ground)
+            )
         frame = self._transition[1].frame(run.step)
         self._draw_over(frame, after)
         return frame
@@ -272,6 +277,19 @@ class Compositor:
             self._slide_layers[picture.slide] = Layer.from_rgba(slide_rgba(self.timeline.slides[picture.slide].image, self.size), 0, 0, self.size)
         self._slide_layers[picture.slide].over(frame, self.size)
         return frame
+
+    def ground_yuv(self, picture: Picture) -> np.ndarray:
+        """The background under ``picture``'s slide alone (no slide) as flat yuv420p: what a fade dips
+        through, as Remotion shows its background track where both slides are faded out. A moving
+        background gives its frame; a hidden video background its first frame (do not modify)."""
+        if picture.background >= 0:
+            return self._loop(picture.slide).frame(picture.background)
+        key = ("ground", picture.slide)
+        if key not in self._grounds_yuv:
+            self._grounds_yuv.clear()  # one transition at a time
+            background, _ = slide_background(self.timeline, picture.slide)
+            self._grounds_yuv[key] = rgb_to_yuv420(np.asarray(background_image(background, self.size).convert("RGB")))
+        return self._grounds_yuv[key]
 
     def _draw_over(self, frame: np.ndarray, picture: Picture) -> None:
         """Characters and subtitle of ``picture`` blended over ``frame`` in place."""
@@ -792,16 +810,21 @@ class Transition:
     """The frames of a transition between two flat yuv420p pictures, drawn in numpy one at a time.
 
     Step ``k`` of ``steps`` shows ``k / steps`` of the way from ``before`` to ``after`` (step 0 is
-    all ``before``), like ``xfade`` with the same ``offset``: ``fade`` is a linear blend of the
-    planes (8-bit weights; a pixel equal in both pictures stays exactly itself), ``wipe`` reveals
-    ``after`` from the right edge (xfade's ``wipeleft``) and ``slide`` pushes ``before`` out to the
-    left (``slideleft``). Working on the yuv420p planes directly costs a few milliseconds a frame
-    and no process, where an ``xfade`` run converted to yuv444p and back.
+    all ``before``). ``fade`` dips through the background (``through``, the background alone): the
+    first half fades ``before`` out to it, the second half fades ``after`` in from it, so two
+    different texts are never on screen together (a cross-fade showed both, one over the other,
+    for half its length). Weights are 8-bit; a pixel equal in the pictures it blends stays exactly
+    itself. ``wipe`` reveals ``after`` from the right edge (xfade's ``wipeleft``) and ``slide``
+    pushes ``before`` out to the left (``slideleft``). Working on the yuv420p planes directly costs
+    a few milliseconds a frame and no process, where an ``xfade`` run converted to yuv444p and back.
     """
 
-    def __init__(self, before: np.ndarray, after: np.ndarray, kind: str, steps: int, size: tuple[int, int]):
+    def __init__(self, before: np.ndarray, after: np.ndarray, kind: str, steps: int, size: tuple[int, int],
+                 *, through: np.ndarray | None = None):
         if kind not in XFADE_NAMES:
             raise ValueError(f"unknown transition {kind!r}")
+        if kind == "fade" and through is None:
+            raise ValueError("a fade needs the background it dips through")
         self.kind = kind
         self.steps = max(1, steps)
         self.size = size
@@ -810,6 +833,7 @@ class Transition:
         if kind == "fade":
             self._a16 = before.astype(np.uint16)
             self._b16 = after.astype(np.uint16)
+            self._g16 = through.astype(np.uint16)
             self._t1 = np.empty_like(self._a16)
             self._t2 = np.empty_like(self._a16)
 
@@ -817,13 +841,7 @@ class Transition:
         """Step ``step`` (0-based) as a flat yuv420p frame (a new array)."""
         progress = min(max(step / self.steps, 0.0), 1.0)  # share of ``after``
         if self.kind == "fade":
-            weight = int(round(256 * progress))
-            np.multiply(self._a16, 256 - weight, out=self._t1)
-            np.multiply(self._b16, weight, out=self._t2)
-            self._t1 += self._t2
-            self._t1 += 128
-            self._t1 >>= 8
-            return self._t1.astype(np.uint8)
+            return self._dip(progress)
         w, h = self.size
         split = int(w * (1.0 - progress)) & ~1  # luma columns left of the edge; even, so chroma is split / 2
         out = np.empty_like(self._before)
@@ -837,3 +855,17 @@ class Transition:
                 o[:, :cut] = a[:, width - cut :]
                 o[:, cut:] = b[:, : width - cut]
         return out
+
+    def _dip(self, progress: float) -> np.ndarray:
+        """First half: ``before`` towards the background; second half: the background towards ``after``."""
+        if progress < 0.5:
+            picture, share = self._a16, 1.0 - 2.0 * progress
+        else:
+            picture, share = self._b16, 2.0 * progress - 1.0
+        weight = int(round(256 * share))  # of the picture; the rest is the background
+        np.multiply(picture, weight, out=self._t1)
+        np.multiply(self._g16, 256 - weight, out=self._t2)
+        self._t1 += self._t2
+        self._t1 += 128
+        self._t1 >>= 8
+        return self._t1.astype(np.uint8)

@@ -16,7 +16,9 @@ How a frame is layered, bottom to top (both renderers):
    plays and loops: the default one from 0 s, an override from its interval's start;
 2. the slide, contain-fitted and centred, with its own alpha: the background shows only where the
    slide is transparent or does not reach (an opaque full-frame slide hides it). In a transition the
-   two slides (each over its background) are blended;
+   two slides (each over its background) meet: a ``fade`` dips through the background (the old slide
+   fades out over the first half, the new one in over the second, never both texts at once);
+   ``slide`` and ``wipe`` show each picture unblended, split at a moving edge;
 3. the characters, never moved by a transition (a blink or mouth change during one is drawn);
 4. the subtitle.
 """

@@ -63,8 +63,8 @@ def test_ten_trickling_servers_do_not_hold_up_a_valid_job(tmp_path: Path, daemon
     failed on fetch.total_timeout; in the end all ten fail on fetch.total_timeout (not the 120 s
     stage timeout), every connection was closed by the daemon, and the daemon is still up."""
     # Ten jobs of two 4 s attempts through four network slots: the slow jobs pend for 20 s or more.
-    daemon = live_daemon(tmp_path / "home", daemon="max_jobs = 12\n",
-                         fetch="read_timeout = 30\ntotal_timeout = 4\n")
+    # The default two job slots: a fetch holds only a network slot, so none is taken by them.
+    daemon = live_daemon(tmp_path / "home", fetch="read_timeout = 30\ntotal_timeout = 4\n")
     daemons.append(daemon)
     daemon.start()
     with ExitStack() as stack:

@@ -28,3 +28,21 @@ def test_first_use_from_many_threads_sees_a_complete_module():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok", "the import notice must stay off stdout, and every thread must see tts/g2p"
+
+
+def test_cached_analysis_gives_g2ps_kana_and_cannot_be_changed():
+    """kana() is g2p(kana=True) whatever the text; a repeated text is analysed once, read-only."""
+    import pytest
+
+    from stages.jtalk import analyse, kana, pyopenjtalk
+
+    texts = ["GitHubでコードを書く。", "「物理との関わり」、10GBのTV！", "何を使うの？ 3.5倍速い", "", "Union-Find (素集合)"]
+    for text in texts:
+        assert kana(text) == pyopenjtalk().g2p(text, kana=True)
+    analyse.cache_clear()
+    first = analyse(texts[0])
+    assert analyse(texts[0]) is first
+    assert analyse.cache_info().hits == 1 and analyse.cache_info().misses == 1
+    assert [m["string"] for m in first] == [m["string"] for m in pyopenjtalk().run_frontend(texts[0])]
+    with pytest.raises(TypeError):
+        first[0]["pos"] = "名詞"  # type: ignore[index]

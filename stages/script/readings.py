@@ -44,7 +44,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
-from stages.jtalk import pyopenjtalk as _pyopenjtalk
+from stages.jtalk import analyse
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def _known_to_jtalk(text: str) -> frozenset[str]:
     come out as fillers or single letters, spelled.
     """
     known = set()
-    for morpheme in _pyopenjtalk().run_frontend(text):
+    for morpheme in analyse(text):
         surface = unicodedata.normalize("NFKC", morpheme["string"]).strip(" .")
         if morpheme["pos"] not in _UNKNOWN_POS and _WORD.fullmatch(surface):
             known.add(surface)

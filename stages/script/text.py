@@ -45,7 +45,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from stages.jtalk import pyopenjtalk as _pyopenjtalk
+from stages.jtalk import analyse, kana
 from stages.script.readings import katakanize_latin
 
 JA_PHRASE_CHARS = 40
@@ -354,7 +354,7 @@ def _is_hiragana(ch: str) -> bool:
 
 def _japanese_breaks(text: str) -> dict[int, int] | None:
     """Breaks at morpheme boundaries ranked by pyopenjtalk's analysis; None if it can't align."""
-    morphemes = _pyopenjtalk().run_frontend(text)
+    morphemes = analyse(text)
     spans = _align(text, [m["string"] for m in morphemes])
     if spans is None:
         return None
@@ -437,7 +437,7 @@ def reading_for(text: str, pronunciation: Iterable[tuple[str, str]] = ()) -> str
     for surface, reading in sorted(pronunciation, key=lambda pair: -len(pair[0])):
         if surface:
             text = text.replace(surface, reading)
-    return to_katakana_reading(_pyopenjtalk().g2p(katakanize_latin(text), kana=True))
+    return to_katakana_reading(kana(katakanize_latin(text)))
 
 
 def to_katakana_reading(kana: str) -> str:
@@ -600,7 +600,7 @@ def _japanese_bullet(sentence: str, limit: int) -> str:
     complete = body != sentence or body[-1:] in ("！", "？", "!", "?")
     if not body:
         return ""
-    morphemes = _pyopenjtalk().run_frontend(body)
+    morphemes = analyse(body)
     spans = _align(body, [m["string"] for m in morphemes])
     if spans is None:
         return body if len(body) <= limit else shorten(body, "ja", limit)

@@ -439,15 +439,18 @@ def rebuild(ctx: click.Context, home: Path | None, config: Path | None) -> None:
               help="the MP4 to write (its .srt subtitles and .json sidecar go beside it)")
 @click.option("--renderer", type=click.Choice(["ffmpeg", "remotion"]), help="override video.renderer")
 @click.option("--size", metavar="WxH", help="override the video size, e.g. 1280x720")
+@click.option("--format", "video_format", type=click.Choice(["landscape", "shorts"]),
+              help="override video.format: landscape 1920x1080, shorts 1080x1920 (9:16)")
 @click.pass_context
 def make(ctx: click.Context, home: Path | None, config: Path | None, source: str, out: Path,
-         renderer: str | None, size: str | None) -> None:
+         renderer: str | None, size: str | None, video_format: str | None) -> None:
     """Make one video in this process, no daemon: SOURCE is a URL, an article or a script.
 
     \b
     Example:
         moviegen make samples/ja-article.md -o out.mp4 --size 1280x720
         moviegen make script.yaml -o out.mp4 --renderer remotion
+        moviegen make samples/ja-article.md -o short.mp4 --format shorts
     """
     from daemon.app import make_video
     from daemon.inbox import URL_PATTERN
@@ -463,6 +466,13 @@ def make(ctx: click.Context, home: Path | None, config: Path | None, source: str
         if not match or int(match[1]) < 16 or int(match[2]) < 16:
             raise click.BadParameter(f"{size!r}: expected WIDTHxHEIGHT, e.g. 1280x720", param_hint="--size")
         settings.video.width, settings.video.height = int(match[1]), int(match[2])
+    if video_format:
+        if size:
+            raise click.BadParameter("give --size or --format, not both", param_hint="--format")
+        from stages.settings import VIDEO_FORMATS
+
+        settings.video.format = video_format
+        settings.video.width, settings.video.height = VIDEO_FORMATS[video_format]
     with Progress(TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(),
                   TextColumn("{task.fields[message]}"), TimeElapsedColumn(), console=_console(stderr=True)) as bar:
         tasks: dict[str, Any] = {}

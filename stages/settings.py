@@ -408,6 +408,11 @@ class VideoSettings(_Section):
         description="rendered videos kept in <cache>/video (keyed by timeline, assets, renderer and settings), "
         "least recently used evicted beyond this many GB (10^9 bytes); 0 turns the render cache off",
     )
+    format: Literal["landscape", "shorts"] | None = Field(
+        None,
+        description="a named frame size: landscape = 1920x1080 (16:9), shorts = 1080x1920 (9:16, YouTube Shorts, "
+        "TikTok, Reels); sets width and height (setting either as well is an error). video.preset is x264's",
+    )
     width: int = 1920
     height: int = 1080
     fps: int = 30
@@ -423,6 +428,23 @@ class VideoSettings(_Section):
         "None: when the video has characters or a VOICEVOX-compatible voice",
     )
     end_card_seconds: float = Field(4.0, gt=0, description="how long the end card is shown")
+
+    @model_validator(mode="after")
+    def _format_sets_the_size(self) -> "VideoSettings":
+        if self.format is None:
+            return self
+        width, height = VIDEO_FORMATS[self.format]
+        clash = [f"{k} = {getattr(self, k)}" for k, v in (("width", width), ("height", height))
+                 if k in self.model_fields_set and getattr(self, k) != v]
+        if clash:
+            raise ValueError(f"format = {self.format!r} is {width}x{height}, but {' and '.join(clash)} is set too: "
+                             "keep one of them")
+        self.width, self.height = width, height
+        return self
+
+
+VIDEO_FORMATS: dict[str, tuple[int, int]] = {"landscape": (1920, 1080), "shorts": (1080, 1920)}
+"""``video.format``'s frame sizes (width, height)."""
 
 
 class RemotionSettings(_Section):

@@ -46,6 +46,7 @@ from daemon.events import RUNNING_STATES, TERMINAL_STATES, EventStore, crash_str
 from daemon.machine import JobModel, MachineError, remove, restore, step
 from stages.base import Cancelled, CancelToken, ConfigError, InputError, JobContext, Stage, TransientError
 from stages.debris import remove_debris
+from stages.jtalk import release_dictionaries
 from stages.pipeline import PERCENT_RANGES, overall_percent
 from stages.settings import Settings
 
@@ -732,8 +733,9 @@ def release_memory() -> None:
     """Hand memory a stage freed (frames, audio buffers) back to the system.
 
     A long-running daemon otherwise keeps the high-water mark of its biggest render: glibc keeps
-    freed heap pages. ``malloc_trim`` is glibc-only; elsewhere only the garbage collector runs.
+    freed heap pages, and pyopenjtalk-plus keeps its Sudachi dictionary mapped. ``malloc_trim`` is glibc-only; elsewhere only the garbage collector runs.
     """
+    release_dictionaries()
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

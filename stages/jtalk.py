@@ -61,3 +61,17 @@ def kana(text: str) -> str:
     """
     return "".join((m["string"] if m["pos"] == "記号" else m["pron"]).replace("’", "")  # type: ignore[union-attr]
                    for m in analyse(text))
+
+
+def release_dictionaries() -> None:
+    """Let go of pyopenjtalk-plus's Sudachi dictionary (about 80 MB mapped) between stages.
+
+    pyopenjtalk-plus keeps it in a module global once a reading fix-up has needed it, so a daemon
+    that ran one job would keep it for ever; the next analysis maps it again in about 0.1 s.
+    Threads still holding a tokenizer keep their own reference, so this is safe at any time.
+    """
+    if _MODULE is None:
+        return
+    utils = getattr(_MODULE, "utils", None)
+    if utils is not None and getattr(utils, "_SUDACHI_DICTIONARY", None) is not None:
+        utils._SUDACHI_DICTIONARY = None

@@ -46,3 +46,34 @@ def test_cached_analysis_gives_g2ps_kana_and_cannot_be_changed():
     assert [m["string"] for m in first] == [m["string"] for m in pyopenjtalk().run_frontend(texts[0])]
     with pytest.raises(TypeError):
         first[0]["pos"] = "名詞"  # type: ignore[index]
+
+
+def test_release_memory_unmaps_the_sudachi_dictionary_and_readings_still_work():
+    """After a reading fix-up mapped pyopenjtalk-plus's Sudachi dictionary, the runner's
+    release_memory lets it go (the process's RSS drops), and the next g2p maps it again."""
+    script = textwrap.dedent("""
+        import threading
+        from stages.jtalk import pyopenjtalk
+        from daemon.runner import release_memory
+
+        def rss():
+            return int(open("/proc/self/statm").read().split()[1]) * 4096
+
+        def speak(out):
+            out.append(pyopenjtalk().g2p("今日は良い天気です。行った方がいい。", kana=True))
+
+        first, again = [], []
+        worker = threading.Thread(target=speak, args=(first,)); worker.start(); worker.join()
+        utils = pyopenjtalk().utils
+        assert utils._SUDACHI_DICTIONARY is not None, "the fix-up did not load the dictionary"
+        loaded = rss()
+        release_memory()
+        assert utils._SUDACHI_DICTIONARY is None
+        released = rss()
+        worker = threading.Thread(target=speak, args=(again,)); worker.start(); worker.join()
+        assert again == first
+        print(loaded - released)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip().splitlines()[-1]) > 20 * 1024 * 1024  # tens of MB handed back

@@ -74,14 +74,78 @@ def test_the_sample_article_becomes_a_conversation(sample):
 
 
 def test_turns_alternate_and_stay_short(sample):
-    """Speakers alternate turn by turn, both speak in every section, and no turn runs past three sentences."""
+    """Speakers alternate turn by turn, both speak in every section, and no turn runs past three
+    sentences (a list is read whole: its items count as one)."""
     _settings, script = sample
     for section in script.sections:
         said = turns(section)
         assert {who for who, _, _ in said} == {"mint", "kohaku"}, section.title
         assert all(a[0] != b[0] for a, b in zip(said, said[1:]))
         for who, text, _ in said:
-            assert len(re.findall(r"[。！？]", text)) <= 3, f"{who} talks too long: {text}"
+            listed = sum(text.count(item) for item in MATERIALS)
+            assert len(re.findall(r"[。！？]", text)) - max(0, listed - 1) <= 3, f"{who} talks too long: {text}"
+
+
+HOST_LINES = ("「", "？", "とてもよくわかりました！")  # questions and thanks; anything else the host says is a filler
+MATERIALS = ["深さ三十センチ以上のプランター。", "野菜用の培養土。", "長さ一・五メートルほどの支柱。", "麻ひもなどの誘引用のひも。"]
+
+
+def fillers(script) -> list[tuple[int, int, str]]:
+    """(section, narration index, text) of the host's short answers between the guest's lines."""
+    out = []
+    for k, section in enumerate(script.sections):
+        for i, n in enumerate(section.narrations):
+            if n.persona_id == "mint" and 0 < i < len(section.narrations) - 1 \
+                    and section.narrations[i - 1].persona_id == section.narrations[i + 1].persona_id == "kohaku":
+                out.append((k, i, n.text))
+    return out
+
+
+def test_a_list_is_read_without_a_filler_inside(sample):
+    """The materials list of 「プランターと土の準備」 is said item after item by the guest alone."""
+    _settings, script = sample
+    section = next(s for s in script.sections if s.title == "プランターと土の準備")
+    texts = [n.text for n in section.narrations]
+    where = [texts.index(item) for item in MATERIALS]
+    assert where == list(range(where[0], where[0] + len(MATERIALS))), texts
+    assert all(section.narrations[i].persona_id == "kohaku" for i in where)
+
+
+def test_fillers_never_repeat_and_are_sparing(sample):
+    """No short answer of the host is said twice in the video, and there is at most one per
+    paragraph boundary (never two in a row, never more than one per three sentences of the guest)."""
+    _settings, script = sample
+    said = [text for _k, _i, text in fillers(script)]
+    assert said, "the host never answers"
+    assert len(said) == len(set(said)), said
+    guest = sum(1 for _s, _i, n in script.phrases() if n.persona_id == "kohaku" and n.text.endswith(("。", "？", "！")))
+    assert len(said) <= guest / 3
+
+
+def test_one_wrap_up_merged_with_the_articles_own_summary(sample):
+    """The article's まとめ is the closing: the host asks for the gist once and no second recap is
+    called for; the guest's summary goes straight on to what the video covered."""
+    _settings, script = sample
+    spoken = [n.text for _s, _i, n in script.phrases()]
+    assert sum(t in ("ここまでをまとめると、どうなりますか？", "最後に、今回の内容を振り返りましょう。") for t in spoken) == 1
+    assert [s.title for s in script.sections].count("まとめ") == 1
+    closing = turns(script.sections[-1])
+    assert [who for who, _, _ in closing] == ["mint", "kohaku", "mint", "kohaku"]
+    assert closing[1][1].startswith("ミニトマト栽培のポイントは") and "について紹介しました。" in closing[1][1]
+
+
+def test_the_recap_slide_lists_every_part(sample):
+    """The closing section's slide is the recap card listing every part, and nothing in its lines
+    replaces that card by a bullet list it does not have (an empty slide under 「まとめ」)."""
+    from stages.slides.beats import State, plan_beats
+
+    _settings, script = sample
+    last = script.sections[-1]
+    assert last.slide.layout == "closing" and last.slide.bullets == HEADINGS[:-1]
+    assert all(n.bullet is None for n in last.narrations)
+    _bullets, beats = plan_beats(last, first=False, layout="closing", bullets=[],
+                                 durations=[2.0] * len(last.narrations), visual_pages=[], language="ja")
+    assert beats == [(0, State("base"))]
 
 
 def test_readings_are_katakana_and_follow_the_question(sample):

@@ -64,7 +64,7 @@ class ScriptStage:
     """Writes ``script.yaml`` from ``article.json``, or validates and adopts a dropped script."""
 
     name = "script"
-    version = "2"  # 2: visuals and beats; dropped scripts get Latin-word readings
+    version = "3"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

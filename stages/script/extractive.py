@@ -151,6 +151,7 @@ class _Sentence:
     show: int | None = None  # the draft's visual shown from this sentence on
     shown_block: int = 0  # the block of that visual
     points: list[str] = field(default_factory=list)  # bullet candidates this sentence speaks
+    listed: bool = False  # an item of a list (a dialogue reads a list without interrupting it)
 
 
 @dataclass
@@ -312,11 +313,12 @@ class _Writer:
         pending_show: int | None = None  # a visual waiting for a sentence to appear with
         last_block: dict[int, int] = {}  # block number -> index of its last sentence
 
-        def add(text: str, number: int, points: list[str]) -> None:
+        def add(text: str, number: int, points: list[str], listed: bool = False) -> None:
             nonlocal pending_show
             sentence = self.sentence(text, number)
             if not sentence.phrases:
                 return
+            sentence.listed = listed
             sentence.points = [*pending_points, *points]
             pending_points.clear()
             if pending_show is not None:
@@ -336,7 +338,7 @@ class _Writer:
                         sentences = self._speakable(split_sentences(self._as_sentence(_clean(item)), self.language))
                         point = speakable(_clean(item), self.japanese)
                         for i, sentence in enumerate(sentences):
-                            add(sentence, number, [point] if i == 0 and point else [])
+                            add(sentence, number, [point] if i == 0 and point else [], listed=True)
                         if sentences and point:
                             draft.key_points.append(point)
             elif kind == "heading":
@@ -526,12 +528,18 @@ def _conversation(
     sections = [Section(title=title, narrations=spoken(opening, {}), source_image_url=image,
                         slide=SlideContent(heading=title, bullets=topics, layout="title", image=image))]
     index = 0
+    nods = dialogue.Nods(japanese=japanese)  # one set per video: no answer repeats before all are used
+    lines: list[dialogue.Line] = []
     for draft in drafts:
         paragraphs: dict[int, list[str]] = {}
+        listed: set[int] = set()
         for sentence in draft.sentences:
             paragraphs.setdefault(sentence.paragraph, []).append(sentence.text)
+            if sentence.listed:
+                listed.add(list(paragraphs).index(sentence.paragraph))
         heading = "" if draft.is_label else draft.title  # a label is not said
-        lines = dialogue.part(heading, list(paragraphs.values()), index, is_intro=draft.is_intro, japanese=japanese)
+        lines = dialogue.part(heading, list(paragraphs.values()), index, is_intro=draft.is_intro, japanese=japanese,
+                              lists=frozenset(listed), nods=nods)
         index += 0 if draft.is_intro else 1
 
         def narrate(marks: dict[int, dict[str, int]], draft: _Draft = draft, lines: list = lines) -> list[Narration]:
@@ -540,11 +548,15 @@ def _conversation(
 
         sections.append(_body_section(draft, narrate, writer.language))
     body = [d for d in drafts if d is not summary]
-    closing = spoken(dialogue.closing(_recalled(title, body, words), japanese=japanese), {})
+    closing = spoken(dialogue.closing(_recalled(title, body, words), japanese=japanese,
+                                      summary=lines if summary is not None else None, nods=nods), {})
     if summary is not None:  # the article's own まとめ ends the video: one closing section, not two
         last = sections[-1]
         slide = SlideContent(heading=last.title, bullets=topics, layout="closing")
-        sections[-1] = last.model_copy(update={"narrations": last.narrations + closing, "slide": slide})
+        # Its slide is the recap card listing the parts: the summary's own bullet marks would point
+        # at bullets this slide does not have (an empty list under the heading).
+        said = [n.model_copy(update={"bullet": None}) if n.bullet is not None else n for n in last.narrations]
+        sections[-1] = last.model_copy(update={"narrations": said + closing, "slide": slide, "visuals": last.visuals})
     else:
         sections.append(Section(title=words["summary"], narrations=closing,
                                 slide=SlideContent(heading=words["summary"], bullets=topics, layout="closing")))

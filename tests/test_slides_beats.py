@@ -42,6 +42,17 @@ def test_a_shown_visual_holds_then_the_bullets_come_back():
     assert kinds[1] == (1, "visual") and kinds[2][0] == 2 and kinds[2][1] == "bullets"
 
 
+
+def test_bullet_marks_on_a_closing_or_image_slide_keep_that_slide():
+    """A closing card (or an image slide) has no bullet list: a line marking a bullet keeps the
+    section's own slide on screen instead of an empty bullet slide under the heading."""
+    s = section(["まとめです。", {"text": "ポイントは三つです。", "bullet": 0}, {"text": "楽しんでください。", "bullet": 1}],
+                slide={"heading": "まとめ", "bullets": ["苗を選ぶ", "収穫のコツ"], "layout": "closing"})
+    for layout in ("closing", "image"):
+        _, beats = plan_beats(s, first=False, layout=layout, bullets=[], durations=[3, 3, 3], visual_pages=[],
+                              language="ja")
+        assert beats == [(0, State("base"))], layout
+
 def test_a_long_section_gets_more_bullets_so_no_picture_stays_long():
     topics = ["読み込み", "書き込み", "無効化", "整合性", "置き換え", "容量", "局所性", "階層", "共有", "競合", "計測", "調整"]
     lines = [f"{topic}の仕組みを説明します。" for topic in topics]

@@ -5,7 +5,8 @@ slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what th
 
 - **Title card.** The first section opens with the video's title card, alone, for its first line;
   its own content follows from the second line (a one-line first section shows both in turn).
-- **Bullets follow the words.** A line's ``bullet:`` is kept. In a section whose lines mark no
+- **Bullets follow the words.** A line's ``bullet:`` is kept (in a section whose own slide is an
+  image or the closing card it brings that slide back: there is no bullet list to show). In a section whose lines mark no
   bullet, bullet *j* is marked from
   the line that says it (the line sharing the most character pairs with it, in order), else from
   the line where the section's time reaches *j / n*; before the first one, no bullet is marked.
@@ -81,9 +82,11 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
     if own == "bullets":
         bullets = _auto_bullets(lines, states, bullets, durations, language, explicit)
     else:
+        # The section's own slide is an image or the closing card, with no bullet list of its own:
+        # a line's bullet mark brings that slide back (a bullet slide would be a heading alone).
         for i in range(n):
-            if states[i] is None:
-                states[i] = State(own) if own == "base" else State("bullets")
+            if states[i] is None or states[i].kind == "bullets":
+                states[i] = State(own)
     if own == "bullets" and not bullets:
         states = [State("base") if s is not None and s.kind == "bullets" else s for s in states]
     if first:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,61 @@ def test_a_portrait_dialogue_keeps_characters_apart_and_subtitles_off_their_face
         for name, (x0, y0, x1, y1) in boxes.items():
             face = text[y0 : y0 + (y1 - y0) * 2 // 5, x0:x1]
             assert face.sum() == 0, f"{cue.text!r} is drawn over {name}'s face"
+
+
+BULLETS = "縦長の画面でも箇条書きの文字は左右いっぱいに並ぶので一行に多くの言葉が入ります。キャラクターは下の帯に立ち、字幕はその上に出ます。"
+
+
+def test_a_portrait_bullets_slide_spans_the_width_above_the_characters_band(tmp_path):
+    """Real slides of a 540x960 two-character dialogue: the characters stand in a band across the
+    bottom, as large as in landscape (by the frame's short side), apart; the bullets column above
+    them spans at least 75 % of the width (laid out and in the decoded frame: text in the left and
+    right thirds); subtitles sit between the column and the characters' heads."""
+    from stages.slides import generate_slides
+
+    job = make_job(
+        tmp_path,
+        [[Phrase("こんにちは", "kohaku", 1.0), Phrase("縦長の動画を作ります", "mint", 1.5)], [Phrase(BULLETS, "kohaku", 3.0)]],
+        size=(W, H), characters=BODIES, video={"preset": "ultrafast"},
+    )
+    index = json.loads(generate_slides(job.dir / "script.yaml", job.dir, job.settings, cache_dir=tmp_path / "cache").read_text())
+    timeline = plan_timeline(job.dir, job.settings)
+    tracks = sorted(timeline.characters, key=lambda t: t.x)
+    assert len(tracks) == 2
+    (a, b) = [(round(t.x), round(t.y), round(t.x + t.width), min(H, round(t.y + t.height))) for t in tracks]
+    assert a[2] <= b[0], f"the characters overlap: {a} {b}"
+    for t in tracks:  # landscape's size: a fraction of the short side, not squeezed into a narrow corner
+        assert t.height >= 0.9 * 0.5 * W and t.y + t.height <= H + 2, t
+    band_top = min(round(t.y) for t in tracks)
+
+    bullets = [s for s in index["slides"] if s["layout"] == "bullets"]
+    assert bullets, index["slides"]
+    column = next(box for box in bullets[0]["boxes"] if box["kind"] == "bullets")["box"]
+    assert column[3] < band_top, (column, band_top)  # never beside or over a character
+    cards = [box["box"] for box in bullets[0]["boxes"]]
+    left, right = min(c[0] for c in cards), max(c[2] for c in cards)
+    assert right - left >= 0.75 * W, cards
+
+    style = timeline.subtitle_style
+    assert column[3] <= style.safe_box.y and style.safe_box.y + style.safe_box.height <= band_top
+    assert style.safe_box.width >= 0.75 * W
+
+    out = render_timeline(timeline, tmp_path / "portrait.mp4", job.settings)
+    verify_video(out, timeline)
+    frames = _decode(out)
+    cue = next(c for c in timeline.subtitles if c.section == 1)
+    frame = frames[timeline.frame((cue.start + cue.end) / 2)]
+    background = frame[5, W // 2]  # the slide's background just under the accent bar
+    ink = np.abs(frame - background).sum(axis=2) > 120
+    text = ink[column[1] : column[3]]
+    third = W // 3
+    assert text[:, :third].sum() > 200 and text[:, 2 * third :].sum() > 200, "the column does not reach both sides"
+    for x0, y0, x1, y1 in (a, b):
+        body = frame[y0:y1, x0:x1]
+        colour = np.array(BODIES[next(t.persona_id for t in tracks if round(t.x) == x0)])
+        seen = np.minimum(np.abs(body - colour).sum(axis=2), np.abs(body - colour * DIM).sum(axis=2)) < 60
+        assert seen.sum() > 0.2 * (x1 - x0) * (y1 - y0), "a character is not visible"
+    subs = (frame[..., 0] > 200) & (frame[..., 1] > 200)
+    subs[: round(style.safe_box.y)] = False
+    ys, _ = np.nonzero(subs)
+    assert len(ys) > 100 and ys.max() < band_top, "the subtitle is not between the column and the characters"

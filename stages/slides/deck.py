@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
 INDEX_VERSION = 1
 RENDERER_VERSION = "5"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX); 4: portrait type sizes;
-# 5: one grid (corners only with characters; every bullets slide in the same column)
+# 5: one grid (corners only with characters; every bullets slide in the same column). (Portrait's band
+# across the bottom for characters needed no bump: its corners, part of the key, changed with it.)
 PICTURES_VERSION = "1"  # code, table and math pictures (stages.slides.code/table/formula)
 PNG_LEVEL = 1  # fast: a 1080p slide encodes in ~20 ms instead of ~200 ms at the default level
 _FONT_LANGS = {"ja": "ja", "zh": "zh-cn", "ko": "ko"}

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 LAYOUTS = ("title", "bullets", "image", "image_caption", "closing")
 IMAGE_LAYOUTS = ("image", "image_caption")
-MAX_BULLETS = 5
+MAX_BULLETS = 5  # bullets on one page of a list slide (more go on further pages, see page_of)
+BULLET_CHARS = 24  # a bullet made from narration: about one line of the bullet column at 1080p
+BULLET_WORDS = 9
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])\s*|(?<=\.)\s+")
 
 
@@ -93,9 +95,10 @@ class SafeArea:
         w, h = settings.video.width, settings.video.height
         safe = settings.slides.safe_area
         gap = max(1, round(h * 0.02))
-        subtitle_top = round(h * (1 - safe.subtitle_band))
-        corner_w = round(w * safe.corner_width) if has_characters(settings) else 0
-        corner_top = round(h * (1 - safe.corner_height)) if corner_w > 0 and safe.corner_height > 0 else h
+        bands = FrameBands.of(settings)
+        subtitle_top = bands.subtitle_top
+        corner_w = bands.corner_width
+        corner_top = bands.corner_top
         left, right = round(w * safe.margin), w - round(w * safe.margin)
         top = round(h * safe.margin)
         logo = None
@@ -193,6 +196,50 @@ class SafeArea:
         return {"subtitle_top": self.subtitle_top, "corners": self.corners()}
 
 
+@dataclass(frozen=True)
+class FrameBands:
+    """Where the characters and the subtitles go on the frame, in pixels: one rule for the slides
+    (what they keep free), the characters' placement and the subtitles' box.
+
+    Landscape: each character stands in a lower corner (``corner_width`` of the width by
+    ``corner_height`` of the height) beside the subtitle band at the bottom. Portrait (taller than
+    wide) with characters: the corners join into a band across the bottom (each side owns half the
+    width, ``corner_height`` of the short side tall, so the characters keep landscape's size) and
+    the subtitle band (``subtitle_band`` of the short side) sits right above it, off their faces and
+    clear of the bottom strip Shorts covers with its title; the slides' text spans the full width
+    above both. Without characters the subtitle band is at the bottom and no corner is kept.
+    """
+
+    subtitle_top: int
+    subtitle_bottom: int  # px from the frame's top to the bottom of the subtitle box
+    subtitle_side: int  # px kept free left and right of the subtitle box
+    corner_width: int  # 0: no corners kept
+    corner_top: int  # the frame's height when no corners are kept
+
+    @property
+    def portrait(self) -> bool:
+        return self.corner_width > 0 and self.subtitle_bottom <= self.corner_top
+
+    @classmethod
+    def of(cls, settings: "Settings") -> "FrameBands":
+        """The bands for ``settings.video`` size, ``settings.slides.safe_area`` and whether a persona has a character."""
+        w, h = settings.video.width, settings.video.height
+        safe = settings.slides.safe_area
+        short = min(w, h)
+        characters = has_characters(settings)
+        margin = round(w * safe.margin)
+        if characters and h > w and safe.corner_height > 0:
+            corner_top = h - round(short * safe.corner_height)
+            bottom = corner_top - round(short * 0.02)
+            return cls(subtitle_top=bottom - round(short * safe.subtitle_band), subtitle_bottom=bottom,
+                       subtitle_side=margin, corner_width=w // 2, corner_top=corner_top)
+        corner_w = round(w * safe.corner_width) if characters else 0
+        corner_top = round(h * (1 - safe.corner_height)) if corner_w > 0 and safe.corner_height > 0 else h
+        return cls(subtitle_top=round(h * (1 - safe.subtitle_band)),
+                   subtitle_bottom=h - round(settings.video.subtitles.bottom_margin * h),
+                   subtitle_side=max(margin, corner_w), corner_width=corner_w, corner_top=corner_top)
+
+
 def has_characters(settings: "Settings") -> bool:
     """True when some persona has a character picture (which stands in a lower corner)."""
     return any(getattr(p, "character", None) is not None for p in settings.personas)
@@ -209,24 +256,16 @@ def language_of(script: "Script", settings: "Settings") -> str:
     return (script.language or settings.script.language or "ja").lower()
 
 
-def shorten(sentence: str, limit: int | None = None) -> str:
-    """A sentence cut to about ``limit`` characters at a natural break, with an ellipsis."""
-    text = sentence.strip().rstrip("。．.")
-    cjk = sum(1 for c in text if is_cjk(c)) > len(text) / 3
-    limit = limit or (34 if cjk else 72)
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    breaks = [cut.rfind(mark) for mark in ("、", "，", ", ", "; ", " ")]
-    best = max(breaks)
-    if best >= limit // 2:
-        cut = cut[:best]
-    return cut.rstrip(" 、，,;") + ("…" if cjk else "...")
-
-
-def sentences(text: str) -> list[str]:
-    """Split narration text into sentences (Japanese and Latin full stops)."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+def page_of(spec: SlideSpec, page: int, size: int = MAX_BULLETS) -> SlideSpec:
+    """Page ``page`` (from 0) of a list slide: ``size`` of its bullets, the heading marked ``1/2``
+    when there are several pages (the recap names every part, so a long list is paged, never cut).
+    A list that fits one page comes back unchanged, so its cache key does not change."""
+    pages = max(1, -(-len(spec.bullets) // size))
+    if pages == 1:
+        return spec
+    page = max(0, min(page, pages - 1))
+    return replace(spec, heading=f"{spec.heading} {page + 1}/{pages}",
+                   bullets=spec.bullets[page * size:(page + 1) * size])
 
 
 # --- internals -----------------------------------------------------------------------------------
@@ -239,7 +278,7 @@ def _spec_for(script: "Script", i: int, section: "Section", article: dict[str, A
     caption = (slide.caption if slide and slide.caption else "").strip()
     layout = slide.layout if slide and slide.layout else _pick_layout(i, count, image, caption)
     bullets = tuple(b.strip() for b in (slide.bullets if slide else []) if b.strip()) or _narration_bullets(
-        section, heading
+        section, heading, script.language
     )
     if layout == "title":
         site, date = _site_and_date(article)
@@ -258,7 +297,7 @@ def _spec_for(script: "Script", i: int, section: "Section", article: dict[str, A
     return SlideSpec(
         layout=layout,
         heading=heading,
-        bullets=bullets[:MAX_BULLETS],
+        bullets=bullets,  # all of them: a list longer than a page is drawn in pages (page_of)
         caption=caption,
         image=image if layout in IMAGE_LAYOUTS else None,
     )
@@ -274,14 +313,29 @@ def _pick_layout(i: int, count: int, image: str | None, caption: str) -> str:
     return "bullets"
 
 
-def _narration_bullets(section: "Section", heading: str) -> tuple[str, ...]:
+def _narration_bullets(section: "Section", heading: str, language: str | None) -> tuple[str, ...]:
+    """Up to 4 bullets from the narration when the script gives none: each a key phrase of one
+    sentence (the script writers' :func:`stages.script.text.bullet_of`: short, never ending on a
+    particle or a dangling word, no ellipsis)."""
+    from stages.script.text import split_sentences
+
+    text = " ".join(n.text for n in section.narrations)
+    if not language:
+        language = "ja" if sum(1 for c in text if is_cjk(c)) > len(text) / 3 else "en"
     points: list[str] = []
     for narration in section.narrations:
-        for sentence in sentences(narration.text):
-            point = shorten(sentence)
+        for sentence in split_sentences(narration.text, language):
+            point = narration_bullet(sentence, language)
             if point and point != heading and point not in points:
                 points.append(point)
     return tuple(points[:4])
+
+
+def narration_bullet(sentence: str, language: str) -> str:
+    """A slide bullet from one narration sentence: a short key phrase (about one line at 1080p)."""
+    from stages.script.text import bullet_of, is_cjk_language
+
+    return bullet_of(sentence, language, BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS).strip()
 
 
 def _site_and_date(article: dict[str, Any] | None) -> tuple[str, str]:

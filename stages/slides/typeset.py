@@ -211,7 +211,8 @@ def _closing(c: "_Canvas", spec: SlideSpec) -> None:
     if not spec.bullets:
         return
     pad = round(h * 0.035)
-    x0, x1 = max(a.left, a.corner_left + a.gap), min(a.right, a.corner_right - a.gap)
+    # between the corners when they reach up beside the card (landscape); a portrait band is below it
+    x0, x1 = (a.column().left, a.column().right) if a.has_corners() else (a.left, a.right)
     plan = c.plan("bullets", list(spec.bullets), y + pad, a.bottom - pad, sizes=(0.044, 0.028), line=1.45,
                   para_gap=0.45, marker=True, column=_Column(x0 + pad, x1 - pad))
     c.card(x0, y, x1, plan.end + pad - round(plan.size * 0.2))

@@ -3,8 +3,9 @@
 - **Place.** A persona with a ``position`` stands there; the others take free slots, right first,
   then left, then further in beside those already on a side (the side with fewer characters next).
   The characters of a side share that lower corner of ``slides.safe_area`` (``corner_width`` by
-  ``corner_height``), which the slides keep free of text, and shrink together when they would not
-  fit: they never overlap each other or the slide's text column. (With ``corner_width = 0`` they
+  ``corner_height``; in portrait half of the band across the bottom, see
+  :class:`stages.slides.layout.FrameBands`), which the slides keep free of text, and shrink together
+  when they would not fit: they never overlap each other or the slide's text column. (With ``corner_width = 0`` they
   keep their size and stand side by side from the frame's edge.)
 - **Expression.** A line's ``expression:`` holds from its start until the persona's next line; a
   line without one shows the persona's ``default_expression``.
@@ -29,6 +30,7 @@ from PIL import Image
 from stages.base import InputError
 from stages.characters import EYES, character_pictures
 from stages.script.model import Script
+from stages.slides.layout import FrameBands
 from stages.video.timeline import (
     Breath,
     CharacterTrack,
@@ -127,9 +129,15 @@ def place(characters: list[tuple["CharacterSettings", float]], settings: "Settin
         if side is None:
             side = "left" if sides.count("left") < sides.count("right") else "right"
         sides.append(side)
-    sizes = [(character.height * height * aspect, character.height * height) for character, aspect in characters]
+    # sized by the frame's short side, so a portrait (9:16) frame shows them as large as landscape does
+    # instead of a character's height of a tall frame squeezed into a narrow corner
+    short = min(width, height)
+    sizes = [(character.height * short * aspect, character.height * short) for character, aspect in characters]
     margin, gap = round(EDGE_MARGIN * width), round(GAP * width)
     corner_w, corner_h = safe.corner_width * width, safe.corner_height * height
+    bands = FrameBands.of(settings)
+    if bands.portrait:  # the corners join into a band across the bottom: each side owns half of it
+        corner_w, corner_h = float(bands.corner_width), float(height - bands.corner_top)
     out: list[tuple[str, int, int, int, int] | None] = [None] * len(characters)
     for side in ("right", "left"):
         members = [i for i, s in enumerate(sides) if s == side]

@@ -254,6 +254,7 @@ def _beat_clips(span: SectionSpan, start: float, transition: Transition, picture
 
 def _subtitle_style(settings: "Settings", *, has_characters: bool) -> SubtitleStyle:
     from stages.fonts import find_font_face, font_family_name
+    from stages.slides.layout import FrameBands
 
     width, height = settings.video.width, settings.video.height
     subs = settings.video.subtitles
@@ -266,6 +267,9 @@ def _subtitle_style(settings: "Settings", *, has_characters: bool) -> SubtitleSt
     side = max(safe.margin, safe.corner_width if has_characters else 0.0) * width
     bottom = round(subs.bottom_margin * height, 1)
     band = safe.subtitle_band * height
+    bands = FrameBands.of(settings)
+    if has_characters and bands.portrait:  # portrait: right above the characters' band, full width
+        side, bottom, band = bands.subtitle_side, float(height - bands.subtitle_bottom), float(height - bands.subtitle_top)
     return SubtitleStyle(
         font_family=font_family_name(face.path),
         font_file=str(face.path),

@@ -14,7 +14,8 @@ Prints ``name=value`` lines, per article (``<name>.<figure>``) and in total:
   blocks in the article, and those the script carries as a visual that some line shows (goal: all);
 - ``code_blocks`` etc. are counted with ``--max-minutes 30`` by default, so that the length budget
   (which drops whole parts of a long article, by design) does not hide what the writer carries;
-- ``script_ms``: the script stage's time (writing and validating, after a warm-up article; goal < 1000);
+- ``script_ms``: the script stage's time (writing and validating, after a warm-up article and
+  loading e2k, whose one-time load is ``e2k_load_ms``; goal < 1000);
 - ``sections`` and ``fragment_titles``: section titles that are sentence fragments rather than
   headings or labels (goal 0).
 
@@ -46,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stages.fetch import extract  # noqa: E402
 from stages.script.extractive import write_extractive  # noqa: E402
 from stages.script.loader import dump_script  # noqa: E402
+from stages.script.readings import preload as preload_readings  # noqa: E402
 from stages.settings import load_settings  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
@@ -73,6 +75,9 @@ def main() -> None:
             article = extract(path, settings)
             if i == 0:
                 write_extractive(article, settings)  # warm-up: pyopenjtalk, budoux, pysbd load once
+                loading = time.perf_counter()
+                preload_readings()  # and e2k, which the warm-up article may not need
+                print(f"e2k_load_ms={(time.perf_counter() - loading) * 1000:.1f}")
             started = time.perf_counter()
             script = write_extractive(article, settings)
             dump_script(script)

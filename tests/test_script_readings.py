@@ -192,3 +192,15 @@ def test_e2k_on_one_blas_thread_reads_the_same_and_restores_the_pool(fresh_cache
     with one_blas_thread():
         assert {lib.num_threads for lib in controller.select(user_api="blas").lib_controllers} <= {1}
     assert [lib.num_threads for lib in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers] == before
+
+
+def test_dictionary_words_alone_need_no_lexicon_check():
+    """A text whose Latin words are all in the dictionary is not analysed for them; the reading is the same."""
+    from stages.jtalk import analyse
+
+    text = "GitHubとDockerを使う"
+    assert all(word.lower() in readings.loanwords() for word in ("GitHub", "Docker"))
+    analyse.cache_clear()
+    assert readings.katakanize_latin(text) == "ギットハブとドッカーを使う"
+    assert analyse.cache_info().misses == 0
+    assert readings._known_to_jtalk(text) == frozenset()  # what the check would have found

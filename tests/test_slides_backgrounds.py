@@ -36,7 +36,8 @@ TEXT_KINDS = ("title", "kicker", "footer", "heading", "bullets", "caption")
 # Opaque default slides, 320x180, default settings, as drawn by renderer version 5 (line breaks at
 # phrase boundaries; no character corners without characters, so the text column spans the frame). The transparency work must leave this case byte-identical (same cache key =
 # file name, same bytes); ja[1] and ja[3] differ from version 2, where breaks moved to phrases.
-# They depend on Pillow's rasteriser and the font file, so they are only compared with those.
+# [1] and [3] (bullets made from the narration) changed when those became key phrases (bullet_of), not
+# sentences cut with an ellipsis. They depend on Pillow's rasteriser and the font file, so they are only compared with those.
 GOLDEN_PILLOW = "13.0.0"
 GOLDEN_FONT = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
                "b76b0433203017ca80401b2ee0dd69350349871c4b19d504c34dbdd80541690a")
@@ -44,22 +45,22 @@ GOLDEN = {
     "ja": [
         ("bc2318f9598426db4d801f9b80f30b2812679253d1d39aaa6dd8b06725994ff4",
          "f81dad82a596ff747481c9e1a67fbcf73e36cf4db5e74e0aff909a2c54fa5bc1"),
-        ("268d684cdc8d19769d7758da0aa2551599780340281d307fb32e7dae30b8b5a9",
-         "783f868738b0d42209ea492cd54c0f1a0d6edb58c043cb3c5cc4de63cf04ef30"),
+        ("8f788d17e26ea4c2046ff01da136b6d8f0679654df913a1c2870500a591da699",
+         "a16a7bfc3332620cb8cd044367df019e606bc785cc066d5871e53f97fd8a0ebb"),
         ("ac729c04e4313f3072869d4983b202e306be3eb97f94e65512d4f8d3ddff3b54",
          "6449da2c1f53bf35debd43a67c49baf13a9070f0daba333cbb05b3658954a272"),
-        ("02687dd838b526ecbe1698bcf44a6ef452dd00194fce07ea635d36595e3012d9",
-         "c8bbc5d36f3c054868947d4b13ed92fa8397adf8ea2ace38fb7706277513b54f"),
+        ("b2d6c8bb2e79c2806dc29ad47f312b25fa66abbe44068efc1e335feeb516adc7",
+         "26b2e74262910c611427c1bfe1d806683ff4538b8848763b5ccd10812a56c5aa"),
     ],
     "en": [
         ("2c619f2503706c58fbdddeebb3ce07e919d234fbda436f84047421f4f92d3435",
          "5ad32e744eb54ab7705aa5cedb02f3c158a14d7ce26f3645c27b8444622eafcd"),
-        ("c54e8d58465d7e40c00ffae52bf314303760f9b62597dcd1290493a0a73875de",
-         "2fb4b8d3f326c9965278b9c4eda0422abc365149ff2d5c7f83329cc9e214e86d"),
+        ("cbcb5b5173f6ab737b7b38fe7dfb3dc67e02df442e935f53a78855af25453617",
+         "fcbe853872db0c0a5e4192eee403886202277ea67d017dca23a0b769b58e84ff"),
         ("1c4e243a1d72f50f692b28a38b4f5f1623a42b57b541c55e1599cae631b6fde0",
          "297c55e5846deead829b03075d664c5ca48551c4421cd8a7ec38e545957f6b62"),
-        ("404fa25a4426e4e01b429461e21bc50f20c0c03f4e94201d6103076928dba819",
-         "779988b789f67775f42a7bd85ae6f669b77bac4c6522074a24281a04c0e1785c"),
+        ("06d3c2fd3a2fb2a99588878a665ebb94e06dfd4ef2a846f2840f53f0fe26693a",
+         "a5c2f4b070c1c13bf2f844a2ec5b8d677e2d731b672056af0c00aaba557d2824"),
     ],
 }
 

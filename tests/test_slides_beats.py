@@ -144,3 +144,99 @@ def test_marked_bullets_are_kept_and_a_long_run_after_the_last_one_gets_more():
     assert [state.current for _, state in beats][:2] == [0, 1]
     starts = [line for line, _ in beats] + [8]
     assert max((b - a) * 5.0 for a, b in zip(starts, starts[1:])) <= HOLD_SECONDS
+
+
+def _sample_sentences() -> list[str]:
+    """Real prose: the paragraphs of the Japanese sample article, split into sentences."""
+    from stages.script.text import split_sentences
+
+    text = (Path(__file__).parent.parent / "samples" / "ja-article.md").read_text("utf-8")
+    body = text.split("---", 2)[-1] if text.startswith("---") else text
+    paragraphs = [p.strip() for p in body.split("\n\n") if p.strip() and p.strip()[0] not in "#-*>`|!:["]
+    return [s for p in paragraphs for s in split_sentences(" ".join(p.split()), "ja")]
+
+
+def test_bullets_made_from_narration_are_key_phrases_without_an_ellipsis():
+    """A section whose script gives no bullets gets them from its narration: short key phrases
+    that never end on a particle, never a sentence cut with 「…」 (issue 11 item 6)."""
+    from stages.script.model import Script
+    from stages.script.text import bullet_ends_cleanly
+    from stages.slides.layout import BULLET_CHARS, build_specs
+
+    sentences = [s for s in _sample_sentences() if len(s) > BULLET_CHARS]
+    assert len(sentences) >= 6
+    script = Script.model_validate({"title": "記事", "language": "ja", "sections": [
+        {"title": "はじめに", "narrations": ["始めます。"]},
+        {"title": "本題", "narrations": sentences[:3]}, {"title": "続き", "narrations": sentences[3:6]},
+        {"title": "おわりに", "narrations": ["終わります。"]}]})
+    specs = build_specs(script, None)
+    bullets = [b for spec in specs[1:3] for b in spec.bullets]
+    assert len(bullets) >= 4
+    for bullet in bullets:
+        assert "…" not in bullet and "..." not in bullet, bullet
+        assert bullet_ends_cleanly(bullet, "ja") and len(bullet) <= BULLET_CHARS, bullet
+
+
+RECAP = ["Union-Findの基本", "経路圧縮", "ランクによる併合", "計算量の解析", "物理への応用", "パーコレーション", "実装のコツ"]
+
+
+def test_the_recap_lists_every_item_in_pages_and_marks_the_one_being_said(tmp_path):
+    """An article with 7 parts: the closing card names all 7 (two pages, 1/2 and 2/2), each page
+    turning as its first item is said, and the item being said is marked, so the card changes
+    with the narration instead of standing still (issue 11 items 3 and 4)."""
+    from stages.slides.layout import build_specs, page_of
+    from stages.script.loader import load_script
+
+    job, settings = _job(tmp_path)
+    script = yaml.safe_load((job / "script.yaml").read_text("utf-8"))
+    script["sections"].append({"title": "まとめ", "slide": {"layout": "closing", "bullets": RECAP},
+                               "narrations": ["最後に振り返ります。", *[f"{item}を見ました。" for item in RECAP]]})
+    (job / "script.yaml").write_text(yaml.safe_dump(script, allow_unicode=True), "utf-8")
+    index = json.loads((job / "audio" / "index.json").read_text("utf-8"))
+    wav = next(iter(index["clips"].values()))["path"]
+    for n in range(len(RECAP) + 1):
+        index["clips"][f"002-{n:03d}"] = {"path": wav, "duration": 1.5, "speaker": "narrator"}
+    (job / "audio" / "index.json").write_text(json.dumps(index), "utf-8")
+
+    spec = build_specs(load_script(job / "script.yaml"), None)[2]
+    assert spec.bullets == tuple(RECAP)  # none dropped
+    pages = [page_of(spec, p) for p in range(2)]
+    assert [p.heading for p in pages] == ["まとめ 1/2", "まとめ 2/2"]
+    assert pages[0].bullets + pages[1].bullets == tuple(RECAP)
+
+    out = json.loads(generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache").read_text())
+    closing = [p for p in out["pictures"] if p["section"] == 2]
+    assert all(p["kind"] == "closing" for p in closing)
+    assert [p["from"] for p in closing] == [0, *range(1, len(RECAP) + 1)]  # unmarked, then each item as said
+    assert len({p["sha256"] for p in closing}) == len(closing)  # every step looks different
+    timeline = plan_timeline(job, settings)
+    shown = [c for c in timeline.slides if c.section == 2]
+    assert len(shown) == len(closing) and max(c.end - c.start for c in shown) < 2 * 1.5 + 0.5
+
+
+def _longest_hold(beats, durations) -> float:
+    starts = [line for line, _ in beats] + [len(durations)]
+    return max(sum(durations[a:b]) for a, b in zip(starts, starts[1:]))
+
+
+def test_an_image_section_holds_its_image_then_shows_key_phrases():
+    """A section whose slide is an article image: the image first, then (after at most
+    HOLD_SECONDS) its bullets with the one being said marked, so the image is not static for the
+    whole section; an image section with no bullets gets key phrases from its lines."""
+    lines = _sample_sentences()[:8]
+    s = section(lines)
+    for given in (["苗を選ぶ", "水やりのコツ"], []):
+        bullets, beats = plan_beats(s, first=False, layout="image_caption", bullets=given, durations=[6.0] * 8,
+                                    visual_pages=[], language="ja")
+        assert beats[0] == (0, State("base"))
+        assert any(state.kind == "bullets" for _, state in beats) and bullets
+        assert _longest_hold(beats, [6.0] * 8) <= HOLD_SECONDS + 6.0
+
+
+def test_a_visual_shown_again_on_every_line_still_gives_way_to_the_bullets():
+    """Lines that each say ``show: 0`` do not restart the visual's time: after HOLD_SECONDS the
+    bullets come back for a while."""
+    s = section([{"text": t, "show": 0} for t in _sample_sentences()[:8]], visuals=[{"kind": "code", "text": "x = 1"}])
+    bullets, beats = plan_beats(s, first=False, layout="bullets", bullets=["コード"], durations=[6.0] * 8,
+                                visual_pages=[1], language="ja")
+    assert [state.kind for _, state in beats][:2] == ["visual", "bullets"]

@@ -42,7 +42,8 @@ class SlidesStage:
     """One slide per section of ``script.yaml``; writes ``slides/index.json``."""
 
     name = "slides"
-    version = "2"  # 2: pictures per beat (index["pictures"]), timed by the audio clips
+    version = "3"  # 2: pictures per beat (index["pictures"]), timed by the audio clips;
+    # 3: the recap paged and its item marked, images and re-shown visuals give way to bullets
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

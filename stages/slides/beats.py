@@ -6,12 +6,17 @@ slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what th
 - **Title card.** The first section opens with the video's title card, alone, for its first line;
   its own content follows from the second line (a one-line first section shows both in turn).
 - **Bullets follow the words.** A line's ``bullet:`` is kept (in a section whose own slide is an
-  image or the closing card it brings that slide back: there is no bullet list to show). In a section whose lines mark no
-  bullet, bullet *j* is marked from
+  image with no bullets, or a closing card with no list, it brings that slide back: there is no
+  bullet list to show). In a section whose lines mark no bullet, bullet *j* is marked from
   the line that says it (the line sharing the most character pairs with it, in order), else from
   the line where the section's time reaches *j / n*; before the first one, no bullet is marked.
-- **Nothing static for long.** A visual stays for at most :data:`HOLD_SECONDS` per page, then the
-  bullet slide comes back. A bullet marked longer than :data:`HOLD_SECONDS` gets a new bullet made
+- **The recap follows the words too.** On a closing card the item being spoken is marked the same
+  way (its list is the recap's, so no item is added); a list longer than :data:`PAGE_BULLETS` is
+  paged, the page turning when its first item is said (:func:`stages.slides.layout.page_of`).
+- **Nothing static for long.** A visual stays for at most :data:`HOLD_SECONDS` per page (a line
+  showing the visual already on screen does not restart its time), then the bullet slide comes
+  back (a line showing it again after that brings it back: visual and bullets alternate); so
+  does a section's own image (``base``), its bullets made from its lines if it has none. A bullet marked longer than :data:`HOLD_SECONDS` gets a new bullet made
   from the line halfway through its time (:func:`stages.script.text.bullet_of`: a short key phrase
   that never ends on a particle), inserted after it; bullets beyond :data:`PAGE_BULLETS` go on
   further bullet pictures. Line times come from the audio stage's clips when they exist (else an
@@ -30,9 +35,7 @@ if TYPE_CHECKING:
     from stages.script.model import Section
 
 HOLD_SECONDS = 20.0
-PAGE_BULLETS = 5
-BULLET_CHARS = 24  # about one line of the bullet column at 1080p
-BULLET_WORDS = 9
+PAGE_BULLETS = 5  # = stages.slides.layout.MAX_BULLETS
 
 
 @dataclass(frozen=True)
@@ -62,31 +65,37 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
     lines = section.narrations
     n = len(lines)
     bullets = list(bullets)
-    own = "bullets" if layout in ("bullets", "title") else "base"
+    image = layout in ("image", "image_caption")
+    own = "bullets" if layout in ("bullets", "title") or (image and bullets) else "list" if layout == "closing" else "base"
     explicit = any(line.bullet is not None for line in lines)
     states: list[State | None] = [None] * n
-    current: State | None = None
+    current: State | None = State("base") if image else None  # an image section opens on its image
     held = 0.0
     for i, line in enumerate(lines):
-        if line.show is not None:
-            current, held = State("visual", visual=line.show), 0.0
+        if line.show is not None and current != State("visual", visual=line.show):
+            current, held = State("visual", visual=line.show), 0.0  # (shown again while on screen: keeps its time)
         elif line.bullet is not None:
             current = State("bullets", current=line.bullet)
-        elif current is not None and current.kind == "visual":
-            pages = visual_pages[current.visual] if current.visual < len(visual_pages) else 1
+        elif current is not None and current.kind in ("visual", "base"):
+            pages = visual_pages[current.visual] if current.kind == "visual" and current.visual < len(visual_pages) else 1
             if held >= HOLD_SECONDS * max(1, pages):
                 current = None  # back to the bullets
         states[i] = current
-        if current is not None and current.kind == "visual":
+        if current is not None and current.kind in ("visual", "base"):
             held += durations[i]
+    back = next((i for i, s in enumerate(states) if s is None), None)
+    if image and not bullets and back is not None and (point := _bullet(lines[back].text, language)):
+        bullets, own = [point], "bullets"  # an image with no bullets: a key phrase once it has held
     if own == "bullets":
         bullets = _auto_bullets(lines, states, bullets, durations, language, explicit)
+    elif own == "list" and bullets:
+        bullets = _auto_bullets(lines, states, bullets, durations, language, explicit, add=False)
     else:
         # The section's own slide is an image or the closing card, with no bullet list of its own:
         # a line's bullet mark brings that slide back (a bullet slide would be a heading alone).
         for i in range(n):
             if states[i] is None or states[i].kind == "bullets":
-                states[i] = State(own)
+                states[i] = State("base")
     if own == "bullets" and not bullets:
         states = [State("base") if s is not None and s.kind == "bullets" else s for s in states]
     if first:
@@ -101,9 +110,9 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
 
 
 def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float], language: str,
-                  explicit: bool) -> list[str]:
-    """Mark bullets on the lines that say them, or keep the script's marks, and add bullets where
-    one would stay marked too long (module docstring); fills ``states`` in place."""
+                  explicit: bool, add: bool = True) -> list[str]:
+    """Mark bullets on the lines that say them, or keep the script's marks, and (``add``) add bullets
+    where one would stay marked too long (module docstring); fills ``states`` in place."""
     free = [i for i, s in enumerate(states) if s is None or s.kind == "bullets"]
     if not free:
         return bullets
@@ -113,7 +122,7 @@ def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float
         starts = _match(bullets, [lines[i].text for i in free], [durations[i] for i in free])
         marks = {free[k]: j for j, k in enumerate(starts)}
     bullets = list(bullets)
-    for _ in range(12):  # add bullets where one would stay marked too long
+    for _ in range(12 if add else 0):  # add bullets where one would stay marked too long
         long = _longest_run(free, marks, durations)
         if long is None:
             break
@@ -189,8 +198,6 @@ def _pairs(text: str) -> set[str]:
 
 
 def _bullet(text: str, language: str) -> str:
-    from stages.script.text import bullet_of, is_cjk_language
+    from stages.slides.layout import narration_bullet
 
-    cjk = is_cjk_language(language)
-    point = bullet_of(text, language, BULLET_CHARS if cjk else BULLET_WORDS)
-    return point.strip()
+    return narration_bullet(text, language)

@@ -22,7 +22,7 @@ import json
 import os
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from stages.fonts import FontNotFound, find_font_face
 from stages.linebreak import is_cjk
 from stages.slides.image_api import ImageApiError, generate_image, prompt_for
 from stages.slides.images import CheckedImage, ImageRejected, decode_checked, load_image, local_image_path
-from stages.slides.layout import IMAGE_LAYOUTS, SafeArea, SlideSpec, build_specs, language_of
+from stages.slides.layout import IMAGE_LAYOUTS, SafeArea, SlideSpec, build_specs, language_of, page_of
 from stages.slides.typeset import Theme, draw_slide, fit_image, parse_colour
 
 if TYPE_CHECKING:
@@ -225,6 +225,8 @@ def _produce(deck: _Deck, i: int, section: "Section", spec: SlideSpec) -> _Outco
             notes.append(("image fallback", {"section": i, "image": spec.image, "reason": str(exc),
                                              "layout": spec.layout}))
             spec = spec.as_text()
+    if spec.layout in ("bullets", "closing"):
+        spec = page_of(spec, 0)  # a long list's first page (the pictures show every page)
     return _typeset(deck, i, spec, checked, notes, wants_transparency(section, deck.settings))
 
 
@@ -282,7 +284,7 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
         visual_pictures = [_visual(deck, i, k, visual, spec.heading, transparent, note)
                            for k, visual in enumerate(section.visuals)]
         base_layout = spec.layout if outcome.layout != "generated" else "generated"
-        bullets = list(spec.bullets) if spec.layout in ("bullets", "title") else []
+        bullets = list(spec.bullets) if base_layout != "generated" else []  # image: shown once it has held
         if spec.layout == "title":
             bullets = [b.strip() for b in (section.slide.bullets if section.slide else []) if b.strip()]
         bullets, beats = plan_beats(section, first=i == 0, layout=base_layout, bullets=bullets,
@@ -295,12 +297,13 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
                 items = [_entry(_typeset(deck, i, title, None, [], transparent), "title")]
             elif state.kind == "visual":
                 items = visual_pictures[state.visual]
-            elif state.kind == "bullets":
+            elif state.kind == "bullets":  # the list with the bullet being said marked (the recap: its card)
                 page = (state.current or 0) // PAGE_BULLETS
-                chunk = tuple(bullets[page * PAGE_BULLETS:(page + 1) * PAGE_BULLETS])
-                current = None if state.current is None else state.current - page * PAGE_BULLETS
-                bullet_spec = SlideSpec(layout="bullets", heading=heading, bullets=chunk, current=current)
-                items = [_entry(_typeset(deck, i, bullet_spec, None, [], transparent), "bullets")]
+                kind = "closing" if spec.layout == "closing" else "bullets"
+                bullet_spec = page_of(SlideSpec(layout=kind, heading=heading, bullets=tuple(bullets)), page, PAGE_BULLETS)
+                if state.current is not None:
+                    bullet_spec = replace(bullet_spec, current=state.current - page * PAGE_BULLETS)
+                items = [_entry(_typeset(deck, i, bullet_spec, None, [], transparent), kind)]
             elif spec.layout == "title":  # a title section with nothing to list: its heading alone
                 items = [_entry(_typeset(deck, i, SlideSpec(layout="bullets", heading=heading), None, [], transparent),
                                 "bullets")]

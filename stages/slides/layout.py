@@ -22,7 +22,6 @@ IMAGE_LAYOUTS = ("image", "image_caption")
 MAX_BULLETS = 5  # bullets on one page of a list slide (more go on further pages, see page_of)
 BULLET_CHARS = 24  # a bullet made from narration: about one line of the bullet column at 1080p
 BULLET_WORDS = 9
-_SENTENCE_END = re.compile(r"(?<=[。！？!?])\s*|(?<=\.)\s+")
 
 
 @dataclass(frozen=True)

@@ -177,10 +177,15 @@ def _bullets(c: "_Canvas", bullets: tuple[str, ...], y: int, bottom: int, curren
     if not bullets:
         return
     plan = c.plan("bullets", list(bullets), y, bottom, sizes=(0.047, 0.03), line=1.45, para_gap=0.55, marker=True)
-    if current is None or not 0 <= current < len(bullets):
+    _emit_marked(c, plan, current, len(bullets))
+
+
+def _emit_marked(c: "_Canvas", plan: "_Plan", current: int | None, count: int, card: bool = True) -> None:
+    """Draw a planned list; the bullet being spoken (``current``) on a card (or, ``card=False``, in
+    the accent colour), the others muted, in the same layout so nothing moves."""
+    if current is None or not 0 <= current < count:
         c.emit(plan)
         return
-    # the bullet being spoken: a card behind it, the others muted (same layout, so nothing moves)
     paragraphs: list[list[_Line]] = []
     for ln in plan.lines:
         if ln.marker or not paragraphs:
@@ -190,12 +195,12 @@ def _bullets(c: "_Canvas", bullets: tuple[str, ...], y: int, bottom: int, curren
         c.truncated.append("bullets")
     ascent, descent = font_for(plan.face, plan.size).getmetrics()
     for k, lines in enumerate(paragraphs):
-        if k == current and lines:
+        if k == current and lines and card:
             pad = round(plan.size * 0.35)
             x0 = max(c.area.left, lines[0].x - round(plan.size * 1.05) - pad)
             c.card(x0, lines[0].baseline - ascent - pad, c.area.right if plan.column is None else plan.column.x1,
                    lines[-1].baseline + descent + pad)
-        colour = plan.colour if k == current else c.theme.muted
+        colour = (plan.colour if card else c.theme.accent) if k == current else c.theme.muted
         c._emit("current" if k == current else "bullets", lines, plan.face, plan.size, colour, plan.align, plan.column)
 
 
@@ -216,7 +221,7 @@ def _closing(c: "_Canvas", spec: SlideSpec) -> None:
     plan = c.plan("bullets", list(spec.bullets), y + pad, a.bottom - pad, sizes=(0.044, 0.028), line=1.45,
                   para_gap=0.45, marker=True, column=_Column(x0 + pad, x1 - pad))
     c.card(x0, y, x1, plan.end + pad - round(plan.size * 0.2))
-    c.emit(plan)
+    _emit_marked(c, plan, spec.current, len(spec.bullets), card=False)  # the recap item being said
 
 
 def _image_caption(c: "_Canvas", spec: SlideSpec, image: Image.Image, fit: str) -> None:

@@ -12,10 +12,12 @@ from stages.script.text import is_katakana_reading, reading_for
 
 @pytest.fixture
 def fresh_caches():
-    """Drop cached word readings and the loaded e2k models, before and after the test."""
+    """Drop cached word and part readings, before and after the test."""
     readings.word_reading.cache_clear()
+    readings._transliterated.cache_clear()
     yield
     readings.word_reading.cache_clear()
+    readings._transliterated.cache_clear()
 
 
 @pytest.fixture
@@ -77,6 +79,7 @@ def test_unknown_word_reading_is_deterministic(fresh_caches):
     """The same word gives the same reading after the cache is dropped (greedy decoding)."""
     first = reading_for("Zendeskのチケット")
     readings.word_reading.cache_clear()
+    readings._transliterated.cache_clear()
     assert reading_for("Zendeskのチケット") == first
 
 
@@ -204,3 +207,17 @@ def test_dictionary_words_alone_need_no_lexicon_check():
     assert readings.katakanize_latin(text) == "ギットハブとドッカーを使う"
     assert analyse.cache_info().misses == 0
     assert readings._known_to_jtalk(text) == frozenset()  # what the check would have found
+
+
+def test_a_part_shared_by_words_is_transliterated_once(fresh_caches):
+    """Union-Find and UnionFind share their parts: e2k decodes each once, and both read alike."""
+    if readings._e2k() is None:
+        pytest.skip("e2k is not installed")
+    assert "union" not in readings.loanwords() and "find" not in readings.loanwords()
+    first = readings.word_reading("Union-Find")
+    decoded = readings._transliterated.cache_info().misses
+    assert readings.word_reading("UnionFind") == first
+    assert readings._transliterated.cache_info().misses == decoded
+    readings._transliterated.cache_clear()
+    readings.word_reading.cache_clear()
+    assert readings.word_reading("UnionFind") == first  # the cache gives what e2k gives

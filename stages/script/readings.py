@@ -144,17 +144,25 @@ def _part_reading(part: str) -> str:
     """An acronym spelled, else e2k's transliteration, else the part unchanged (no e2k)."""
     if len(part) == 1 or (part.isupper() and len(part) <= ACRONYM_MAX_LETTERS):
         return spell(part)
-    models = _e2k()
-    if models is None:
+    if _e2k() is None:
         return part
-    c2k, ngram, one_blas_thread = models
-    lower = part.lower()
+    kana = _transliterated(part.lower())
+    return kana if kana is not None and _KATAKANA.match(kana) else spell(part)
+
+
+@lru_cache(maxsize=8192)
+def _transliterated(lower: str) -> str | None:
+    """e2k's katakana for a lower-cased part, None when its n-gram model finds it unpronounceable.
+
+    Cached per part: words share parts (``Union-Find``, ``UnionFind``, ``union``), and e2k
+    decodes one at about 10 ms. Only called once e2k has loaded.
+    """
+    c2k, ngram, one_blas_thread = _e2k()  # type: ignore[misc]
     with _E2K_LOCK:
         if not ngram(lower):
-            return spell(part)
+            return None
         with one_blas_thread():
-            kana = c2k(lower)
-    return kana if _KATAKANA.match(kana) else spell(part)
+            return c2k(lower)
 
 
 def _replacement(word: str, known: frozenset[str]) -> str:

@@ -240,3 +240,47 @@ def test_a_visual_shown_again_on_every_line_still_gives_way_to_the_bullets():
     bullets, beats = plan_beats(s, first=False, layout="bullets", bullets=["コード"], durations=[6.0] * 8,
                                 visual_pages=[1], language="ja")
     assert [state.kind for _, state in beats][:2] == ["visual", "bullets"]
+
+
+def test_a_closing_that_opens_with_prose_shows_key_phrases_until_the_recap_is_named(tmp_path):
+    """The article's own まとめ merged into the closing: ten lines of prose (~4 s each) that name no
+    recap item, then the line naming the parts. The prose gets key-phrase bullets, changing so
+    that none stands over HOLD_SECONDS, and the recap card comes when its first item is said
+    (issue 11 item 3: it stood unmarked for 38 s)."""
+    prose = _sample_sentences()[:10]
+    recap = RECAP[:3]
+    lines = [*prose, f"今回は、{'、'.join(recap)}について紹介しました。", "ご視聴ありがとうございました。"]
+    durations = [4.0] * len(lines)
+    s = section(lines, slide={"heading": "まとめ", "layout": "closing", "bullets": recap})
+    bullets, beats = plan_beats(s, first=False, layout="closing", bullets=list(recap), durations=durations,
+                                visual_pages=[], language="ja")
+    assert bullets == recap  # the recap's list is its own: nothing added to it
+    before = [(line, state) for line, state in beats if line < 10]
+    assert len(before) > 1 and all(state.kind == "points" for _, state in before)
+    assert before[0][1].points and all(state.points == before[0][1].points for _, state in before)
+    assert [state.current for _, state in before] == list(range(len(before)))  # each phrase marked in turn
+    assert next(state for line, state in beats if line == 10).kind == "bullets"  # the recap card, item marked
+    assert _longest_hold(beats, durations) <= HOLD_SECONDS
+
+    # A short opening (under HOLD_SECONDS) keeps the unmarked recap card, as before.
+    short = section([*prose[:3], *lines[10:]], slide={"heading": "まとめ", "layout": "closing", "bullets": recap})
+    _, beats = plan_beats(short, first=False, layout="closing", bullets=list(recap), durations=[4.0] * 5,
+                          visual_pages=[], language="ja")
+    assert beats[0] == (0, State("bullets"))
+
+    # In the slides stage: the prose's pictures are bullet slides under the closing's heading, then the card.
+    job, settings = _job(tmp_path)
+    script = yaml.safe_load((job / "script.yaml").read_text("utf-8"))
+    script["sections"].append({"title": "まとめ", "slide": {"layout": "closing", "bullets": recap}, "narrations": lines})
+    (job / "script.yaml").write_text(yaml.safe_dump(script, allow_unicode=True), "utf-8")
+    index = json.loads((job / "audio" / "index.json").read_text("utf-8"))
+    wav = next(iter(index["clips"].values()))["path"]
+    for n in range(len(lines)):
+        index["clips"][f"002-{n:03d}"] = {"path": wav, "duration": 4.0, "speaker": "narrator"}
+    (job / "audio" / "index.json").write_text(json.dumps(index), "utf-8")
+    out = json.loads(generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache").read_text())
+    closing = [p for p in out["pictures"] if p["section"] == 2]
+    kinds = [p["kind"] for p in closing if p["from"] < 10]
+    assert len(kinds) > 1 and set(kinds) == {"bullets"}
+    assert next(p for p in closing if p["from"] == 10)["kind"] == "closing"
+    assert len({p["sha256"] for p in closing}) == len(closing)

@@ -13,6 +13,10 @@ slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what th
 - **The recap follows the words too.** On a closing card the item being spoken is marked the same
   way (its list is the recap's, so no item is added); a list longer than :data:`PAGE_BULLETS` is
   paged, the page turning when its first item is said (:func:`stages.slides.layout.page_of`).
+  Lines before the first item is said (the article's own まとめ merged into the closing often
+  opens with a paragraph of prose) that last longer than :data:`HOLD_SECONDS` show key-phrase
+  bullets made from those lines instead (a ``points`` picture, the one being said marked, added
+  where one would stay marked too long), and the recap card comes when its first item is said.
 - **Nothing static for long.** A visual stays for at most :data:`HOLD_SECONDS` per page (a line
   showing the visual already on screen does not restart its time), then the bullet slide comes
   back (a line showing it again after that brings it back: visual and bullets alternate); so
@@ -41,12 +45,14 @@ PAGE_BULLETS = 5  # = stages.slides.layout.MAX_BULLETS
 @dataclass(frozen=True)
 class State:
     """What is on screen: ``kind`` is ``title``, ``bullets`` (``current`` marked, None: none),
-    ``visual`` (``visual`` = index into the section's visuals) or ``base`` (the section's own slide:
-    an image, the closing card)."""
+    ``visual`` (``visual`` = index into the section's visuals), ``base`` (the section's own slide:
+    an image, the closing card) or ``points`` (a bullet slide of ``points``, key phrases of the
+    closing's prose before its recap, ``current`` marked)."""
 
     kind: str
     current: int | None = None
     visual: int | None = None
+    points: tuple[str, ...] = ()
 
 
 def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[str], durations: list[float],
@@ -90,6 +96,7 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
         bullets = _auto_bullets(lines, states, bullets, durations, language, explicit)
     elif own == "list" and bullets:
         bullets = _auto_bullets(lines, states, bullets, durations, language, explicit, add=False)
+        _prose_points(lines, states, durations, language)
     else:
         # The section's own slide is an image or the closing card, with no bullet list of its own:
         # a line's bullet mark brings that slide back (a bullet slide would be a heading alone).
@@ -150,6 +157,30 @@ def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float
         current = marks.get(i, current)
         states[i] = State("bullets", current=current)
     return bullets
+
+
+def _prose_points(lines, states: list, durations: list[float], language: str) -> None:
+    """On a closing card, each stretch of lines with no recap item marked yet that lasts longer than
+    :data:`HOLD_SECONDS` gets key-phrase bullets of its own lines (``points`` states, filled in
+    place), so the unmarked card does not stand through a paragraph of prose."""
+    unmarked = State("bullets")
+    i = 0
+    while i < len(states):
+        if states[i] != unmarked:
+            i += 1
+            continue
+        end = i
+        while end < len(states) and states[end] == unmarked:
+            end += 1
+        run = list(range(i, end))
+        seed = next((p for k in run if (p := _bullet(lines[k].text, language))), None)
+        if seed is not None and sum(durations[k] for k in run) > HOLD_SECONDS:
+            sub: list = [None] * len(run)
+            points = _auto_bullets([lines[k] for k in run], sub, [seed], [durations[k] for k in run], language,
+                                   explicit=False)
+            for k, state in zip(run, sub):
+                states[k] = State("points", current=state.current, points=tuple(points))
+        i = end
 
 
 def _longest_run(free: list[int], marks: dict[int, int], durations: list[float]) -> tuple[list[int], float] | None:

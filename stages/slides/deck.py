@@ -304,6 +304,13 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
                 if state.current is not None:
                     bullet_spec = replace(bullet_spec, current=state.current - page * PAGE_BULLETS)
                 items = [_entry(_typeset(deck, i, bullet_spec, None, [], transparent), kind)]
+            elif state.kind == "points":  # key phrases of the closing's prose before its recap
+                page = (state.current or 0) // PAGE_BULLETS
+                points_spec = page_of(SlideSpec(layout="bullets", heading=heading, bullets=state.points), page,
+                                      PAGE_BULLETS)
+                if state.current is not None:
+                    points_spec = replace(points_spec, current=state.current - page * PAGE_BULLETS)
+                items = [_entry(_typeset(deck, i, points_spec, None, [], transparent), "bullets")]
             elif spec.layout == "title":  # a title section with nothing to list: its heading alone
                 items = [_entry(_typeset(deck, i, SlideSpec(layout="bullets", heading=heading), None, [], transparent),
                                 "bullets")]

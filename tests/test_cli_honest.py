@@ -211,7 +211,7 @@ def test_config_errors_name_the_file_the_key_and_the_allowed_values(tmp_path: Pa
     assert f"invalid settings in {config} (4 problems)" in err
     assert "[video] renderer = 'remotoin': not allowed; allowed values: 'ffmpeg' or 'remotion'" in err
     assert "[video] widht: unknown key (did you mean width?); [video] accepts:" in err
-    assert "[daemon] max_jobs = 0: Input should be greater than or equal to 1 (jobs running at once)" in err
+    assert "[daemon] max_jobs = 0: Input should be greater than or equal to 1 (jobs running at once past their fetch (fetches wait on network slots))" in err
     assert "vidoe: unknown key (did you mean video?)" in err
     assert "errors.pydantic.dev" not in err and "extra_forbidden" not in err
     from_env = moviegen("status", "--home", str(tmp_path), env={"MOVIEGEN_VIDEO__RENDERER": "vlc"})

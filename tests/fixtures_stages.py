@@ -228,3 +228,30 @@ def submit(store, settings, job_id: str, kind: str = "url", text: str = "https:/
     source.write_text(text, encoding="utf-8")
     store.submit(job_id, f"{job_id}.{ext}", kind, sha256=hashlib.sha256(text.encode()).hexdigest())
     return job_dir
+
+
+def slot_peaks(events: list[dict]) -> tuple[int, Counter]:
+    """The most jobs holding a job slot at once (from their first stage past a network one to
+    their end), and the most stages holding each resource at once."""
+    jobs_running, peak_jobs = 0, 0
+    in_job_slot: set[str] = set()
+    holding: Counter = Counter()
+    peak: Counter = Counter()
+    open_stages: dict[tuple[str, str], str] = {}
+    for event in events:
+        kind = event["kind"]
+        if kind in ("job.finished", "job.failed", "job.cancelled") and event["job_id"] in in_job_slot:
+            in_job_slot.discard(event["job_id"])
+            jobs_running -= 1
+        elif kind == "stage.started":
+            resource = event["data"]["resource"]
+            if resource != "network" and event["job_id"] not in in_job_slot:
+                in_job_slot.add(event["job_id"])
+                jobs_running += 1
+                peak_jobs = max(peak_jobs, jobs_running)
+            open_stages[(event["job_id"], event["stage"])] = resource
+            holding[resource] += 1
+            peak[resource] = max(peak[resource], holding[resource])
+        elif kind in ("stage.finished", "stage.failed") and (event["job_id"], event["stage"]) in open_stages:
+            holding[open_stages.pop((event["job_id"], event["stage"]))] -= 1
+    return peak_jobs, peak

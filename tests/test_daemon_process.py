@@ -20,6 +20,7 @@ import yaml
 
 from daemon.events import EventStore, fold
 from tests.fixtures_service import ServiceDaemon, children_with, drop, wait_for
+from tests.fixtures_stages import slot_peaks
 
 RUNNING = {"queued", "fetch", "script", "audio", "slides", "video"}
 
@@ -244,27 +245,9 @@ def test_fifty_files_at_once_finish_exactly_once_within_the_limits(tmp_path: Pat
     assert len(finished) == 50 and set(finished.values()) == {1}
     assert len(list((daemon.home / "outbox").glob("*.mp4"))) == 50
 
-    rows = daemon.query("SELECT at, seq, job_id, kind, stage, data FROM events WHERE job_id IS NOT NULL ORDER BY at, seq")
-    jobs_running, peak_jobs = 0, 0
-    in_job_slot: set[str] = set()  # a fetch holds only a network slot; the job slot comes after
-    in_slot: Counter = Counter()
-    peak: Counter = Counter()
-    holding: dict[tuple[str, str], str] = {}
-    for _at, _seq, job_id, kind, stage, data in rows:
-        if kind in ("job.finished", "job.failed", "job.cancelled") and job_id in in_job_slot:
-            in_job_slot.discard(job_id)
-            jobs_running -= 1
-        elif kind == "stage.started":
-            resource = json.loads(data)["resource"]
-            if resource != "network" and job_id not in in_job_slot:
-                in_job_slot.add(job_id)
-                jobs_running += 1
-                peak_jobs = max(peak_jobs, jobs_running)
-            holding[(job_id, stage)] = resource
-            in_slot[resource] += 1
-            peak[resource] = max(peak[resource], in_slot[resource])
-        elif kind in ("stage.finished", "stage.failed") and (job_id, stage) in holding:
-            in_slot[holding.pop((job_id, stage))] -= 1
+    rows = daemon.query("SELECT job_id, kind, stage, data FROM events WHERE job_id IS NOT NULL ORDER BY at, seq")
+    peak_jobs, peak = slot_peaks([{"job_id": job_id, "kind": kind, "stage": stage, "data": json.loads(data)}
+                                  for job_id, kind, stage, data in rows])
     assert peak_jobs == 2
     for resource, count in peak.items():
         assert count <= slots[resource], resource

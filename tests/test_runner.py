@@ -29,6 +29,7 @@ from tests.fixtures_stages import (
     ManyProgressStage,
     NoteStage,
     pipeline,
+    slot_peaks,
     submit,
 )
 
@@ -497,33 +498,6 @@ def test_retry_a_cancelled_job(home: Path, store: EventStore) -> None:
 # --- concurrency ------------------------------------------------------------------------------
 
 
-def _peaks(events: list[dict]) -> tuple[int, Counter]:
-    """The most jobs holding a job slot at once (from their first stage past a network one to
-    their end), and the most stages holding each resource at once."""
-    jobs_running, peak_jobs = 0, 0
-    in_job_slot: set[str] = set()
-    holding: Counter = Counter()
-    peak: Counter = Counter()
-    open_stages: dict[tuple[str, str], str] = {}
-    for event in events:
-        kind = event["kind"]
-        if kind in ("job.finished", "job.failed", "job.cancelled") and event["job_id"] in in_job_slot:
-            in_job_slot.discard(event["job_id"])
-            jobs_running -= 1
-        elif kind == "stage.started":
-            resource = event["data"]["resource"]
-            if resource != "network" and event["job_id"] not in in_job_slot:
-                in_job_slot.add(event["job_id"])
-                jobs_running += 1
-                peak_jobs = max(peak_jobs, jobs_running)
-            open_stages[(event["job_id"], event["stage"])] = resource
-            holding[resource] += 1
-            peak[resource] = max(peak[resource], holding[resource])
-        elif kind in ("stage.finished", "stage.failed") and (event["job_id"], event["stage"]) in open_stages:
-            holding[open_stages.pop((event["job_id"], event["stage"]))] -= 1
-    return peak_jobs, peak
-
-
 def test_fifty_jobs_respect_max_jobs_and_slots(home: Path, store: EventStore) -> None:
     """50 jobs all finish exactly once; the log's timeline never exceeds max_jobs or a slot."""
     slots = {"render": 1, "tts": 1, "network": 4, "cpu": 2}
@@ -534,7 +508,7 @@ def test_fifty_jobs_respect_max_jobs_and_slots(home: Path, store: EventStore) ->
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
     finished = Counter(e["job_id"] for e in events if e["kind"] == "job.finished")
     assert finished == Counter({job_id: 1 for job_id in job_kinds})
-    peak_jobs, peak = _peaks(events)
+    peak_jobs, peak = slot_peaks(events)
     assert peak_jobs == 2
     assert all(peak[resource] <= slots[resource] for resource in peak)
     assert peak["render"] == 1 and peak["tts"] == 1
@@ -586,7 +560,7 @@ def test_a_job_waiting_on_a_server_holds_no_job_slot(home: Path, store: EventSto
 
     asyncio.run(main())
     assert store.job("slow")["state"] == "done"
-    peak_jobs, peak = _peaks(store.events())
+    peak_jobs, peak = slot_peaks(store.events())
     assert peak_jobs == 1
 
 

@@ -49,7 +49,6 @@ from stages.video.timeline import (
     Bgm,
     Chapter,
     CharacterTrack,
-    Interval,
     NarrationClip,
     SafeBox,
     SectionSpan,
@@ -572,13 +571,3 @@ def _hex6(color: str) -> str:
     if len(value) == 3:
         value = "".join(c * 2 for c in value)
     return "#" + value[:6].lower()
-
-
-def _merge(intervals: list[Interval]) -> list[Interval]:
-    merged: list[list[float]] = []
-    for a, b in sorted(intervals):
-        if merged and a <= merged[-1][1] + 1e-9:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return [(a, b) for a, b in merged]

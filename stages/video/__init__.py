@@ -177,8 +177,11 @@ def render_timeline(
     def render() -> Path:
         video = _render(timeline, out_path, settings, progress, chosen, cancel=cancel, work_dir=work_dir,
                         timeline_path=timeline_path)
-        # both renderers' files get the sections as MP4 chapters (before the cache keeps a copy)
-        return embed_chapters(video, timeline.chapters, timeline.duration, cancel=cancel)
+        # both renderers' files get the sections as MP4 chapters (before the cache keeps a copy); the
+        # ffmpeg renderer writes them in its own mux
+        if chosen == "remotion":
+            return embed_chapters(video, timeline.chapters, timeline.duration, cancel=cancel)
+        return video
 
     if cache_dir is None:
         return render()

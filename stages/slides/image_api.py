@@ -20,13 +20,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from stages.base import Cancelled
-from stages.fetch.http import parse_retry_after
 from stages.netwait import Hangup
 
 if TYPE_CHECKING:
+    import httpx
     from stages.settings import ImageApiSettings
 
 LANGUAGE_NAMES = {"ja": "Japanese", "en": "English", "zh": "Chinese", "ko": "Korean", "fr": "French",
@@ -86,6 +84,10 @@ def _post_with_retries(url: str, body: dict[str, Any], headers: dict[str, str], 
     attempts = max(1, api.attempts)
     last = ""
     hangup = Hangup()
+    import httpx  # here, not at the top: the render process imports this module and never makes a request
+
+    from stages.fetch.http import parse_retry_after  # the fetch package loads trafilatura (~1 s)
+
     with hangup.watch(cancel), httpx.Client(timeout=api.timeout, trust_env=False) as client:
         for attempt in range(1, attempts + 1):
             if cancel is not None and cancel.is_set():

@@ -19,15 +19,19 @@ Prints ``name=value`` lines, per article (``<name>.<figure>``) and in total:
 - ``sections`` and ``fragment_titles``: section titles that are sentence fragments rather than
   headings or labels (goal 0).
 
-With ``--video N`` the first N Markdown articles are also made into real videos (offline voice,
-``--size`` 640x360 by default, the product's length budget) and, per video:
+With ``--video N`` the first N inputs (the Markdown articles first, then the HTML pages) are also
+made into real videos, one at a time (``--video all``: every input; offline voice, ``--size``
+640x360 by default, the product's length budget); ``--keep DIR`` keeps the videos, subtitles and
+job folders there for a look. Per video:
 
 - ``static_s``: the longest time the slide area (above the subtitle band) stays unchanged, from
   the decoded video at 5 frames a second (goal <= 30, aim 20);
 - ``code_on_slide`` / ``tables_on_slide``: the script's code blocks and tables that some picture
   on the video's slide track shows (compare with ``video_code`` / ``video_tables``, those the script
   carries);
-- ``pictures``: pictures on the slide track; ``make_s``: the time to make the video.
+- ``pictures``: pictures on the slide track; ``make_s``: the time to make the video;
+- ``bad_cues`` / ``srt_bad``: the video's narration lines and ``.srt`` cues that speak or show
+  markup or URLs (as above; goal 0); ``static_at_s``: where the longest unchanged stretch starts.
 """
 
 from __future__ import annotations
@@ -61,11 +65,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="at most N inputs of each set (0: all)")
     parser.add_argument("--max-minutes", type=float, default=30.0,
                         help="script.max_minutes (default 30, so no part is trimmed away; the product's default is 5)")
-    parser.add_argument("--video", type=int, default=0, help="also render the first N Markdown articles (0: none)")
+    parser.add_argument("--video", type=_count, default=0,
+                        help="also render the first N inputs, Markdown first, then HTML ('all': every one; 0: none)")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the videos and job folders in DIR")
     parser.add_argument("--size", default="640x360", help="the rendered videos' size (WxH)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-content-") as tmp:
-        home = Path(tmp)
+        home = Path(tmp) if args.keep is None else args.keep.resolve()
+        home.mkdir(parents=True, exist_ok=True)
         settings = load_settings(home=home / "home", script={"max_minutes": args.max_minutes})
         print(f"max_minutes={args.max_minutes:g}")
         inputs = _inputs(args.ja, args.articles, home, args.limit)
@@ -95,7 +102,7 @@ def main() -> None:
         print(f"script_ms_mean={sum(times) / max(1, len(times)):.1f}")
         print(f"script_ms_max={max(times, default=0):.1f}")
         if args.video:
-            _videos([p for _n, p in inputs if p.suffix == ".md"][: args.video], home, args.size)
+            _videos([p for _n, p in inputs][: None if args.video < 0 else args.video], home, args.size)
 
 
 def _videos(paths: list[Path], home: Path, size: str) -> None:
@@ -108,11 +115,17 @@ def _videos(paths: list[Path], home: Path, size: str) -> None:
     width, height = (int(v) for v in size.lower().split("x"))
     settings = load_settings(home=home / "video-home", video={"width": width, "height": height})
     worst = 0.0
+    over = failed = 0
     totals: dict[str, float] = {}
     for path in paths:
         work = home / "jobs" / path.stem
         started = time.perf_counter()
-        out = make_video(str(path), home / "out" / f"{path.stem}.mp4", settings, work_dir=work)
+        try:
+            out = make_video(str(path), home / "out" / f"{path.stem}.mp4", settings, work_dir=work)
+        except Exception as exc:  # one failed video is a finding, not the end of the run
+            print(f"{path.stem}.error={type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
+            failed += 1
+            continue
         made = time.perf_counter() - started
         timeline = json.loads((work / "timeline.json").read_text("utf-8"))
         index = json.loads((work / "slides" / "index.json").read_text("utf-8"))
@@ -131,22 +144,38 @@ def _videos(paths: list[Path], home: Path, size: str) -> None:
         frames = np.frombuffer(raw, dtype=np.uint8)
         frames = frames[: len(frames) // (160 * rows) * 160 * rows].reshape(-1, rows, 160).astype(np.int16)
         changes = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2)) > 0.5
-        longest = run = 0
-        for changed in changes:
+        longest = run = at = 0
+        for i, changed in enumerate(changes):
             run = 0 if changed else run + 1
-            longest = max(longest, run)
-        figures = {"static_s": round((longest + 1) / 5, 1), "pictures": len(timeline["slides"]),
+            if run > longest:
+                longest, at = run, i + 1 - run
+        cues = [c for c in out.with_suffix(".srt").read_text("utf-8").split("\n\n") if c.strip()]
+        spoken = [n for _s, _i, n in script.phrases()]
+        figures = {"static_s": round((longest + 1) / 5, 1), "static_at_s": round(at / 5, 1),
+                   "bad_cues": sum(1 for n in spoken if BAD.search(n.text) or BAD.search(n.reading or "")),
+                   "srt_cues": len(cues),
+                   "srt_bad": sum(1 for c in cues if BAD.search(" ".join(c.splitlines()[2:]))),
+                   "pictures": len(timeline["slides"]),
                    "video_code": carried["code"], "code_on_slide": sum(1 for s in shown if s[1] == "code"),
                    "video_tables": carried["table"], "tables_on_slide": sum(1 for s in shown if s[1] == "table"),
                    "duration_s": round(timeline["duration"], 1), "make_s": round(made, 1)}
         worst = max(worst, figures["static_s"])
+        over += figures["static_s"] > 30
         for key, value in figures.items():
             print(f"{path.stem}.{key}={value}", flush=True)
             totals[key] = totals.get(key, 0) + value
     print(f"videos={len(paths)}")
-    for key in ("video_code", "code_on_slide", "video_tables", "tables_on_slide"):
+    print(f"videos_failed={failed}")
+    for key in ("bad_cues", "srt_bad", "video_code", "code_on_slide", "video_tables", "tables_on_slide"):
         print(f"total.{key}={totals.get(key, 0):g}")
     print(f"max_static_s={worst}")
+    print(f"videos_over_30s={over}")
+    print(f"total.make_s={totals.get('make_s', 0):.1f}")
+
+
+def _count(value: str) -> int:
+    """``--video``'s value: a count, or ``all`` (-1)."""
+    return -1 if value == "all" else int(value)
 
 
 def _inputs(ja: Path, articles: Path, tmp: Path, limit: int) -> list[tuple[str, Path]]:

@@ -10,6 +10,10 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   ```git rebase```) is said as words and longer code as 「このコード」 / "this code", inline math
   that is a plain symbol (``$N$``, ``$x_i$``) as its letters and anything else as 「この式」 /
   "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
+  In a Japanese article, a sentence with no Japanese in it and at least four English words (a
+  cited paper, a book's title: 「R. H. Swendsen, J.-S. Wang, "Nonuniversal critical dynamics…"」)
+  is dropped too: the Japanese voice would read it word by word in katakana, which no viewer can
+  follow.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ _INLINE_MATH = re.compile(r"\$([^$]+)\$")
 _MARKUP = re.compile(r"[*`#|<>\\]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[\^?\d*\]|\[|\]")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*(?: [A-Za-z0-9_.-]+){0,2}$")
 _SYMBOL = r"[A-Za-z0-9]{1,3}(?:_\{?[A-Za-z0-9]{1,3}\}?)?"
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+_ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
+FOREIGN_SENTENCE_WORDS = 4  # English words that make a sentence without Japanese a citation, not prose
 _SIMPLE_MATH = re.compile(rf"^{_SYMBOL}(?:\s*[-+=<>,]\s*{_SYMBOL}){{0,3}}$")
 _WORDS = {
     "ja": {"code": "このコード", "math": "この式", "table": "次の表", "formula": "次の式を見てみましょう。",
@@ -98,6 +105,8 @@ def speakable(sentence: str, japanese: bool) -> str:
     if japanese:  # a removed word leaves a space that Japanese does not have
         text = re.sub(r"(?<=[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef])", "", text)
     if sum(ch.isalnum() for ch in text) < 2:
+        return ""
+    if japanese and not _JAPANESE.search(text) and len(_ENGLISH_WORD.findall(text)) >= FOREIGN_SENTENCE_WORDS:
         return ""
     return text
 

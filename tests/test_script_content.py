@@ -1,0 +1,74 @@
+"""What real articles become in the script: what is spoken, and how each line reads.
+
+Markdown excerpts are from kaityo256's Zenn articles (github.com/kaityo256/zenn-content, commit
+9bdb769, CC BY 4.0): union_find_physics.md, markov_eigenvalue.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stages.fetch import extract
+from stages.script.extractive import write_extractive
+from stages.script.loader import dump_script
+from stages.settings import load_settings
+
+UNION_FIND = """---
+title: "Union-Findアルゴリズムと物理"
+topics: ["アルゴリズム", "物理"]
+---
+
+## 物理との関わり
+
+このようなスピン系のサンプリングをする際、効率的なアルゴリズムとしてSwendsen-WangアルゴリズムやWolffアルゴリズムがあります。
+
+* [R. H. Swendsen, J.-S. Wang, “Nonuniversal critical dynamics in Monte Carlo simulations”. Phys. Rev. Lett. vol. 58, pp. 86–88.](http://dx.doi.org/10.1103%2FPhysRevLett.58.86)
+* [U. Wolff, "Collective Monte Carlo Updating for Spin Systems", Phys. Rev. Lett. vol. 62, pp. 361 (1989)](https://doi.org/10.1103/PhysRevLett.62.361)
+* Union-Find
+
+その基礎アルゴリズムにUnion-Findアルゴリズムが使われます。
+
+## 参考
+
+[Pro Git - 10.1 Git Internals](https://git-scm.com/book/en/v2/Git-Internals-Plumbing-and-Porcelain)
+"""
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load_settings(home=tmp_path / "home")
+
+
+def script_of(tmp_path: Path, settings, markdown: str, name: str = "article.md"):
+    path = tmp_path / name
+    path.write_text(markdown, encoding="utf-8")
+    return write_extractive(extract(path, settings), settings)
+
+
+def test_english_citations_in_a_japanese_article_are_not_spoken(tmp_path, settings):
+    """A cited paper or book title (no Japanese, four English words or more) is not read in katakana."""
+    script = script_of(tmp_path, settings, UNION_FIND)
+    spoken = " ".join(n.text for _s, _i, n in script.phrases())
+    assert "Swendsen" in spoken and "Union-Findアルゴリズムが使われます" in spoken
+    assert "Nonuniversal" not in spoken and "Collective" not in spoken and "Internals" not in spoken
+    assert "Union-Find。" in spoken or "Union-Find." in spoken or spoken.count("Union-Find") >= 3
+
+
+def test_script_yaml_is_pyyamls_text_and_keeps_emoji(tmp_path, settings, monkeypatch):
+    """script.yaml (written by libyaml) is the text PyYAML writes, an emoji included as itself."""
+    import yaml
+
+    from stages.script import loader
+
+    page = tmp_path / "page.html"
+    page.write_text("<html><head><title>Weekend ideas</title></head><body><article><h1>Weekend ideas</h1>"
+                    "<p>Try something new with your couple this weekend 😉 and take the long way home.</p>"
+                    "<h2>Games</h2><p>Click here to get more information about the game we like.</p>"
+                    "</article></body></html>", encoding="utf-8")
+    scripts = [write_extractive(extract(page, settings), settings), script_of(tmp_path, settings, UNION_FIND)]
+    fast = [dump_script(s) for s in scripts]
+    assert "😉" in fast[0] and "\\U" not in fast[0]
+    monkeypatch.setattr(loader, "_DUMPER", yaml.SafeDumper)
+    assert fast == [dump_script(s) for s in scripts]

@@ -34,6 +34,7 @@ Output is written to a temporary sibling and renamed into place only after :func
 
 from __future__ import annotations
 
+import queue
 import shutil
 import subprocess
 import tempfile
@@ -229,17 +230,18 @@ def _encode_pictures(
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
+    frames = _Frames(compositor, plan, cancel)
     try:
-        for item in plan:
+        for frame in frames:
             _check(cancel)
             if errors:
                 break
-            frame = compositor.frame_yuv(item.run)
             try:
-                encoder.proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+                encoder.proc.stdin.write(memoryview(frame).cast("B"))
             except BrokenPipeError:  # x264 stopped reading: encoder.check() below says why
                 break
             progress(min(splicer.frames_out, timeline.frames - 1), timeline.frames, "rendering")
+        frames.stop()
         try:
             encoder.proc.stdin.close()
         except BrokenPipeError:
@@ -250,6 +252,7 @@ def _encode_pictures(
                 reader.join(timeout=0.05)
         reader.join()
     except BaseException:
+        frames.stop()
         encoder.kill()
         decoder.kill()
         raise
@@ -262,6 +265,55 @@ def _encode_pictures(
     if splicer.frames_out != timeline.frames:
         raise ProcessError("frame count mismatch", 1, f"wrote {splicer.frames_out} frames, expected {timeline.frames}")
     progress(timeline.frames - 1, timeline.frames, "muxing")
+
+
+class _Frames:
+    """The plan's frames, composited in a thread a few pictures ahead of the writer.
+
+    Writing a frame blocks while x264 is busy with the ones before it; compositing in the same
+    thread left a core idle during each (numpy and Pillow release the GIL, so the two overlap).
+    Iterating yields contiguous yuv420p arrays in plan order and re-raises the compositor's error.
+    """
+
+    AHEAD = 3
+
+    def __init__(self, compositor: Compositor, plan: list, cancel: threading.Event | None):
+        self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(compositor, plan, cancel), daemon=True)
+        self._thread.start()
+
+    def _run(self, compositor: Compositor, plan: list, cancel: threading.Event | None) -> None:
+        try:
+            for item in plan:
+                if self._stopped.is_set() or (cancel is not None and cancel.is_set()):
+                    break
+                self._put(("frame", np.ascontiguousarray(compositor.frame_yuv(item.run))))
+            self._put(("end", None))
+        except BaseException as exc:  # handed to the writer, which raises it
+            self._put(("error", exc))
+
+    def _put(self, item: tuple) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def stop(self) -> None:
+        """Stop compositing and wait for the thread (the compositor is closed after this)."""
+        self._stopped.set()
+        self._thread.join()
 
 
 def keyframe_times(pictures: list[int], fps: int) -> str:

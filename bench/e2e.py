@@ -11,7 +11,11 @@ Then the dialogue figure (issue 13's target: under 30 s on a quiet machine): a s
 fresh home (no cached clip) with `samples/offline-personas.toml` (the bundled pair ミント and
 コハク, `script.style = "dialogue"`) and `script.max_minutes = 2.25` makes a video of about three
 minutes from the same article, end to end; `dialogue_3min_seconds` is its wall time, inbox to
-outbox, and the `dialogue_*` lines give its length and stages.
+outbox, and the `dialogue_*` lines give its length and stages. `dialogue_cpu_seconds` is the CPU
+time of the daemon and every process it started (TTS workers, ffmpeg), from its start to its stop:
+on a machine shared with other work, wall times stretch with the load but this figure hardly moves.
+
+`--keep` leaves the homes in place (and prints them) so their event logs can be queried afterwards.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import sqlite3
@@ -41,6 +46,7 @@ def main() -> None:
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--renderer", default="ffmpeg")
     parser.add_argument("--only", choices=("narration", "dialogue"), help="run one of the two figures")
+    parser.add_argument("--keep", action="store_true", help="keep the homes (their event logs) and print where")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     if args.only != "dialogue":
@@ -79,7 +85,7 @@ def _narration(args: argparse.Namespace, width: int, height: int) -> None:
         result.pop("job_id", None)
         for key, value in result.items():
             print(f"{label}_{key}={value}")
-    shutil.rmtree(home, ignore_errors=True)
+    _done_with(home, args.keep)
 
 
 def _dialogue(args: argparse.Namespace, width: int, height: int) -> None:
@@ -93,6 +99,7 @@ def _dialogue(args: argparse.Namespace, width: int, height: int) -> None:
         "MOVIEGEN_VIDEO__HEIGHT": str(height), "MOVIEGEN_VIDEO__RENDERER": args.renderer,
     })  # fmt: skip
     config = ROOT / "samples" / "offline-personas.toml"  # its character folders are relative to it
+    cpu_before = _children_cpu_seconds()
     daemon = subprocess.Popen(
         [sys.executable, "-m", "daemon", "run", "--home", str(home), "--config", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True, cwd=home,
@@ -111,13 +118,30 @@ def _dialogue(args: argparse.Namespace, width: int, height: int) -> None:
             daemon.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait()
+    # the daemon waited for its own children (TTS workers, ffmpeg), so their time is in its total
+    result["cpu_seconds"] = round(_children_cpu_seconds() - cpu_before, 2)
     wall = result.pop("wall_seconds")
     print(f"dialogue_3min_seconds={wall}")
     # per minute of video, so a run whose video is not exactly 3 minutes still compares
     print(f"dialogue_seconds_per_video_minute={round(float(wall) * 60 / float(result['video_seconds']), 2)}")
     for key, value in result.items():
         print(f"dialogue_{key}={value}")
-    shutil.rmtree(home, ignore_errors=True)
+    _done_with(home, args.keep, "dialogue_")
+
+
+def _done_with(home: Path, keep: bool, prefix: str = "") -> None:
+    """Remove a benchmark home, or keep it (its event log, its job folders) and say where."""
+    if keep:
+        print(f"{prefix}home={home}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's children that have ended and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _wait_ready(home: Path, daemon: subprocess.Popen, timeout: float = 60) -> None:
@@ -142,10 +166,17 @@ def _drop_and_wait(home: Path, daemon: subprocess.Popen, article: Path, tag: str
     submit_to_inbox(home / "inbox", str(article))
     peak_kb = 0
     job_id = None
+    cpu_by_state: dict[str, float] = {}
+    _, last_cpu = _tree_usage(daemon.pid)
     while True:
-        peak_kb = max(peak_kb, _tree_rss_kb(daemon.pid))
+        rss_kb, cpu = _tree_usage(daemon.pid)
+        peak_kb = max(peak_kb, rss_kb)
         rows = _query(db, "SELECT job_id, state, error FROM jobs")
         new = [row for row in rows if row[0] not in before]
+        state = new[0][1] if new else "queued"
+        # the CPU since the last sample goes to the state the job is in now (50 ms resolution)
+        cpu_by_state[state] = cpu_by_state.get(state, 0.0) + cpu - last_cpu
+        last_cpu = cpu
         if new:
             job_id, state, error = new[0]
             if state == "done":
@@ -172,6 +203,10 @@ def _drop_and_wait(home: Path, daemon: subprocess.Popen, article: Path, tag: str
         result[f"stage_{timing['stage']}_seconds"] = round(timing["seconds"] or 0.0, 3)
         if timing["result"] == "skipped":
             result[f"stage_{timing['stage']}_skipped"] = 1
+    # "queued": until the job's first stage; the delivery counts with the last stage (the job's
+    # state stays "video" until it is delivered)
+    for state, seconds in cpu_by_state.items():
+        result[f"cpu_{state}_seconds"] = round(seconds, 2)
     for event in events:
         if event["kind"] == "stage.note" and event["stage"] == "audio" and "synthesized" in event["data"]:
             result["audio_clips_synthesized"] = event["data"]["synthesized"]
@@ -184,27 +219,36 @@ def _query(db: Path, sql: str, *params: object) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """RSS of a process and all its descendants, in KiB."""
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def _tree_usage(pid: int) -> tuple[int, float]:
+    """RSS (KiB) and CPU seconds of a process and all its descendants.
+
+    The CPU figure counts each live process's own time and that of the children it has waited
+    for, so it only grows: a TTS worker or ffmpeg that ended moves into its parent's total.
+    """
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    usage: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            status = (entry / "status").read_text()
+            stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        ppid = int(fields.get("PPid", "0").strip() or 0)
-        children.setdefault(ppid, []).append(int(entry.name))
-        rss[int(entry.name)] = int(fields.get("VmRSS", "0 kB").split()[0] or 0)
-    total, stack = 0, [pid]
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state is fields[0]
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+        usage[int(entry.name)] = (int(fields[21]) * _PAGE_KB, ticks / _TICK)
+    rss, cpu, stack = 0, 0.0, [pid]
     while stack:
         current = stack.pop()
-        total += rss.get(current, 0)
+        kb, seconds = usage.get(current, (0, 0.0))
+        rss, cpu = rss + kb, cpu + seconds
         stack.extend(children.get(current, []))
-    return total
+    return rss, cpu
 
 
 if __name__ == "__main__":

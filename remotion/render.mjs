@@ -69,6 +69,8 @@ const parseArgs = (argv) => {
 // audio and video into its own temp folder, as it does for any remote URL).
 
 const ASSET_KEYS = new Set(['image', 'audio', 'font_file', 'base', 'mouth_open', 'eyes_closed', 'path']);
+// A character expression's pictures: {eyes_open|eyes_closed: {closed, half, open}: path}.
+const PICTURE_ROWS = new Set(['eyes_open', 'eyes_closed']);
 
 /** Replace every asset path in the timeline by a URL; return the URL -> file table. */
 const rewriteAssets = (timeline, origin) => {
@@ -89,7 +91,10 @@ const rewriteAssets = (timeline, origin) => {
 		if (node === null || typeof node !== 'object') return node;
 		const out = {};
 		for (const [key, value] of Object.entries(node)) {
-			out[key] = ASSET_KEYS.has(key) && typeof value === 'string' ? urlFor(value) : walk(value);
+			if (ASSET_KEYS.has(key) && typeof value === 'string') out[key] = urlFor(value);
+			else if (PICTURE_ROWS.has(key) && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+				out[key] = Object.fromEntries(Object.entries(value).map(([state, file]) => [state, urlFor(file)]));
+			} else out[key] = walk(value);
 		}
 		return out;
 	};

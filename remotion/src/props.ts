@@ -12,8 +12,14 @@ export type TimelineProps = {
 	narrationChannels: Record<string, number>;
 };
 
+/** Python's round(): halves go to the even neighbour (Math.round sends them up). */
+export const pyRound = (x: number): number => {
+	const r = Math.round(x);
+	return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
 /** frames == round(t * fps): the rounding both renderers use (stages/video/timeline.py). */
-export const toFrame = (t: number, fps: number): number => Math.round(t * fps);
+export const toFrame = (t: number, fps: number): number => pyRound(t * fps);
 
 /** Whether frame `f` lies in one of the `[start, end)` intervals (seconds). */
 export const inIntervals = (f: number, fps: number, intervals: ReadonlyArray<[number, number]> | undefined): boolean =>

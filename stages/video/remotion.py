@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PIL import Image
+
 from stages.base import InputError, Progress, StageError, atomic_temp_path, commit_temp, no_progress
 from stages.process import ProcessError, run_process
-from stages.video.timeline import Timeline
+from stages.video.timeline import ExpressionImages, MouthImages, Timeline
 
 if TYPE_CHECKING:
     from stages.settings import Settings
@@ -76,11 +78,12 @@ def render_with_remotion(
     out_path = Path(out_path)
     tmp = atomic_temp_path(out_path)
     scratch = Path(tempfile.mkdtemp(prefix="moviegen-remotion-"))
+    drawn = scratch / "timeline.json"  # written first thing in the try below
     reader = _LineReader(timeline.frames, progress)
     args = [
         tools.node,
         tools.project_dir / "render.mjs",
-        "--timeline", Path(timeline_path).resolve(),
+        "--timeline", drawn,
         "--out", tmp,
         "--concurrency", str(settings.remotion.concurrency),
         "--browser", tools.browser,
@@ -89,6 +92,7 @@ def render_with_remotion(
         "--bundle-cache", _bundle_cache(settings, tools.project_dir),
     ]  # fmt: skip
     try:
+        _sized_characters(timeline, scratch / "characters").save(drawn)
         progress(0, timeline.frames, "starting Remotion")
         try:
             run_process(
@@ -246,6 +250,48 @@ def _load_timeline(path: Path) -> Timeline:
         raise InputError(f"timeline not found: {path}") from exc
     except ValueError as exc:
         raise InputError(f"{path} is not a valid timeline: {exc}") from exc
+
+
+def _sized_characters(timeline: Timeline, folder: Path) -> Timeline:
+    """``timeline`` with every character picture resized to its track's box, as the ffmpeg renderer draws it.
+
+    The ffmpeg renderer resizes each picture once with Lanczos (``frames.Compositor.pose_sprite``);
+    left to Chromium, the picture would be scaled with the browser's own filter, which differs at
+    every edge. Resized here, the composition draws the very same pixels 1:1 (and the browser
+    decodes small pictures instead of full-size 立ち絵).
+    """
+    if not timeline.characters:
+        return timeline
+    folder.mkdir(parents=True, exist_ok=True)
+    tracks = []
+    for track in timeline.characters:
+        size = (round(track.width), round(track.height))
+        sized: dict[str, str] = {}
+
+        def fit(path: str, size=size, sized=sized, n=len(tracks)) -> str:
+            if path not in sized:
+                out = folder / f"{n}-{len(sized)}.png"
+                try:
+                    with Image.open(path) as image:
+                        image.convert("RGBA").resize(size, Image.LANCZOS).save(out, compress_level=1)
+                except OSError as exc:  # missing, unreadable or not an image
+                    raise InputError(f"character picture {path}: {exc}") from exc
+                sized[path] = str(out)
+            return sized[path]
+
+        def row(pictures: MouthImages) -> MouthImages:
+            return MouthImages(closed=fit(pictures.closed), half=fit(pictures.half), open=fit(pictures.open))
+
+        tracks.append(track.model_copy(update={
+            "base": fit(track.base),
+            "mouth_open": fit(track.mouth_open) if track.mouth_open else None,
+            "eyes_closed": fit(track.eyes_closed) if track.eyes_closed else None,
+            "expressions": {
+                name: ExpressionImages(eyes_open=row(e.eyes_open), eyes_closed=row(e.eyes_closed))
+                for name, e in track.expressions.items()
+            },
+        }))  # fmt: skip
+    return timeline.model_copy(update={"characters": tracks})
 
 
 # --- progress lines ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from types import MappingProxyType, ModuleType
 
@@ -59,8 +59,13 @@ def kana(text: str) -> str:
     The same rule as g2p's: a symbol (記号) keeps its surface, other morphemes give their
     pronunciation without the accent mark ``’``.
     """
+    return kana_of(analyse(text))
+
+
+def kana_of(morphemes: "Iterable[Mapping[str, object]]") -> str:
+    """The kana of some of :func:`analyse`'s morphemes, by :func:`kana`'s rule."""
     return "".join((m["string"] if m["pos"] == "記号" else m["pron"]).replace("’", "")  # type: ignore[union-attr]
-                   for m in analyse(text))
+                   for m in morphemes)
 
 
 def release_dictionaries() -> None:

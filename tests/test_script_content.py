@@ -1,7 +1,7 @@
 """What real articles become in the script: what is spoken, and how each line reads.
 
 Markdown excerpts are from kaityo256's Zenn articles (github.com/kaityo256/zenn-content, commit
-9bdb769, CC BY 4.0): union_find_physics.md, markov_eigenvalue.md.
+9bdb769, CC BY 4.0): union_find_physics.md, markov_eigenvalue.md, boltzmann_machine4.md.
 """
 
 from __future__ import annotations
@@ -72,3 +72,32 @@ def test_script_yaml_is_pyyamls_text_and_keeps_emoji(tmp_path, settings, monkeyp
     assert "😉" in fast[0] and "\\U" not in fast[0]
     monkeypatch.setattr(loader, "_DUMPER", yaml.SafeDumper)
     assert fast == [dump_script(s) for s in scripts]
+
+
+LONG_SENTENCES = [  # from markov_eigenvalue.md and boltzmann_machine4.md
+    "マルコフ連鎖の遷移行列の固有値を調べると、定常分布への収束の速さが二番目に大きな固有値の絶対値で決まることがわかり、これが緩和時間に対応します。",
+    "ぼっち飯のDaveは、いつも学食前のテラスでお弁当を食べていますが、同じクラスのAliceとBobが学食をよく利用していることに気づきます。",
+    "そこでDaveは239日にわたって二人を観察し、AliceとBobが学食に来た日、来ていない日の統計を取りました。",
+]
+
+
+@pytest.mark.parametrize("sentence", LONG_SENTENCES)
+def test_a_long_sentence_is_analysed_once_for_its_phrases_and_their_readings(sentence):
+    """Phrases and readings are split_phrases' and reading_for's; a phrase without Latin costs no analysis of its own."""
+    from stages.jtalk import analyse
+    from stages.script.text import reading_for, split_phrases, spoken_phrases
+
+    analyse.cache_clear()
+    spoken = spoken_phrases(sentence, "ja")
+    latin = sum(1 for phrase, _r in spoken if any("A" <= ch <= "z" for ch in phrase))
+    assert analyse.cache_info().misses == 1 + latin  # the sentence, and each Latin phrase once rewritten
+    assert len(spoken) > 1
+    assert spoken == [(phrase, reading_for(phrase)) for phrase in split_phrases(sentence, "ja")]
+
+
+def test_a_pronunciation_entry_still_shapes_a_long_sentences_reading():
+    """A phrase holding a pronunciation entry's surface is read with it."""
+    from stages.script.text import spoken_phrases
+
+    spoken = spoken_phrases(LONG_SENTENCES[0], "ja", [("緩和時間", "カンワジカンダヨ")])
+    assert any("緩和時間" in phrase and "カンワジカンダヨ" in reading for phrase, reading in spoken)

@@ -91,9 +91,8 @@ from stages.script.text import (
     estimate_seconds,
     is_cjk_language,
     is_japanese,
-    reading_for,
-    split_phrases,
     split_sentences,
+    spoken_phrases,
 )
 
 if TYPE_CHECKING:
@@ -376,10 +375,9 @@ class _Writer:
 
     def sentence(self, text: str, paragraph: int = 0) -> _Sentence:
         sentence = _Sentence(text, paragraph=paragraph)
-        for phrase in split_phrases(text, self.language):
+        for phrase, reading in spoken_phrases(text, self.language, self.pronunciation):
             if not any(ch.isalnum() for ch in phrase):
                 continue
-            reading = reading_for(phrase, self.pronunciation) if self.japanese else None
             if self.japanese and not reading:
                 continue
             sentence.phrases.append((phrase, reading))

@@ -40,7 +40,7 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from importlib import resources
 
@@ -73,8 +73,12 @@ _UNLOADED = object()
 _e2k_models: object = _UNLOADED
 
 
-def katakanize_latin(text: str) -> str:
-    """``text`` with every Latin-script word replaced by its katakana reading (see above)."""
+def katakanize_latin(text: str, known: frozenset[str] | None = None) -> str:
+    """``text`` with every Latin-script word replaced by its katakana reading (see above).
+
+    ``known``: the words pyopenjtalk reads as words (:func:`known_words`) when the caller has
+    already analysed the text (or the sentence around it); else the text is analysed for them.
+    """
     text = text.translate(_FULL_WIDTH)
     if not re.search(r"[A-Za-z]", text):
         return text
@@ -86,9 +90,9 @@ def katakanize_latin(text: str) -> str:
     # Which words pyopenjtalk knows matters only for words the dictionary lacks: without one,
     # the text need not be analysed for it.
     if all(word.lower() in loanwords() for word in _WORD.findall(text)):
-        known: frozenset[str] = frozenset()
-    else:
-        known = _known_to_jtalk(text)
+        known = frozenset()
+    elif known is None:
+        known = known_words(analyse(text))
     return _WORD.sub(lambda m: _replacement(m.group(0), known), text)
 
 
@@ -172,16 +176,16 @@ def _replacement(word: str, known: frozenset[str]) -> str:
     return word_reading(word)
 
 
-def _known_to_jtalk(text: str) -> frozenset[str]:
-    """The Latin words of ``text`` that pyopenjtalk's dictionary reads as words in context.
+def known_words(morphemes: Iterable[Mapping[str, object]]) -> frozenset[str]:
+    """The Latin words that pyopenjtalk's dictionary reads as words in its analysis of a text.
 
     Its lexicon knows units after numbers (``10GB`` ギガバイト, ``50Hz`` ヘルツ), some names
     (``Google``, ``Xperia``) and abbreviations (``TV`` テレビ, ``Mr.``); words it does not know
     come out as fillers or single letters, spelled.
     """
     known = set()
-    for morpheme in analyse(text):
-        surface = unicodedata.normalize("NFKC", morpheme["string"]).strip(" .")
+    for morpheme in morphemes:
+        surface = unicodedata.normalize("NFKC", morpheme["string"]).strip(" .")  # type: ignore[arg-type]
         if morpheme["pos"] not in _UNKNOWN_POS and _WORD.fullmatch(surface):
             known.add(surface)
     return frozenset(known)

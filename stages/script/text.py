@@ -45,8 +45,8 @@ import unicodedata
 from functools import lru_cache
 from typing import Iterable, Sequence
 
-from stages.jtalk import analyse, kana
-from stages.script.readings import katakanize_latin
+from stages.jtalk import analyse, kana, kana_of
+from stages.script.readings import katakanize_latin, known_words
 
 JA_PHRASE_CHARS = 40
 WORD_PHRASE_WORDS = 15
@@ -63,6 +63,7 @@ _BREAK_PUNCT = set("、，,；;：:")
 _KANJI_NUMERALS = set("〇零一二三四五六七八九十百千万億兆．点")
 _SMALL_KANA = set("ァィゥェォャュョヮ")
 _PAUSES = "、。！？"
+_LATIN = re.compile(r"[A-Za-z\uff21-\uff3a\uff41-\uff5a]")  # what katakanize_latin rewrites
 _KATAKANA_READING = re.compile(r"^[\u30A1-\u30FA\u30FC\u30FB、。！？]+$")
 
 _EN_CONJUNCTIONS = {
@@ -242,6 +243,46 @@ def split_phrases(sentence: str, language: str | None) -> list[str]:
     if len(words) <= WORD_PHRASE_WORDS:
         return [sentence]
     return _cut(words, _word_breaks(words), WORD_PHRASE_WORDS, lambda a, b: " ".join(words[a:b]))
+
+
+def spoken_phrases(sentence: str, language: str | None,
+                   pronunciation: Iterable[tuple[str, str]] = ()) -> list[tuple[str, str | None]]:
+    """:func:`split_phrases` with each phrase's reading (:func:`reading_for`; None unless Japanese).
+
+    A Japanese sentence longer than one phrase is analysed for its breaks anyway: each phrase's
+    reading comes from the morphemes of that one analysis (read in the whole sentence's context)
+    instead of analysing every phrase again, which was most of the script stage's time. A phrase
+    with Latin letters or a pronunciation entry is read on its own by :func:`reading_for`, since
+    both rewrite the text before it is analysed.
+    """
+    if not is_japanese(language):
+        return [(phrase, None) for phrase in split_phrases(sentence, language)]
+    pronunciation = list(pronunciation)
+    sentence = " ".join(sentence.split())
+    morphemes = analyse(sentence) if len(sentence) > JA_PHRASE_CHARS else ()
+    spans = _align(sentence, [m["string"] for m in morphemes]) if morphemes else None
+    if spans is None:
+        return [(phrase, reading_for(phrase, pronunciation)) for phrase in split_phrases(sentence, language)]
+    cuts: list[tuple[int, int]] = []
+
+    def piece(a: int, b: int) -> str:
+        text = sentence[a:b].strip()
+        if text:
+            cuts.append((a, b))
+        return text
+
+    phrases = _cut(sentence, _japanese_breaks(sentence) or {}, JA_PHRASE_CHARS, piece)
+    ends = [k for _a, _b, k in spans[1:]] + [len(morphemes)]
+    out: list[tuple[str, str | None]] = []
+    for phrase, (a, b) in zip(phrases, cuts):
+        inside = [m for (start, _end, k), end in zip(spans, ends) if a <= start < b for m in morphemes[k:end]]
+        if any(surface and surface in phrase for surface, _r in pronunciation):
+            out.append((phrase, reading_for(phrase, pronunciation)))
+        elif _LATIN.search(phrase):  # the words pyopenjtalk knows, from the sentence's analysis
+            out.append((phrase, reading_for(phrase, known=known_words(inside))))
+        else:
+            out.append((phrase, to_katakana_reading(kana_of(inside))))
+    return out
 
 
 def phrases_of(text: str, language: str | None) -> list[str]:
@@ -427,17 +468,19 @@ def _align(text: str, strings: list[str]) -> list[tuple[int, int, int]] | None:
 # --- readings ---------------------------------------------------------------------------------
 
 
-def reading_for(text: str, pronunciation: Iterable[tuple[str, str]] = ()) -> str:
+def reading_for(text: str, pronunciation: Iterable[tuple[str, str]] = (), known: frozenset[str] | None = None) -> str:
     """The katakana reading of Japanese ``text`` (see the module docstring).
 
     Args:
         text: what the subtitles show.
         pronunciation: ``(surface, reading)`` pairs, applied longest surface first.
+        known: the Latin words pyopenjtalk knows in the text's context, when already analysed
+            (:func:`stages.script.readings.katakanize_latin`).
     """
     for surface, reading in sorted(pronunciation, key=lambda pair: -len(pair[0])):
         if surface:
             text = text.replace(surface, reading)
-    return to_katakana_reading(kana(katakanize_latin(text)))
+    return to_katakana_reading(kana(katakanize_latin(text, known)))
 
 
 def to_katakana_reading(kana: str) -> str:

@@ -284,3 +284,26 @@ def test_a_closing_that_opens_with_prose_shows_key_phrases_until_the_recap_is_na
     assert len(kinds) > 1 and set(kinds) == {"bullets"}
     assert next(p for p in closing if p["from"] == 10)["kind"] == "closing"
     assert len({p["sha256"] for p in closing}) == len(closing)
+
+
+def test_an_image_that_cannot_be_loaded_leaves_the_bullets_on_screen(tmp_path):
+    """A figure whose address is dead gets no picture: its line keeps the bullets (with the one being
+    said marked), never an empty slide under the heading that two such figures would hold for long
+    (rebase_of_git's figures without a network stood 39 s)."""
+    job, settings = _job(tmp_path)
+    script = yaml.safe_load((job / "script.yaml").read_text("utf-8"))
+    dead = "http://127.0.0.1:9/beforemerge.png"
+    script["sections"][1]["visuals"] = [{"kind": "image", "src": dead, "caption": "マージ前"},
+                                        {"kind": "image", "src": dead.replace("before", "after"), "caption": "マージ後"}]
+    script["sections"][1]["narrations"] = [{"text": "親を付け替えます。", "bullet": 0}, {"text": "図で見てみましょう。", "show": 0},
+                                           {"text": "マージした後はこうなります。", "show": 1}]
+    (job / "script.yaml").write_text(yaml.safe_dump(script, allow_unicode=True), "utf-8")
+    out = json.loads(generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache").read_text())
+    pictures = [p for p in out["pictures"] if p["section"] == 1]
+    assert pictures and all(p["kind"] == "bullets" for p in pictures)
+    assert all(any(b["kind"] == "current" for b in p["boxes"]) for p in pictures)  # the bullet said is marked
+    s = section(script["sections"][1]["narrations"], visuals=script["sections"][1]["visuals"],
+                slide={"bullets": ["親を付け替える"]})
+    _, beats = plan_beats(s, first=False, layout="bullets", bullets=["親を付け替える"], durations=[3, 3, 3],
+                          visual_pages=[0, 0], language="ja")
+    assert [state.kind for _, state in beats] == ["bullets"]

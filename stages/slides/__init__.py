@@ -42,9 +42,10 @@ class SlidesStage:
     """One slide per section of ``script.yaml``; writes ``slides/index.json``."""
 
     name = "slides"
-    version = "4"  # 2: pictures per beat (index["pictures"]), timed by the audio clips;
+    version = "5"  # 2: pictures per beat (index["pictures"]), timed by the audio clips;
     # 3: the recap paged and its item marked, images and re-shown visuals give way to bullets;
-    # 4: the closing's prose before its recap shows key phrases instead of the unmarked card
+    # 4: the closing's prose before its recap shows key phrases instead of the unmarked card;
+    # 5: an image that could not be loaded is not shown (its line keeps the bullets)
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

@@ -17,6 +17,8 @@ slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what th
   opens with a paragraph of prose) that last longer than :data:`HOLD_SECONDS` show key-phrase
   bullets made from those lines instead (a ``points`` picture, the one being said marked, added
   where one would stay marked too long), and the recap card comes when its first item is said.
+- **A visual with no picture is not shown.** An image that could not be loaded (a dead link, no
+  network) has no page: its line leaves the bullets on screen, never an empty slide under the heading.
 - **Nothing static for long.** A visual stays for at most :data:`HOLD_SECONDS` per page (a line
   showing the visual already on screen does not restart its time), then the bullet slide comes
   back (a line showing it again after that brings it back: visual and bullets alternate); so
@@ -78,7 +80,8 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
     current: State | None = State("base") if image else None  # an image section opens on its image
     held = 0.0
     for i, line in enumerate(lines):
-        if line.show is not None and current != State("visual", visual=line.show):
+        drawn = line.show is not None and (line.show >= len(visual_pages) or visual_pages[line.show] > 0)
+        if drawn and current != State("visual", visual=line.show):
             current, held = State("visual", visual=line.show), 0.0  # (shown again while on screen: keeps its time)
         elif line.bullet is not None:
             current = State("bullets", current=line.bullet)

@@ -342,9 +342,9 @@ def _visual(deck: _Deck, i: int, k: int, visual: Any, heading: str, transparent:
         try:
             checked = load_image(visual.src, deck.settings, job_dir=deck.job_dir, cache_dir=deck.cache_dir,
                                  cancel=deck.cancel)
-        except ImageRejected as exc:
+        except ImageRejected as exc:  # no picture: its line keeps what is on screen (stages.slides.beats)
             note("image fallback", section=i, image=visual.src, reason=str(exc), layout=spec.layout)
-            return [_entry(_typeset(deck, i, spec.as_text(), None, notes, transparent), "bullets")]
+            return []
         return [_entry(_typeset(deck, i, spec, checked, notes, transparent), "image")]
     lang = "ja" if deck.language.startswith("ja") else "en"
     s = deck.settings

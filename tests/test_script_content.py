@@ -1,7 +1,8 @@
 """What real articles become in the script: what is spoken, and how each line reads.
 
 Markdown excerpts are from kaityo256's Zenn articles (github.com/kaityo256/zenn-content, commit
-9bdb769, CC BY 4.0): union_find_physics.md, markov_eigenvalue.md, boltzmann_machine4.md.
+9bdb769, CC BY 4.0): union_find_physics.md, markov_eigenvalue.md, boltzmann_machine4.md,
+inside_the_branch.md, rebase_of_git.md, position_of_functions.md.
 """
 
 from __future__ import annotations
@@ -101,3 +102,49 @@ def test_a_pronunciation_entry_still_shapes_a_long_sentences_reading():
 
     spoken = spoken_phrases(LONG_SENTENCES[0], "ja", [("緩和時間", "カンワジカンダヨ")])
     assert any("緩和時間" in phrase and "カンワジカンダヨ" in reading for phrase, reading in spoken)
+
+
+GIT = """---
+title: "Gitのブランチの実装"
+topics: ["git"]
+---
+
+## ブランチの実体
+
+`HEAD`の実体は`.git/HEAD`というファイルで、`master`の実体は`.git/refs/heads/master`になっています。
+
+この図を見ると、新しくできた`c1'`や`c2'`コミットは、リベース前の対応するコミット`c1`、`c2`とは異なるスナップショットを表していることがわかります。
+
+デフォルトは`pick`です。`-i`をつけずに`rebase`した場合は、リベース対象となっている玉の数だけ、リベース先にくっつくことになります。
+
+`edi`に1が、`xmm0`に`2.3`が入っていますね。それをアトミック演算(`atomicMin()`)を使って排他制御をしているようです。
+
+`cluster[i] = i`である時、その要素は同じグループの代表です。
+"""
+
+
+def test_inline_code_that_names_a_path_prime_option_or_number_is_said_as_a_programmer_would(tmp_path, settings):
+    """Paths, primes, options, numbers and calls in inline code are said (not 「このコード」), and read
+    スラッシュ, ドット, ダッシュ, ハイフン; an expression is still 「このコード」."""
+    script = script_of(tmp_path, settings, GIT)
+    lines = [n for _s, _i, n in script.phrases()]
+    text = "".join(n.text for n in lines)
+    reading = "".join(n.reading or "" for n in lines)
+    for said in (".git/HEAD", ".git/refs/heads/master", "c1'やc2'コミット", "-iをつけずに", "xmm0に2.3が", "(atomicMin)"):
+        assert said in text, said
+    for read in ("ドットギットスラッシュヘッド", "スラッシュレフススラッシュヘッズスラッシュマスター", "ダッシュヤ", "ハイフンアイヲ",
+                 "ニーテンサン"):
+        assert read in reading, read
+    assert "このコードである時" in text  # cluster[i] = i is code, not a name
+    assert "このコードや" not in text and "このコードコミット" not in text
+
+
+@pytest.mark.parametrize(("text", "reading"), [
+    ("I/OとTCP/IPとA/Bテスト", "アイオートティーシーピーアイピートエービーテスト"),  # acronyms keep their silent slash
+    ("Three.jsとexample.com", "スリージェイエストエグザンプルドットコム"),
+])
+def test_marks_outside_code_keep_their_usual_readings(text, reading):
+    """The code marks' readings leave acronyms with slashes and dotted names as they were read."""
+    from stages.script.text import reading_for
+
+    assert reading_for(text) == reading

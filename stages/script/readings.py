@@ -29,6 +29,10 @@ A word's reading, the first source that knows it wins:
     6. e2k's character-to-katakana model transliterates it (greedy decoding, deterministic;
        the full "base" model on one BLAS thread: about 10 ms a word, cached per word).
     A part after a dot reads ドット first (``example.com``), except ``js`` (``Three.js``).
+    What inline code names is read as a programmer says it: a slash after a lower-case word
+    スラッシュ (``origin/master``, ``.git/HEAD``; ``I/O`` and ``TCP/IP`` stay silent), a dot opening a
+    lower-case word ドット (``.git``), a prime after a letter or digit ダッシュ (``c1'``), a dash
+    opening an option ハイフン (``-i``).
     Without the e2k package (or if its models fail to load) step 6 leaves the word as it is
     and g2p spells it, as before.
 """
@@ -87,6 +91,7 @@ def katakanize_latin(text: str, known: frozenset[str] | None = None) -> str:
         text = symbols.sub(lambda m: loanwords()[m.group(0).lower()], text)
     if not re.search(r"[A-Za-z]", text):
         return text
+    text = _code_marks(text)
     # Which words pyopenjtalk knows matters only for words the dictionary lacks: without one,
     # the text need not be analysed for it.
     if all(word.lower() in loanwords() for word in _WORD.findall(text)):
@@ -94,6 +99,21 @@ def katakanize_latin(text: str, known: frozenset[str] | None = None) -> str:
     elif known is None:
         known = known_words(analyse(text))
     return _WORD.sub(lambda m: _replacement(m.group(0), known), text)
+
+
+_CODE_MARKS = (
+    (re.compile(r"(?<=[a-z0-9])/(?=[A-Za-z])"), "スラッシュ"),
+    (re.compile(r"(?<![A-Za-z0-9.])\.(?=[a-z])"), "ドット"),
+    (re.compile(r"(?<![A-Za-z])([A-Za-z][0-9]*|[0-9]+)['’](?![A-Za-z])"), r"\1ダッシュ"),
+    (re.compile(r"(?<![A-Za-z0-9-])-{1,2}(?=[a-z])"), "ハイフン"),
+)
+
+
+def _code_marks(text: str) -> str:
+    """The marks of paths, primes and options spelled out (module docstring)."""
+    for pattern, words in _CODE_MARKS:
+        text = pattern.sub(words, text)
+    return text
 
 
 def preload() -> bool:

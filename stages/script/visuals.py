@@ -6,8 +6,9 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   and the words that introduce one when the article gives none (:func:`introduction`: from its
   caption, else a table's header row, else its kind);
 - what of a sentence is spoken (:func:`speakable`): URLs and ``@handles`` are removed, a link's
-  text is already plain text in ``article.json``, inline code that is a name (```union```,
-  ```git rebase```) is said as words and longer code as 「このコード」 / "this code", inline math
+  text is already plain text in ``article.json``, inline code that is a name, a path, an option or a
+  number (```union```, ```git rebase -i```, ```.git/config```, ```c1'```, ```2.3```) is said as
+  words (a call, ```atomicMin()```, by its name) and longer code as 「このコード」 / "this code", inline math
   that is a plain symbol (``$N$``, ``$x_i$``) as its letters and anything else as 「この式」 /
   "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
   In a Japanese article, a sentence with no Japanese in it and at least four English words (a
@@ -29,7 +30,11 @@ _HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_]{2,}")
 _INLINE_CODE = re.compile(r"`([^`]+)`")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$")
 _MARKUP = re.compile(r"[*`#|<>\\]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[\^?\d*\]|\[|\]")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*(?: [A-Za-z0-9_.-]+){0,2}$")
+# Inline code said as words: a name, a path or an option, with primes (c1'), a call's empty
+# parentheses (atomicMin(), func2(...): said without them), up to three words (git rebase -i); a number
+_NAME = re.compile(r"^-{0,2}[A-Za-z0-9_./][A-Za-z0-9_./-]*'*(?: -{0,2}[A-Za-z0-9_./-]+'*){0,2}$")
+_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)\((?:\.\.\.)?\)$")
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _SYMBOL = r"[A-Za-z0-9]{1,3}(?:_\{?[A-Za-z0-9]{1,3}\}?)?"
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
@@ -96,7 +101,7 @@ def speakable(sentence: str, japanese: bool) -> str:
     words = _WORDS["ja" if japanese else "en"]
     text = _URL.sub("", sentence)
     text = _HANDLE.sub("", text)
-    text = _INLINE_CODE.sub(lambda m: m.group(1) if _NAME.match(m.group(1).strip()) else words["code"], text)
+    text = _INLINE_CODE.sub(lambda m: _code_words(m.group(1).strip(), words["code"]), text)
     text = _INLINE_MATH.sub(lambda m: _math_words(m.group(1), words["math"]), text)
     text = _MARKUP.sub("", text)
     text = re.sub(r"[（(]\s*[)）]", "", text)  # what was left of "(https://…)"
@@ -109,6 +114,14 @@ def speakable(sentence: str, japanese: bool) -> str:
     if japanese and not _JAPANESE.search(text) and len(_ENGLISH_WORD.findall(text)) >= FOREIGN_SENTENCE_WORDS:
         return ""
     return text
+
+
+def _code_words(code: str, fallback: str) -> str:
+    if call := _CALL.match(code):
+        return call.group(1)
+    if _NUMBER.match(code) or (_NAME.match(code) and any(ch.isalpha() for ch in code)):
+        return code
+    return fallback
 
 
 def _math_words(tex: str, fallback: str) -> str:

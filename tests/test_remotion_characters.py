@@ -24,7 +24,7 @@ from stages.video.ffmpeg import render_with_ffmpeg
 from stages.video.plan import plan_timeline
 from stages.video.poses import character_states
 from stages.video.remotion import DEFAULT_PROJECT_DIR, render_with_remotion
-from stages.video.timeline import Timeline
+from stages.video.timeline import Breath, ExpressionSpan, MouthSpan, Timeline
 from tests.test_characters import BLUSH, KOHAKU, MAGENTA, MINT, PSD_SETTINGS, write_folder_character, write_psd_character
 from tests.test_video_fixtures import RATE, write_slide
 
@@ -101,6 +101,48 @@ def decode(video: Path, timeline: Timeline) -> np.ndarray:
         check=True,
     ).stdout
     return np.frombuffer(raw, dtype=np.uint8).reshape(-1, timeline.height, timeline.width, 3).astype(np.int16)
+
+
+# --- the pose of every frame, without a browser ------------------------------------------------------
+
+
+def test_poses_ts_gives_every_frame_the_pose_poses_py_gives(tmp_path):
+    """remotion/src/poses.ts and stages/video/poses.py agree on picture, dim and lift in every frame:
+    a planned dialogue, overlapping and unknown spans, boundaries on half frames (Python rounds them
+    to even), no dimming at dim = 1, a bigger breath, and an older timeline without expressions."""
+    job, settings = dialogue_job(tmp_path, (640, 360))
+    planned = plan_timeline(job, settings)
+    mint, kohaku = planned.characters
+    half = lambda k: (k + 0.5) / planned.fps  # noqa: E731 (a time on a half frame)
+    names = list(mint.expressions)
+    edgy = mint.model_copy(update={
+        "expression_spans": [ExpressionSpan(start=half(3), end=half(40), expression=names[1]),
+                             ExpressionSpan(start=half(10), end=half(20), expression=names[0]),
+                             ExpressionSpan(start=half(50), end=half(60), expression="nobody")],
+        "default_expression": "unknown",
+        "mouth": [MouthSpan(start=half(4), end=half(9), state="open"), MouthSpan(start=half(7), end=half(12), state="half")],
+        "blinks": [(half(5), half(8)), (half(11), half(13))],
+        "dimmed": [(half(1), half(6))],
+        "breath": Breath(period=1.3, amplitude=3.0, phase=0.9),
+    })  # fmt: skip
+    undimmed = kohaku.model_copy(update={"dim": 1.0, "dimmed": [(0.0, planned.duration)]})
+    older = kohaku.model_copy(update={
+        "expressions": {}, "persona_id": "older",
+        "mouth_open_intervals": [(half(2), half(9))], "blinks": [(half(6), half(14))],
+    })  # fmt: skip
+    for timeline in (planned, planned.model_copy(update={"characters": [edgy, undimmed, older]})):
+        timeline.save(tmp_path / "timeline.json")
+        printed = subprocess.run(
+            ["node", "print-poses.mjs", str(tmp_path / "timeline.json")],
+            cwd=DEFAULT_PROJECT_DIR, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        theirs = json.loads(printed)
+        states, poses = character_states(timeline)
+        for c, track in enumerate(timeline.characters):
+            expected = [[p.image, p.dimmed, p.lift] for p in (poses[c][s] for s in states[c])]
+            assert len({tuple(p) for p in expected}) >= 4, track.persona_id  # the case moves
+            wrong = [f for f in range(timeline.frames) if theirs[track.persona_id][f] != expected[f]]
+            assert not wrong, f"{track.persona_id}: frame {wrong[0]} is {theirs[track.persona_id][wrong[0]]}, not {expected[wrong[0]]}"
 
 
 # --- a landscape dialogue, both renderers ----------------------------------------------------------

@@ -24,7 +24,7 @@ A bullet is *weak* (:func:`weak_reasons`) when it is:
 
 Prints ``name=value`` lines: per article ``<name>.bullets`` and ``<name>.weak``, then totals
 ``bullets``, ``weak`` and one ``weak.<reason>`` per reason. ``--list`` prints every bullet
-(``bullet<TAB>article<TAB>reasons``), ``--weak`` only the weak ones.
+(``bullet<TAB>article<TAB>reasons<TAB>the sentence it is cut from``), ``--weak`` only the weak ones.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from stages.settings import load_settings  # noqa: E402
 REASONS = ("lone_word", "dangling", "long", "cut")
 _LATIN_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+#_/'’-]*$")
 _HANGUL_OR_CJK = re.compile(r"[\u1100-\u11ff\u3040-\u9fff\uac00-\ud7af]")
+_PARTICLE_KANA = ("と", "が", "を", "に", "で", "は", "も", "や", "へ", "の")
 _OPEN, _CLOSE = "「『（(【［[", "」』）)】］]"
 
 
@@ -75,7 +76,7 @@ def main() -> None:
                 for reason in reasons:
                     totals[f"weak.{reason}"] += 1
                 if args.list or (args.weak and reasons):
-                    print(f"{bullet}\t{name}\t{','.join(reasons)}")
+                    print(f"{bullet}\t{name}\t{','.join(reasons)}\t{source}")
             print(f"{name}.bullets={len(found)}")
             print(f"{name}.weak={weak}")
             totals["bullets"] += len(found)
@@ -102,7 +103,7 @@ def shown_bullets(script, language: str) -> list[tuple[str, str]]:
             bullets = [b.strip() for b in (section.slide.bullets if section.slide else []) if b.strip()]
         bullets, beats = plan_beats(section, first=i == 0, layout=spec.layout, bullets=bullets, durations=durations,
                                     visual_pages=[1] * len(section.visuals), language=language)
-        texts = " ".join(n.text for n in section.narrations)
+        texts = ("" if is_japanese(language) else " ").join(n.text for n in section.narrations)
         seen: list[str] = []
         if spec.layout not in ("closing", "title"):
             seen.extend(bullets)
@@ -179,14 +180,15 @@ def _dangles_ja(text: str) -> bool:
     words = [m for m in _morphemes(text) if m["pos"] != "記号" or m["string"] in "、，"]
     if not words:
         return True
-    if words[0]["pos"] in ("助詞", "助動詞"):  # 「と解釈できます」: the start hangs on what came before
+    if words[0]["pos"] in ("助詞", "助動詞") or words[0]["string"] in _PARTICLE_KANA:
+        # 「と解釈できます」: the start hangs on what came before (alone, と reads as a filler)
         return True
     last = words[-1]
     pos, group, form = last["pos"], last["pos_group1"], str(last.get("cform") or "")
     if last["string"] in "、，":
         return True
     if pos == "助詞":
-        return group != "終助詞"
+        return "終助詞" not in group  # (か is 「副助詞／並立助詞／終助詞」)
     if pos in ("接頭詞", "連体詞", "接続詞"):
         return True
     if pos in ("動詞", "形容詞", "助動詞"):
@@ -195,27 +197,32 @@ def _dangles_ja(text: str) -> bool:
 
 
 def _ends_on_phrase(bullet: str, source: str) -> bool:
-    """Whether the bullet, found in ``source``, ends where one of BudouX's phrases does (or on a
-    word boundary before a particle, which BudouX keeps inside the phrase)."""
+    """Whether the bullet, found in ``source``, ends where one of BudouX's phrases does, or inside
+    one only before what follows a word (the rest of the phrase starts with a particle, an
+    auxiliary or punctuation: 「動作確認」 of 「動作確認を」)."""
     from stages.linebreak import phrases
 
     at = source.find(bullet)
     if at < 0:
         return True
     end = at + len(bullet)
-    bounds, pos = {0}, 0
-    for chunk in phrases(source):
-        pos += len(chunk)
-        bounds.add(pos)
-    if end in bounds or end >= len(source.rstrip("。．.！？!?")):
+    if not source[end:].strip(" 。．.！？!?」』）)"):
         return True
-    words, pos = set(), 0
-    for m in _morphemes(source):
-        pos += len(m["string"])
-        words.add(pos)
-    following = next((m for k, m in enumerate(_morphemes(source)) if sum(len(x["string"]) for x in
-                      _morphemes(source)[:k]) == end), None)
-    return end in words and following is not None and following["pos"] in ("助詞", "助動詞", "記号")
+    pos = 0
+    for chunk in phrases(source):
+        if pos < end < pos + len(chunk):
+            if not chunk[end - pos:].strip(" 、，。．,.！？!?」』）)"):
+                return True
+            # inside the phrase: fine only before a particle, an auxiliary or punctuation, as the
+            # whole sentence's analysis has it (alone, 「が、」 would read as a conjunction)
+            from stages.script.text import _align
+
+            morphemes = _morphemes(source)
+            spans = _align(source, [m["string"] for m in morphemes]) or []
+            following = next((morphemes[k] for start, _end, k in spans if start == end), None)
+            return following is not None and following["pos"] in ("助詞", "助動詞", "記号")
+        pos += len(chunk)
+    return True
 
 
 _EN_BOUNDARY_WORDS = {
@@ -230,10 +237,10 @@ def _ends_on_clause(bullet: str, source: str) -> bool:
     """Whether the bullet, found in ``source``, ends at the sentence's end, before punctuation, or
     before a word that opens a clause or a phrase (a conjunction, a relative word, a preposition)."""
     at = source.find(bullet)
-    if at < 0:
+    if at < 0 or re.search(r"[.!?][\"”’)]*$", bullet):  # a whole (quoted) sentence
         return True
     rest = source[at + len(bullet):]
-    if not rest.strip() or rest[0] in ",;:.!?)”\"’—–" or not rest[0].isspace():
+    if not rest.strip() or rest[0] in ",;:.!?)”\"’—–" or rest.lstrip()[:1] in "(—–" or not rest[0].isspace():
         return not rest or not rest[0].isalnum()
     following = rest.split()[0].lower().strip("\"“‘(")
     return following in _EN_BOUNDARY_WORDS

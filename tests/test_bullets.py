@@ -149,3 +149,100 @@ def test_nothing_fits_gives_a_noun_phrase_not_a_dangling_clause():
     bullet = bullet_of(sentence, "ja", 20)
     assert len(bullet) <= 20 and bullet_ends_cleanly(bullet, "ja") and bullet in sentence, bullet
     assert not re.search(r"[をにがはでと]$", bullet)
+
+
+# Real sentences from ../shared/eval/ja (kaityo256's articles, github.com/kaityo256/zenn-content,
+# CC BY 4.0), as the narration speaks them (markup removed), whose bullets were weak: a clause cut
+# before its verb, a condition without its point, a piece of a Latin word, a bare topic.
+REAL_JA = [
+    "Gitのrebaseは、(特にSubversionから入ってきた人にとって)理解が難しいものです。",
+    "リベースが「共通祖先からリベース元にいたるまでのパッチを、リベース先に次々と適用することだ」と理解できると、"
+    "rebase -iで出てくるsquashの意味もわかります。",
+    "小学校で「つるかめ算」や「過不足算」をやったと思いますが、中学に入るとそれがすべて方程式や連立方程式で解けてしまう"
+    "ことを習ったと思います。",
+    "とりあえず以下はWSL2のUbuntuのGit 2.25.1で動作確認したものです。",
+    "その基礎アルゴリズムにUnion-Findアルゴリズムが使われます。",
+    "添え字はどの変数とどの変数をつないでいるかを表現しており、これが「可視変数」と「隠れ変数」しかつないでいないモデルを"
+    "制限ボルツマンマシン(Restricted Boltzmann Machine, RBM)と呼びます。",
+    "ぼっち飯のDaveは、いつも学食前のテラスでお弁当を食べていますが、同じクラスのAliceとBobが学食をよく利用していることに気づきます。",
+    "特に、間接参照が連続するため、メモリアクセスが本質的にランダムアクセスになるため、キャッシュ効率が悪く、"
+    "メモリのレイテンシが直接見える形になってしまいます。",
+    "上下左右に粒子が埋まっている確率をpとしたとき、端から端までつながる確率を求める問題です。",
+    "さて、直接コミットハッシュを指定してgit checkoutしてみましょう。",
+]
+# Real sentences from ../shared/eval/articles (news pages), whose bullets were cut mid-phrase.
+REAL_EN = [
+    "The company flat-out denied the allegations in a statement shared to its website.",
+    "It’s the latest wave of severe air pollution in recent weeks.",
+    "The US Embassy in New Delhi maintains its own air quality monitor and reported Wednesday that the air quality "
+    "index reached 408, earning a rating of “hazardous.",
+]
+
+
+def _judge():
+    """bench/bullets.py's independent check (lone word, dangling, cut mid-phrase), length aside."""
+    from bench.bullets import weak_reasons
+
+    return lambda bullet, language, source: weak_reasons(bullet, language, lambda _text: True, source)
+
+
+@pytest.mark.parametrize("sentence", REAL_JA)
+def test_real_japanese_sentences_give_key_phrases_or_nothing(sentence):
+    """Each real sentence gives a key phrase the bench finds nothing wrong with, or no bullet."""
+    bullet = bullet_of(sentence, "ja", BULLET_CHARS)
+    if bullet:
+        assert len(bullet) <= BULLET_CHARS and _is_subsequence(bullet, sentence), bullet
+        assert _judge()(bullet, "ja", sentence) == [], bullet
+
+
+@pytest.mark.parametrize("sentence", REAL_EN)
+def test_real_english_sentences_give_key_phrases_or_nothing(sentence):
+    bullet = bullet_of(sentence, "en", BULLET_WORDS)
+    if bullet:
+        assert len(bullet.split()) <= BULLET_WORDS and _judge()(bullet, "en", sentence) == [], bullet
+
+
+def test_the_weak_bullets_seen_on_real_articles_are_gone():
+    """The fragments bench/bullets.py listed before are no longer made from their sentences."""
+    assert bullet_of(REAL_JA[0], "ja", BULLET_CHARS) != "(特にSubversionから入ってきた人にとって)理解"
+    assert bullet_of(REAL_JA[2], "ja", BULLET_CHARS) != "中学に入る"  # the condition, without its point
+    assert bullet_of(REAL_JA[3], "ja", BULLET_CHARS) not in ("SL2", "動作確認")
+    assert bullet_of(REAL_JA[8], "ja", BULLET_CHARS) != "上下左右に粒子"
+    assert bullet_of(REAL_JA[4], "ja", BULLET_CHARS) != "その基礎アルゴリズムにUnion-Findアルゴ"
+    assert bullet_of(REAL_EN[0], "en", BULLET_WORDS) == "The company flat-out denied the allegations"
+
+
+@pytest.mark.parametrize("text, language", [
+    ("master", "ja"), ("2.25.1", "ja"), ("実際、", "ja"), ("です。", "ja"), ("However,", "en"), ("Ticketing", "en"),
+    ("と思います。", "ja"),
+])
+def test_a_lone_or_dangling_word_is_no_bullet(text, language):
+    """A list item 「master」, a version number, a discourse marker or a sentence starting on a particle
+    (「と思います」) says nothing on a slide: no bullet (the caller takes the next sentence)."""
+    assert bullet_of(text, language, 30 if language == "ja" else 10) == ""
+
+
+def test_the_bench_check_flags_what_it_should():
+    """bench/bullets.py's judge can fail: it flags the weak bullets it was built for."""
+    judge = _judge()
+    assert "lone_word" in judge("master", "ja", "")
+    assert "dangling" in judge("Union-Findアルゴリズムは広く", "ja", "")
+    assert "dangling" in judge("と解釈できます", "ja", "")
+    assert "cut" in judge("中学に入", "ja", "中学に入るとそれがすべて解けます。")
+    assert "cut" in judge("The actor shared a clip of his wife getting", "en",
+                          "The actor shared a clip of his wife getting an ultrasound.")
+    assert judge("画面は止まらなくなるのだ", "ja", "「非同期I/O」に切り替えれば、画面は止まらなくなるのだ。") == []
+
+
+def test_a_bullet_made_from_a_line_uses_its_whole_sentence():
+    """A narration line is a phrase, maybe a piece of a sentence: the slide's bullet for it comes
+    from the whole sentence, so it is not cut inside 「直接コミットハッシュ」."""
+    from stages.slides.layout import line_sentence, narration_bullet
+
+    lines = ["さて、直接コミット", "ハッシュを指定してgit checkoutしてみましょう。", "次です。"]
+    assert line_sentence(lines, 0, "ja") == line_sentence(lines, 1, "ja") == "さて、直接コミットハッシュを指定してgit checkoutしてみましょう。"
+    assert line_sentence(lines, 2, "ja") == "次です。"
+    assert "直接コミット" != narration_bullet(line_sentence(lines, 0, "ja"), "ja")
+    en = ["The company flat-out denied the allegations", "in a statement shared to its website.", "Dr. Smith said no."]
+    assert line_sentence(en, 1, "en") == "The company flat-out denied the allegations in a statement shared to its website."
+    assert line_sentence(en, 2, "en") == "Dr. Smith said no."

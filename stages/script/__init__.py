@@ -64,7 +64,8 @@ class ScriptStage:
     """Writes ``script.yaml`` from ``article.json``, or validates and adopts a dropped script."""
 
     name = "script"
-    version = "3"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up
+    version = "4"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up;
+    # 4: bullets are key phrases or nothing (no lone word, no clause cut before its verb, asides dropped)
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

@@ -36,13 +36,16 @@ Slides:
 
     - a sentence that fits is used whole, its trailing 。/. dropped;
     - else the best clause span that ends cleanly: on the sentence's own ending, on a terminal form
-      whose conjunctive particle is dropped (「選ぶと、」 -> 「選ぶ」), on a nominalised こと, or
+      whose conjunctive particle is dropped (「小さくなるので、」 -> 「小さくなる」), on a nominalised こと, or
       (weaker) on a noun before が/は/も; a span may drop leading clauses and then keeps the
       sentence's topic (「良い苗は、…、葉の色が濃い緑色をしています」 -> 「良い苗は、葉の色が濃い緑色を
       しています」). Clause breaks are commas after anything but a noun (a comma between nouns lists
       them); in English, commas and conjunctions. Spans keeping the start or the end win ties;
-    - as a last resort the longest noun phrase (Japanese) or the longest start ending on a content
-      word — never a dangling clause.
+      (a span ending on a noun must be a noun phrase, not a clause cut before its verb);
+    - as a last resort the longest noun phrase (Japanese) or the longest start ending before a
+      preposition or conjunction (other languages) — never a dangling clause;
+    - none of these, or a lone word (a list item 「master」, "However"): no bullet from that
+      sentence (:func:`stages.script.text.is_key_phrase`); the next one gives it.
 
     So no bullet ends on a conjunctive or case particle or a comma (Japanese:
     :data:`stages.script.text.BULLET_FORBIDDEN_JA`, e.g. て, で, と, が, ば, は, を, に, ので, 、)

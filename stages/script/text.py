@@ -424,6 +424,9 @@ def _japanese_breaks(text: str) -> dict[int, int] | None:
     return breaks
 
 
+_ALIGN_FOLD = str.maketrans({"\u2212": "-", "\u301c": "~", "\uff5e": "~"})  # pyopenjtalk writes - as − (U+2212)
+
+
 def _align(text: str, strings: list[str]) -> list[tuple[int, int, int]] | None:
     """Map morpheme strings back onto ``text``: ``(start, end, morpheme_index)`` per span.
 
@@ -434,7 +437,7 @@ def _align(text: str, strings: list[str]) -> list[tuple[int, int, int]] | None:
     i = 0
     k = 0
     while k < len(strings):
-        target = unicodedata.normalize("NFKC", strings[k]).strip()
+        target = unicodedata.normalize("NFKC", strings[k]).strip().translate(_ALIGN_FOLD)
         while i < len(text) and text[i].isspace():
             i += 1
         if not target:
@@ -455,7 +458,7 @@ def _align(text: str, strings: list[str]) -> list[tuple[int, int, int]] | None:
         acc = ""
         j = i
         while j < len(text) and len(acc) < len(target):
-            acc += unicodedata.normalize("NFKC", text[j])
+            acc += unicodedata.normalize("NFKC", text[j]).translate(_ALIGN_FOLD)
             j += 1
         if acc != target:
             return None
@@ -532,8 +535,9 @@ def estimate_tokens(text: str) -> int:
 
 # --- slide bullets ----------------------------------------------------------------------------
 
-JA_CONJUNCTIVE_ENDINGS = ("と", "ので", "から", "が", "けど", "けれど", "けれども", "し")
-"""Conjunctive particles dropped after a terminal form: 「選ぶと」 -> 「選ぶ」 ends a bullet cleanly."""
+JA_CONJUNCTIVE_ENDINGS = ("ので", "から", "が", "けど", "けれど", "けれども", "し")
+"""Conjunctive particles dropped after a terminal form: 「小さくなるので」 -> 「小さくなる」 ends a bullet
+cleanly. Not the conditional と: 「中学に入ると」 -> 「中学に入る」 is the condition without its point."""
 
 BULLET_FORBIDDEN_JA = ("て", "で", "と", "が", "ば", "は", "を", "に", "へ", "や", "ており", "ので", "けど",
                        "から", "たら", "なら", "、", "，", "「", "（")
@@ -565,31 +569,102 @@ def bullet_of(sentence: str, language: str | None, limit: int) -> str:
     ``limit`` counts characters (ja, zh) or words. The rule, in order:
 
     1. The whole sentence, its trailing 。/. dropped, when it fits.
+    Asides in parentheses are dropped first (unless nothing else is left).
+
     2. Otherwise the best *span* of the sentence that ends cleanly. A span starts at the
        sentence's start or after a clause break (、, or in other languages , ; : or a conjunction);
        a Japanese span that starts later may keep the sentence's leading topic (「良い苗は、」). It
        ends at the sentence's end, or (Japanese) on a terminal form whose conjunctive particle is
-       dropped (「選ぶと」 -> 「選ぶ」), or on a noun before a particle (「…の流れを」 -> 「…の流れ」);
+       dropped (「小さくなるので」 -> 「小さくなる」), or on a noun before が/は/も (「…の流れが」 -> 「…の流れ」);
        (other languages) before a comma or a conjunction on a word not in
        :data:`BULLET_FORBIDDEN_EN`. Spans ending on a terminal form or the sentence's end beat
        those ending on a noun; among them the score is the length plus 8 when the span keeps the
        sentence's start or topic, plus 6 when it keeps the sentence's end (ties: earliest, then
        longest). Brackets must balance.
-    3. The longest noun phrase of the sentence (Japanese), else a cut by :func:`shorten` at
-       the last break where the text before ends cleanly.
+    3. The longest noun phrase of the sentence of two words or more (Japanese), else (other
+       languages) the longest start that ends right before a preposition, a conjunction or a
+       relative word (a phrase boundary), of three words or more.
 
-    So a bullet never ends on a conjunctive or case particle, a comma or a dangling function word.
-    The result is deterministic: it depends only on the sentence, the language and ``limit``.
+    Every candidate must be a key phrase (:func:`is_key_phrase`): two words or more, brackets
+    balanced, no dangling start or end. A span ending on a noun must be a noun phrase: nothing
+    after its last predicate but nouns joined by の (「上下左右に粒子」, the noun's verb cut away, is
+    not one). When no candidate is one, the result is "" (no bullet from this sentence) rather
+    than a fragment cut mid-phrase: callers skip it. English spans also fit
+    :data:`WORD_BULLET_CHARS` characters (one line at 1080p).
+
+    So a bullet never ends on a conjunctive or case particle, a comma or a dangling function word,
+    and is never a lone word (「master」, "However"). The result is deterministic: it depends only on
+    the sentence, the language and ``limit``.
     """
     sentence = " ".join(sentence.split())
+    # an aside in parentheses is no part of the point: 「Gitのrebaseは、(特に…人にとって)理解が難しい」
+    plain = " ".join(_ASIDE.sub("" if is_cjk_language(language) else " ", sentence).split())
+    if plain != sentence and len(plain.rstrip("。．.!?！？")) >= 2:
+        sentence = plain
     if not sentence:
         return ""
     if is_japanese(language):
-        return _clean_japanese_ends(_japanese_bullet(sentence, limit))
-    if is_cjk_language(language):
+        bullet = _clean_japanese_ends(_japanese_bullet(sentence, limit))
+    elif is_cjk_language(language):
         whole = sentence.rstrip("。．.")
-        return whole if len(whole) <= limit else shorten(sentence, language, limit)
-    return _word_bullet(sentence, limit)
+        bullet = whole if len(whole) <= limit else shorten(sentence, language, limit)
+    else:
+        bullet = _word_bullet(sentence, limit)
+    return bullet if is_key_phrase(bullet, language) else ""
+
+
+_ASIDE = re.compile(r"\s*[（(][^（）()]*[）)]")
+
+WORD_BULLET_CHARS = 60
+"""At most this many characters in a bullet of a language with spaces: one line of the bullet
+column at 1080p (Noto Sans at the bullet size holds about 65 average Latin characters)."""
+
+_PARTICLE_KANA = ("と", "が", "を", "に", "で", "は", "も", "や", "へ", "の")
+_JA_NOUN_PHRASE_PARTICLES = {"連体化", "並立助詞"}  # の, と/や between nouns: still one noun phrase
+
+
+def is_key_phrase(bullet: str, language: str | None) -> bool:
+    """True when ``bullet`` can stand alone on a slide: at least two words (a lone 「master」,
+    「実際」 or "However" says nothing), brackets balanced, no ellipsis, and it neither starts nor
+    ends dangling. Japanese is judged on pyopenjtalk's analysis: no particle, auxiliary or
+    conjunction first; last, no particle but a sentence-final one, no verb, adjective or auxiliary
+    in a continuative, irrealis, conditional or attributive form (「…とし」, 「…な」), no prefix,
+    adnominal or conjunction. Other languages: :func:`bullet_ends_cleanly`."""
+    bullet = bullet.strip()
+    if not bullet or bullet.endswith(("…", "...")) or not _balanced(bullet) or bullet.count("“") != bullet.count("”"):
+        return False
+    if re.fullmatch(r"[\w.+#/'’-]+", bullet) and bullet.isascii():
+        return False  # one Latin word or number: 「master」, 「2.25.1」
+    if is_japanese(language) or (is_cjk_language(language) and re.search(r"[\u3040-\u30ff]", bullet)):
+        words = [m for m in analyse(bullet) if m["pos"] != "記号"]
+        if len(words) < 2 or words[0]["pos"] in ("助詞", "助動詞", "接続詞") or words[0]["string"] in _PARTICLE_KANA:
+            return False  # (alone, a leading 「と」 reads as a filler or a conjunction)
+        return not _dangling_morpheme(words[-1]) and bullet_ends_cleanly(bullet, "ja")
+    if is_cjk_language(language):
+        return len(bullet) >= 2 and bullet_ends_cleanly(bullet, language)
+    return len(bullet.split()) >= 2 and bullet_ends_cleanly(bullet, language)
+
+
+def _copula(m) -> bool:
+    """A morpheme of a sentence-final copula: だ, です, である, なのだ, でしょう, か, ね, 。."""
+    return (m["pos"] in ("助動詞", "記号") or (m["pos"] == "助詞" and "終助詞" in str(m["pos_group1"]))
+            or (m["pos"] == "名詞" and m["string"] in ("の", "ん")) or (m["pos"] == "動詞" and m["string"] == "ある"))
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _dangling_morpheme(m) -> bool:
+    """A last morpheme that waits for more (:func:`is_key_phrase`)."""
+    pos, group, form = m["pos"], str(m["pos_group1"]), str(m.get("cform") or "")
+    if pos == "助詞":
+        return "終助詞" not in group
+    if pos in ("接頭詞", "連体詞", "接続詞"):
+        return True
+    if pos in ("動詞", "形容詞", "助動詞"):
+        return form.startswith(("連用", "未然", "仮定", "連体")) and not form.startswith("連用タ")
+    return False
 
 
 def bullet_ends_cleanly(bullet: str, language: str | None) -> bool:
@@ -645,8 +720,8 @@ def _japanese_bullet(sentence: str, limit: int) -> str:
         return ""
     morphemes = analyse(body)
     spans = _align(body, [m["string"] for m in morphemes])
-    if spans is None:
-        return body if len(body) <= limit else shorten(body, "ja", limit)
+    if spans is None:  # no clause analysis: the whole sentence or nothing, never a cut mid-word
+        return body if len(body) <= limit and is_key_phrase(body, "ja") else ""
     units = [(start, end, morphemes[k]) for start, end, k in spans]
 
     def content(i: int) -> dict:
@@ -670,6 +745,7 @@ def _japanese_bullet(sentence: str, limit: int) -> str:
         return body
 
     starts = [0]
+    dropped_topic = False
     ends: dict[int, int] = {}  # end position -> kind (2: sentence end or terminal form, 1: noun)
     if body_clean:
         ends[len(body)] = 2
@@ -684,58 +760,94 @@ def _japanese_bullet(sentence: str, limit: int) -> str:
             continue
         if nxt is None:
             continue
+        if (m["string"] == "は" and m["pos"] == "助詞" and i > 0 and noun(content(i - 1))
+                and nxt["string"] not in ("、", "，", ",") and not dropped_topic):
+            starts.append(units[i + 1][0])  # 「原因は…」: the point without its topic (the first one)
+            dropped_topic = True
         cm = content(i)
         if (terminal(cm) and nxt["pos"] == "助詞" and nxt["pos_group1"] == "接続助詞"
                 and nxt["string"] in JA_CONJUNCTIVE_ENDINGS):
             ends[end] = 2
         elif noun(cm) and nxt["pos"] == "助詞" and nxt["string"] in _NOUN_ENDING_PARTICLES:
             ends.setdefault(end, 1)
+        elif noun(cm) and all(_copula(u[2]) for u in units[i + 1:]):
+            ends[end] = 2  # the sentence's predicate noun before its copula: 「…を書いていること」(なのだ)
     topic_end = 0
-    if len(starts) > 1:
-        first_comma = next(i for i, u in enumerate(units) if u[2]["string"] in ("、", "，", ","))
+    first_comma = next((i for i, u in enumerate(units) if u[2]["string"] in ("、", "，", ",")), None)
+    if len(starts) > 1 and first_comma is not None:
         before = units[first_comma - 2][2] if first_comma > 1 else None
         if (first_comma > 1 and units[first_comma - 1][2]["string"] == "は"
                 and before["pos"] in ("名詞", "助詞") and before["pos_group1"] != "接続助詞"):
             topic_end = units[first_comma][1]  # 「良い苗は、」「この記事では、」: the sentence's topic
     topic = body[:topic_end]
 
-    best: tuple[tuple, str] | None = None
+    def noun_phrase(a: int, e: int) -> bool:
+        """Whether body[a:e] (ending on a noun) is a noun phrase: after its last predicate, outside
+        brackets, only nouns joined by の (「上下左右に粒子」 is a clause cut before its verb)."""
+        depth, tail_ok = 0, True
+        for start, end, m in units:
+            if start < a or end > e:
+                continue
+            if m["string"] in _OPEN_BRACKETS:
+                depth += 1
+            elif m["string"] in _CLOSE_BRACKETS:
+                depth -= 1
+            elif depth == 0:
+                if m["pos"] in ("動詞", "形容詞", "助動詞"):
+                    tail_ok = True
+                elif (m["pos"] == "助詞" and m["pos_group1"] not in _JA_NOUN_PHRASE_PARTICLES) or m["string"] in "、，,":
+                    tail_ok = False
+        return tail_ok
+
+    def opens_cleanly(a: int) -> bool:
+        first = next((m for start, _end, m in units if start >= a and m["pos"] != "記号"), None)
+        return first is not None and first["pos"] not in ("助詞", "助動詞", "接続詞")
+
+    candidates: list[tuple[tuple, str]] = []
     for a in starts:
+        if not opens_cleanly(a):
+            continue
         for e, kind in sorted(ends.items()):
-            if e <= a:
+            if e <= a or (kind == 1 and not noun_phrase(a, e)):
                 continue
             piece = body[a:e].strip(" 、，,")
             variants = [(piece, a == 0)]
-            if topic_end and a >= topic_end:
+            if topic_end and a >= topic_end and kind == 2:
                 variants.append((topic + piece, True))
             for text, keeps_start in variants:
                 if not text or len(text) > limit or not _balanced(text) or not bullet_ends_cleanly(text, "ja"):
                     continue
                 score = len(text) + _BULLET_SCORE_START * keeps_start + _BULLET_SCORE_END * (e == len(body))
-                key = (kind, score, -a, e)
-                if best is None or key > best[0]:
-                    best = (key, text)
-    if best is not None:
-        return best[1]
-    phrase = _longest_noun_phrase(body, units, limit)
-    if phrase:
-        return phrase
-    return shorten(body, "ja", limit)
+                candidates.append(((kind, score, -a, e), text))
+    for _key, text in sorted(candidates, reverse=True):
+        if is_key_phrase(text, "ja"):
+            return text
+    return _longest_noun_phrase(body, units, limit)
 
 
 def _longest_noun_phrase(body: str, units: list[tuple[int, int, dict]], limit: int) -> str:
-    """The longest run of nouns, prefixes, adnominals and の that ends on a noun and fits ``limit``."""
+    """The longest run of nouns, prefixes, adnominals and の that ends on a noun, fits ``limit`` and
+    is a key phrase (two words or more), else "". The run is a whole phrase: no noun before it, and
+    after it a particle, punctuation or the end (not 「動作確認」 of 「動作確認した」, nor
+    「直接コミット」 of 「直接コミットハッシュ」)."""
     best = ""
     for i in range(len(units)):
+        if i > 0 and units[i - 1][2]["pos"] in ("名詞", "接頭詞") and units[i - 1][2]["pos_group1"] not in _NOUN_EXCLUDED:
+            continue
         for j in range(i, len(units)):
             m = units[j][2]
             joins = m["pos"] in ("名詞", "接頭詞", "連体詞") or (m["pos"] == "助詞" and m["pos_group1"] == "連体化")
             if not joins or units[j][1] - units[i][0] > limit:
                 break
             first = units[i][2]
-            if m["pos"] == "名詞" and first["pos"] != "助詞":
+            after = units[j + 1][2] if j + 1 < len(units) else None
+            a, e = units[i][0], units[j][1]
+            inside_word = (a > 0 and _word_char(body[a - 1]) and _word_char(body[a])) or (
+                e < len(body) and _word_char(body[e - 1]) and _word_char(body[e]))  # 「SL2」 of 「WSL2」
+            if (m["pos"] == "名詞" and first["pos"] != "助詞" and not inside_word
+                    and (after is None or after["pos"] in ("助詞", "記号"))):
                 text = body[units[i][0]:units[j][1]]
-                if len(text) > len(best) and _balanced(text):
+                if len(text) > len(best) and j > i and _balanced(text) and is_key_phrase(text, "ja"):
                     best = text
     return best
 
@@ -743,7 +855,7 @@ def _longest_noun_phrase(body: str, units: list[tuple[int, int, dict]], limit: i
 def _word_bullet(sentence: str, limit: int) -> str:
     words = sentence.split(" ")
     whole = sentence.rstrip(".;:,")
-    if len(words) <= limit and bullet_ends_cleanly(whole, "en"):
+    if len(words) <= limit and len(whole) <= WORD_BULLET_CHARS and bullet_ends_cleanly(whole, "en"):
         return whole
     last_word = words[-1].rstrip(".!?\"'”’)")
     complete = sentence[-1] in ".!?\"'”’)" and last_word.lower() not in BULLET_FORBIDDEN_EN
@@ -764,7 +876,8 @@ def _word_bullet(sentence: str, limit: int) -> str:
             if e <= a or e - a > limit:
                 continue
             text = " ".join(words[a:e]).rstrip(".;:,—–")
-            if not text or not _balanced(text) or not bullet_ends_cleanly(text, "en"):
+            if (not text or e - a < 2 or len(text) > WORD_BULLET_CHARS or not _balanced(text)
+                    or not bullet_ends_cleanly(text, "en")):
                 continue
             if a > 0:
                 text = text[0].upper() + text[1:]
@@ -774,9 +887,12 @@ def _word_bullet(sentence: str, limit: int) -> str:
                 best = (key, text)
     if best is not None:
         return best[1]
-    # no clean clause fits: the longest start that ends on a content word
-    for e in range(min(limit, len(words)), 0, -1):
+    # no clean clause fits: the longest start that ends at a phrase boundary (before a preposition,
+    # a conjunction or a relative word), never mid-phrase ("…ongoing public fissure between Swift")
+    for e in range(min(limit, len(words) - 1), 2, -1):
         text = " ".join(words[:e]).rstrip(".;:,—–")
-        if bullet_ends_cleanly(text, "en"):
+        after = words[e].lower().strip("\"“‘(")
+        if (after in _EN_PREPOSITIONS or after in _EN_CONJUNCTIONS or after == "to") and len(text) <= WORD_BULLET_CHARS \
+                and _balanced(text) and bullet_ends_cleanly(text, "en"):
             return text
-    return shorten(sentence, "en", limit)
+    return ""

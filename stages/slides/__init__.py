@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stages.base import JobContext, Progress, StageResult, file_hash_or_none, fingerprint_of
 from stages.slides.deck import INDEX_VERSION, RENDERER_VERSION, generate_slides, input_key, wants_transparency
 from stages.slides.layout import LAYOUTS, SafeArea, SlideSpec, has_characters
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
 
 __all__ = [
     "INDEX_VERSION",
@@ -42,10 +46,11 @@ class SlidesStage:
     """One slide per section of ``script.yaml``; writes ``slides/index.json``."""
 
     name = "slides"
-    version = "5"  # 2: pictures per beat (index["pictures"]), timed by the audio clips;
+    version = "6"  # 2: pictures per beat (index["pictures"]), timed by the audio clips;
     # 3: the recap paged and its item marked, images and re-shown visuals give way to bullets;
     # 4: the closing's prose before its recap shows key phrases instead of the unmarked card;
-    # 5: an image that could not be loaded is not shown (its line keeps the bullets)
+    # 5: an image that could not be loaded is not shown (its line keeps the bullets);
+    # 6: a bullet made from a narration line is a key phrase of its whole sentence, not of the line
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:
@@ -67,6 +72,12 @@ class SlidesStage:
             input_key(job.job_dir / "script.yaml", job.job_dir, s),
             file_hash_or_none(job.job_dir / "audio" / "index.json"),  # line lengths decide the beats
         )
+
+    def warm(self, settings: "Settings") -> None:
+        """Hash the theme's fonts ahead of the first job (its fingerprint needs them)."""
+        from stages.slides.deck import warm
+
+        warm(settings)
 
     def run(self, job: JobContext, progress: Progress) -> StageResult:
         """Draw (or reuse) every slide; the outputs are the index and every PNG it names,

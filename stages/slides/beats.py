@@ -93,7 +93,7 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
         if current is not None and current.kind in ("visual", "base"):
             held += durations[i]
     back = next((i for i, s in enumerate(states) if s is None), None)
-    if image and not bullets and back is not None and (point := _bullet(lines[back].text, language)):
+    if image and not bullets and back is not None and (point := _bullet(lines, back, language)):
         bullets, own = [point], "bullets"  # an image with no bullets: a key phrase once it has held
     if own == "bullets":
         bullets = _auto_bullets(lines, states, bullets, durations, language, explicit)
@@ -146,7 +146,7 @@ def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float
                 middle = k
                 break
         order = [k for k in range(middle, len(run))] + [k for k in range(middle - 1, 0, -1)]
-        found = next(((run[k], p) for k in order if (p := _bullet(lines[run[k]].text, language)) and p not in bullets),
+        found = next(((run[k], p) for k in order if (p := _bullet(lines, run[k], language)) and p not in bullets),
                      None)
         if found is None:
             break
@@ -176,7 +176,7 @@ def _prose_points(lines, states: list, durations: list[float], language: str) ->
         while end < len(states) and states[end] == unmarked:
             end += 1
         run = list(range(i, end))
-        seed = next((p for k in run if (p := _bullet(lines[k].text, language))), None)
+        seed = next((p for k in run if (p := _bullet(lines, k, language))), None)
         if seed is not None and sum(durations[k] for k in run) > HOLD_SECONDS:
             sub: list = [None] * len(run)
             points = _auto_bullets([lines[k] for k in run], sub, [seed], [durations[k] for k in run], language,
@@ -231,7 +231,8 @@ def _pairs(text: str) -> set[str]:
     return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
-def _bullet(text: str, language: str) -> str:
-    from stages.slides.layout import narration_bullet
+def _bullet(lines, k: int, language: str) -> str:
+    """A key phrase of the sentence line ``k`` is part of (a line may be a piece of one)."""
+    from stages.slides.layout import line_sentence, narration_bullet
 
-    return narration_bullet(text, language)
+    return narration_bullet(line_sentence([line.text for line in lines], k, language), language)

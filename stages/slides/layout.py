@@ -337,6 +337,41 @@ def narration_bullet(sentence: str, language: str) -> str:
     return bullet_of(sentence, language, BULLET_CHARS if is_cjk_language(language) else BULLET_WORDS).strip()
 
 
+_SENTENCE_END = re.compile(r"[。．！？!?]['\"”’」』)）]*$|(?<![A-Z])\.['\"”’)]*$")
+
+
+def line_sentence(texts: list[str], k: int, language: str) -> str:
+    """The sentence narration line ``k`` is part of, from the section's lines ``texts``.
+
+    A line is one phrase, often a piece of a longer sentence (cut after 40 characters or 15 words,
+    at a morpheme boundary but maybe inside a compound: 「さて、直接コミット」 + 「ハッシュを指定して…」):
+    a bullet made from the piece would be cut mid-phrase, one made from the sentence is not.
+    The lines before ``k`` up to the previous sentence end and those after it up to the next are
+    joined; the sentence holding the start of line ``k`` is returned.
+    """
+    from stages.script.text import is_cjk_language, split_sentences
+
+    start = k
+    while start > 0 and not _SENTENCE_END.search(texts[start - 1].strip()):
+        start -= 1
+    end = k
+    while end < len(texts) - 1 and not _SENTENCE_END.search(texts[end].strip()):
+        end += 1
+    glue = "" if is_cjk_language(language) else " "
+    before = glue.join(t.strip() for t in texts[start:k])
+    joined = glue.join(t.strip() for t in texts[start:end + 1])
+    at = len(before) + (len(glue) if before else 0)
+    pos = 0
+    for sentence in split_sentences(joined, language):
+        found = joined.find(sentence, pos)
+        if found < 0:
+            break
+        pos = found + len(sentence)
+        if pos > at:
+            return sentence
+    return texts[k]
+
+
 def _site_and_date(article: dict[str, Any] | None) -> tuple[str, str]:
     if not article:
         return "", ""

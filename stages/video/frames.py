@@ -235,7 +235,7 @@ class Compositor:
         self._loops: dict[tuple[str, str, int], VideoLoop] = {}
         self._moving = moving_backgrounds(timeline)
         self._transition: tuple[tuple, Transition] | None = None
-        self._grounds_yuv: dict[tuple[str, int], np.ndarray] = {}
+        self._grounds_yuv: dict[tuple, np.ndarray] = {}
 
     def close(self) -> None:
         """Stop the background video decoders (if any)."""
@@ -284,27 +284,19 @@ class Compositor:
         background gives its frame; a hidden video background its first frame (do not modify)."""
         if picture.background >= 0:
             return self._loop(picture.slide).frame(picture.background)
-        key = ("ground", picture.slide)
+        background, _ = slide_background(self.timeline, picture.slide)
+        key = (background.type, background.value, background.path, background.fit)  # most slides share one
         if key not in self._grounds_yuv:
-            self._grounds_yuv.clear()  # one transition at a time
-            background, _ = slide_background(self.timeline, picture.slide)
+            self._grounds_yuv.clear()  # one background at a time
             self._grounds_yuv[key] = rgb_to_yuv420(np.asarray(background_image(background, self.size).convert("RGB")))
         return self._grounds_yuv[key]
 
     def _draw_over(self, frame: np.ndarray, picture: Picture) -> None:
         """Characters and subtitle of ``picture`` blended over ``frame`` in place."""
         for c, state in enumerate(picture.characters):
-            if (c, state) not in self._sprite_layers:
-                x, y, pixels = self.pose_sprite(c, state)
-                self._sprite_layers[(c, state)] = Layer.from_rgba(pixels, x, y, self.size)
-            self._sprite_layers[(c, state)].over(frame, self.size)
+            self._sprite_layer(c, state).over(frame, self.size)
         if picture.cue >= 0:
-            if picture.cue not in self._cue_layers:
-                if len(self._cue_layers) >= 4:  # cues come in time order: keep only the last few
-                    del self._cue_layers[next(iter(self._cue_layers))]
-                x, y, pixels = self._subtitles[picture.cue]
-                self._cue_layers[picture.cue] = Layer.from_rgba(pixels, x, y, self.size)
-            self._cue_layers[picture.cue].over(frame, self.size)
+            self._cue_layer(picture.cue).over(frame, self.size)
 
     def _loop(self, slide: int) -> "VideoLoop":
         background, _ = slide_background(self.timeline, slide)
@@ -356,13 +348,34 @@ class Compositor:
         overlapping = cue if cue >= 0 and _overlaps(self._subtitles[cue], (x0, y0, x1, y1)) else -1
         key = (slide, overlapping, character, state)
         if key not in self._patches_yuv:
-            box = self.under(slide)[y0:y1, x0:x1].copy()
-            _blend(box, sprite, x - x0, y - y0)
+            # Blended in YUV from layers converted once per pose, not in RGB and converted per slide:
+            # the conversion is affine, so only rounding differs (at most 1 level).
+            frame = self._under_yuv_of(slide)
+            patch = tuple(p[y0 // k : y1 // k, x0 // k : x1 // k].copy() for p, k in zip(_planes(frame, *self.size), (1, 2, 2)))
+            self._sprite_layer(character, state).over_box(patch, (x0, y0, x1, y1))
             if overlapping >= 0:
-                sx, sy, overlay = self._subtitles[overlapping]
-                _blend(box, overlay, sx - x0, sy - y0)
-            self._patches_yuv[key] = (x0, y0, _planes(rgb_to_yuv420(box), x1 - x0, y1 - y0))
+                self._cue_layer(overlapping).over_box(patch, (x0, y0, x1, y1))
+            self._patches_yuv[key] = (x0, y0, patch)
         return self._patches_yuv[key]
+
+    def _under_yuv_of(self, slide: int) -> np.ndarray:
+        if slide not in self._under_yuv:
+            self._under_yuv[slide] = rgb_to_yuv420(self.under(slide))
+        return self._under_yuv[slide]
+
+    def _sprite_layer(self, character: int, state: int) -> "Layer":
+        if (character, state) not in self._sprite_layers:
+            x, y, pixels = self.pose_sprite(character, state)
+            self._sprite_layers[(character, state)] = Layer.from_rgba(pixels, x, y, self.size)
+        return self._sprite_layers[(character, state)]
+
+    def _cue_layer(self, cue: int) -> "Layer":
+        if cue not in self._cue_layers:
+            if len(self._cue_layers) >= 4:  # cues come in time order: keep only the last few
+                del self._cue_layers[next(iter(self._cue_layers))]
+            x, y, pixels = self._subtitles[cue]
+            self._cue_layers[cue] = Layer.from_rgba(pixels, x, y, self.size)
+        return self._cue_layers[cue]
 
     def _evict(self, slide: int) -> None:
         if slide in (self._current, self._current - 1):  # the previous slide stays for its transition
@@ -677,15 +690,23 @@ class Layer:
 
     def over(self, frame: np.ndarray, size: tuple[int, int]) -> None:
         """Blend onto the flat yuv420p ``frame`` (of ``size``) in place."""
-        x0, y0, x1, y1 = self.box
+        self.over_box(_planes(frame, *size), (0, 0, *size))
+
+    def over_box(self, planes: tuple[np.ndarray, ...], box: tuple[int, int, int, int]) -> None:
+        """Blend onto the yuv420p ``planes`` of the even-aligned frame region ``box`` in place."""
+        bx0, by0, bx1, by1 = box
+        x0, y0, x1, y1 = max(self.box[0], bx0), max(self.box[1], by0), min(self.box[2], bx1), min(self.box[3], by1)
         if x1 <= x0 or y1 <= y0:
             return
-        for plane, pre, scale in zip(_planes(frame, *size), self.planes, (1, 2, 2)):
+        lx, ly = self.box[0], self.box[1]
+        for plane, pre, scale in zip(planes, self.planes, (1, 2, 2)):
             keep = self.keep[0 if scale == 1 else 1]
-            region = plane[y0 // scale : y1 // scale, x0 // scale : x1 // scale]
+            rows = slice((y0 - ly) // scale, (y1 - ly) // scale)
+            cols = slice((x0 - lx) // scale, (x1 - lx) // scale)
+            region = plane[(y0 - by0) // scale : (y1 - by0) // scale, (x0 - bx0) // scale : (x1 - bx0) // scale]
             mixed = region.astype(np.uint16)
-            mixed *= keep
-            mixed += pre
+            mixed *= keep[rows, cols]
+            mixed += pre[rows, cols]
             mixed += 128
             mixed >>= 8
             region[...] = mixed

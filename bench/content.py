@@ -15,7 +15,9 @@ Prints ``name=value`` lines, per article (``<name>.<figure>``) and in total:
 - ``code_blocks`` etc. are counted with ``--max-minutes 30`` by default, so that the length budget
   (which drops whole parts of a long article, by design) does not hide what the writer carries;
 - ``script_ms``: the script stage's time (writing and validating, after a warm-up article and
-  loading e2k, whose one-time load is ``e2k_load_ms``; goal < 1000);
+  loading e2k, whose one-time load is ``e2k_load_ms``; goal < 1000) and ``script_cpu_ms``, the
+  CPU time it took (on a machine shared with other work, the wall time is the CPU time plus the
+  waiting for a core);
 - ``sections`` and ``fragment_titles``: section titles that are sentence fragments rather than
   headings or labels (goal 0).
 
@@ -78,6 +80,7 @@ def main() -> None:
         inputs = _inputs(args.ja, args.articles, home, args.limit)
         totals: dict[str, float] = {}
         times: list[float] = []
+        cpu_times: list[float] = []
         for i, (name, path) in enumerate(inputs):
             article = extract(path, settings)
             if i == 0:
@@ -85,22 +88,27 @@ def main() -> None:
                 loading = time.perf_counter()
                 preload_readings()  # and e2k, which the warm-up article may not need
                 print(f"e2k_load_ms={(time.perf_counter() - loading) * 1000:.1f}")
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             script = write_extractive(article, settings)
             dump_script(script)
             elapsed = (time.perf_counter() - started) * 1000
+            cpu_ms = (time.process_time() - cpu) * 1000
             times.append(elapsed)
+            cpu_times.append(cpu_ms)
             figures = _figures(article, script)
             figures["script_ms"] = round(elapsed, 1)
+            figures["script_cpu_ms"] = round(cpu_ms, 1)
             for key, value in figures.items():
                 print(f"{name}.{key}={value}")
-                if key != "script_ms":
+                if key not in ("script_ms", "script_cpu_ms"):
                     totals[key] = totals.get(key, 0) + value
         print(f"articles={len(inputs)}")
         for key, value in totals.items():
             print(f"total.{key}={value:g}")
         print(f"script_ms_mean={sum(times) / max(1, len(times)):.1f}")
         print(f"script_ms_max={max(times, default=0):.1f}")
+        print(f"script_cpu_ms_mean={sum(cpu_times) / max(1, len(cpu_times)):.1f}")
+        print(f"script_cpu_ms_max={max(cpu_times, default=0):.1f}")
         if args.video:
             _videos([p for _n, p in inputs][: None if args.video < 0 else args.video], home, args.size)
 

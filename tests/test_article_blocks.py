@@ -92,6 +92,15 @@ def test_front_matter_title_and_topics(article):
     assert article["language"] == "ja"
 
 
+def test_zenn_published_true_is_not_a_date(article):
+    """Zenn's ``published: true`` says the article is public: no date (the title card read "True");
+    a ``published_at`` or ``date`` is one."""
+    assert article["published"] is None
+    dated = parse_markdown(ZENN.replace("published: true", "published: true\npublished_at: 2023-04-01 09:00"))
+    assert dated["published"].startswith("2023-04-01")
+    assert parse_markdown(ZENN.replace("published: true", "date: 2022-12-24"))["published"] == "2022-12-24"
+
+
 def test_table_keeps_header_and_cells(article):
     """A GFM table is a table block: header row and body rows, cells trimmed."""
     (table,) = kinds(article, "table")

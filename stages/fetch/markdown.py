@@ -8,6 +8,7 @@ block carries ``line``, its 1-based line in the file (front matter included).
 
 from __future__ import annotations
 
+import datetime
 import re
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def parse_markdown(text: str, *, url: str | None = None, base_dir: Path | None =
         if first_h1 is not None:
             title = first_h1["text"]
             blocks.remove(first_h1)
-    published = meta.get("date") or meta.get("published")
+    published = _published(meta)
     return {
         "url": url or (str(meta["url"]) if meta.get("url") else None),
         "title": title or name,
@@ -68,6 +69,21 @@ def parse_markdown(text: str, *, url: str | None = None, base_dir: Path | None =
         "topics": _topics(meta),
         "blocks": blocks,
     }
+
+
+def _published(meta: dict[str, Any]) -> str | None:
+    """The front matter's publication date (``date``, Zenn's ``published_at``, ``published``).
+
+    Only a value that is a date: Zenn's ``published: true`` says the article is public, not when
+    (a title card once read "True").
+    """
+    for key in ("date", "published_at", "published"):
+        value = meta.get(key)
+        if isinstance(value, (datetime.date, datetime.datetime)):
+            return str(value)
+        if isinstance(value, str) and re.match(r"\s*\d{4}[-/.年]\d{1,2}", value):
+            return value.strip()
+    return None
 
 
 def _topics(meta: dict[str, Any]) -> list[str]:

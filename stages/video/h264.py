@@ -161,6 +161,7 @@ class Pps:
     pic_init_qp: int
     deblocking_control: bool
     redundant_pic_cnt: bool
+    num_ref_idx_l0_default: int = 1
 
 
 def parse_sps(rbsp: bytes) -> Sps:
@@ -320,8 +321,8 @@ def parse_pps(rbsp: bytes) -> Pps:
     bottom = bool(r.u(1))
     if r.ue() != 0:
         raise UnsupportedStream("slice groups")
-    r.ue()
-    r.ue()  # num_ref_idx defaults
+    refs_l0 = r.ue() + 1
+    r.ue()  # num_ref_idx_l1_default_active_minus1
     weighted = bool(r.u(1))
     r.u(2)
     qp = 26 + r.se()
@@ -330,7 +331,7 @@ def parse_pps(rbsp: bytes) -> Pps:
     deblocking = bool(r.u(1))
     r.u(1)
     redundant = bool(r.u(1))
-    return Pps(pps_id, sps_id, cabac, bottom, weighted, qp, deblocking, redundant)
+    return Pps(pps_id, sps_id, cabac, bottom, weighted, qp, deblocking, redundant, refs_l0)
 
 
 # --- the splicer ------------------------------------------------------------------------------
@@ -353,8 +354,12 @@ class Splicer:
             raise ValueError("refs must be 1..16")
         self.refs = refs
         self._buffer = b""
-        self._after: list[list[tuple[int, int]]] = []
-        self._picture = 0
+        # What follows each x264 picture, in order: ("x264", spans) for the picture itself, then
+        # ("patch", spans, mbs, samples) for each patch picture made from it (see patch()).
+        self._entries: list[tuple] = []
+        self._next = 0  # the entry of the x264 picture the stream is at
+        self._patch_pps: bytes | None = None
+        self._patches_before = 0  # patch pictures between the current x264 picture and the one before it
         self._sps: dict[int, Sps] = {}
         self._pps: dict[int, Pps] = {}
         self._ref_frame_num = 0  # frame_num of the last reference (x264) picture
@@ -378,7 +383,39 @@ class Splicer:
             raise ValueError(f"copies {spans} reach past the {self.refs} reference pictures")
         if sum(count for _, count in spans) > MAX_COPY_RUN:
             raise ValueError("too many copies after one picture")
-        self._after.append(list(spans))
+        self._entries.append(("x264", list(spans)))
+
+    def patch(self, spans: list[tuple[int, int]], mbs: list[int], samples: bytes) -> None:
+        """After the x264 picture (and patches) registered last comes a *patch picture*: that x264
+        picture with the macroblocks ``mbs`` (raster indices, ascending) replaced by ``samples``
+        (384 bytes each: 16x16 luma, then 8x8 Cb and 8x8 Cr, in raster order), followed by
+        ``spans`` of copies as for :meth:`copies` (``back`` 0 is the patch itself).
+
+        A patch is a reference picture coded by this module, not by x264: ``P_Skip`` everywhere
+        (an exact copy of the x264 picture) and ``I_PCM`` in the given macroblocks (exact samples),
+        without deblocking, so it decodes to exactly those pixels. A mouth or a blink changes a few
+        dozen macroblocks of a 1080p frame: x264 would spend a whole frame's analysis on it. It is
+        written with its own CAVLC PPS (``I_PCM`` is simple to write in CAVLC whatever x264 uses),
+        and the next x264 picture is pointed back at its own reference with a
+        ``ref_pic_list_modification``, so x264's pictures decode exactly as x264 made them. At most
+        ``refs - 1`` patches may follow one x264 picture (it must stay in the reference window).
+        """
+        if not self._entries:
+            raise ValueError("a patch needs an x264 picture before it")
+        run = 0
+        for entry in reversed(self._entries):
+            if entry[0] == "x264":
+                break
+            run += 1
+        if run + 1 >= self.refs:
+            raise ValueError(f"more than {self.refs - 1} patches after one x264 picture")
+        if any(back >= self.refs or back < 0 or count < 0 for back, count in spans):
+            raise ValueError(f"copies {spans} reach past the {self.refs} reference pictures")
+        if sum(count for _, count in spans) > MAX_COPY_RUN:
+            raise ValueError("too many copies after one picture")
+        if len(samples) != PCM_BYTES * len(mbs) or list(mbs) != sorted(set(mbs)):
+            raise ValueError("patch macroblocks must be ascending and have 384 bytes of samples each")
+        self._entries.append(("patch", list(spans), list(mbs), bytes(samples)))
 
     def feed(self, data: bytes) -> bytes:
         """Consume stream bytes; return the output ready so far."""
@@ -414,6 +451,7 @@ class Splicer:
                     raise UnsupportedStream("bottom-field POC in a progressive stream")
                 self._pps[pps.pps_id] = pps
                 yield annexb(nal)
+                yield annexb(self._patch_pps_nal())
             elif kind in (NAL_SLICE, NAL_IDR):
                 if (nal[0] >> 5) & 3 == 0:
                     raise UnsupportedStream("non-reference pictures (B-frames) cannot be held")
@@ -421,7 +459,10 @@ class Splicer:
                 if r.ue() == 0:  # first_mb_in_slice: a new picture
                     yield self._close_picture()
                     self._start_picture(kind == NAL_IDR)
-                yield annexb(self._with_poc(nal, kind))
+                if self._patches_before and kind == NAL_SLICE:
+                    yield annexb(self._rewrite_slice(nal))
+                else:
+                    yield annexb(self._with_poc(nal, kind))
             else:
                 yield annexb(nal)
 
@@ -430,6 +471,7 @@ class Splicer:
             self._since_idr = 0
             self._ref_frame_num = 0
             self._pictures_since_idr = 0
+            self._patches_before = 0
         else:
             self._since_idr += 1
             self._ref_frame_num = (self._ref_frame_num + 1) % (1 << self._active_sps().log2_max_frame_num)
@@ -440,11 +482,27 @@ class Splicer:
         if not self._open:
             return b""
         self._open = False
-        if self._picture >= len(self._after):
+        if self._next >= len(self._entries) or self._entries[self._next][0] != "x264":
             raise UnsupportedStream("more pictures than holds")
-        spans = self._after[self._picture]
-        self._picture += 1
+        parts = self._copies(self._entries[self._next][1])
         self.frames_out += 1
+        self._next += 1
+        patches = 0
+        while self._next < len(self._entries) and self._entries[self._next][0] == "patch":
+            _, spans, mbs, samples = self._entries[self._next]
+            self._entries[self._next] = ("patch", spans, None, None)  # the samples are written: let them go
+            self._since_idr += 1
+            self._ref_frame_num = (self._ref_frame_num + 1) % (1 << self._active_sps().log2_max_frame_num)
+            self._pictures_since_idr += 1
+            parts.append(annexb(self._patch_nal(patches, mbs, samples)))
+            self.frames_out += 1
+            patches += 1
+            parts += self._copies(spans)
+            self._next += 1
+        self._patches_before = patches
+        return b"".join(parts)
+
+    def _copies(self, spans: list[tuple[int, int]]) -> list[bytes]:
         parts = []
         for back, count in spans:
             if count and back > self._pictures_since_idr:
@@ -453,7 +511,7 @@ class Splicer:
                 self._since_idr += 1
                 parts.append(annexb(self._skip_nal(back)))
         self.frames_out += sum(count for _, count in spans)
-        return b"".join(parts)
+        return parts
 
     def _active_sps(self) -> Sps:
         pps = self._active_pps()
@@ -483,6 +541,7 @@ class Splicer:
         r.ue()  # slice_type
         if r.ue() != pps.pps_id:
             raise UnsupportedStream("slice refers to another PPS")
+        frame_num_at = r.pos
         r.u(sps.log2_max_frame_num)
         if kind == NAL_IDR:
             r.ue()  # idr_pic_id
@@ -492,8 +551,161 @@ class Splicer:
         bits = 8 * len(head)
         value = int.from_bytes(head, "big")
         low = value & ((1 << (bits - pos)) - 1)
+        # frame_num counts patch pictures too (they are reference pictures x264 never saw)
+        n = sps.log2_max_frame_num
+        at = bits - frame_num_at - n
+        value = (value & ~(((1 << n) - 1) << at)) | (self._ref_frame_num << at)
         value = ((((value >> (bits - pos)) << POC_LSB_BITS) | self._poc_lsb()) << (bits - pos)) | low
         return nal[:1] + from_rbsp(value.to_bytes(len(head) + POC_LSB_BITS // 8, "big")) + nal[cut:]
+
+    def _rewrite_slice(self, nal: bytes) -> bytes:
+        """An x264 P slice after patch pictures: frame_num and POC as in :meth:`_with_poc`, and a
+        ``ref_pic_list_modification`` that puts x264's own last picture (``_patches_before``
+        reference pictures back) first in the list, where x264 predicted from.
+
+        The header grows by a number of bits that is not a multiple of 8, so the whole header is
+        parsed and written again; CABAC data starts at the next byte boundary (alignment ones
+        rebuilt), CAVLC data is shifted bit for bit.
+        """
+        pps = self._active_pps()
+        sps = self._sps[pps.sps_id]
+        rbsp = to_rbsp(nal[1:])
+        nal_ref_idc = (nal[0] >> 5) & 3
+        r = BitReader(rbsp)
+        r.ue()  # first_mb_in_slice
+        slice_type = r.ue() % 5
+        if r.ue() != pps.pps_id:
+            raise UnsupportedStream("slice refers to another PPS")
+        frame_num_at = r.pos
+        r.u(sps.log2_max_frame_num)
+        poc_at = r.pos
+        if slice_type != 0:
+            raise UnsupportedStream("x264 wrote a non-P slice after a patch picture")
+        if pps.redundant_pic_cnt:
+            r.ue()
+        refs_l0 = pps.num_ref_idx_l0_default
+        if r.u(1):  # num_ref_idx_active_override_flag
+            refs_l0 = r.ue() + 1
+        modification_at = r.pos
+        if r.u(1):
+            raise UnsupportedStream("x264 slice with its own reference list modification")
+        modification_end = r.pos
+        if pps.weighted_pred:
+            r.ue()  # luma_log2_weight_denom
+            if sps.chroma_array_type != 0:
+                r.ue()
+            for _ in range(refs_l0):
+                if r.u(1):
+                    r.se()
+                    r.se()
+                if sps.chroma_array_type != 0 and r.u(1):
+                    for _ in range(4):
+                        r.se()
+        if nal_ref_idc:
+            if r.u(1):  # adaptive_ref_pic_marking_mode_flag
+                while (op := r.ue()) != 0:
+                    if op in (1, 3):
+                        r.ue()
+                    if op == 2:
+                        r.ue()
+                    if op in (3, 6):
+                        r.ue()
+                    if op == 4:
+                        r.ue()
+        if pps.cabac:
+            r.ue()  # cabac_init_idc
+        r.se()  # slice_qp_delta
+        if pps.deblocking_control and r.ue() != 1:
+            r.se()
+            r.se()
+        header_end = r.pos
+        total = 8 * len(rbsp)
+        value = int.from_bytes(rbsp, "big")
+
+        def bits(a: int, b: int) -> tuple[int, int]:
+            return (value >> (total - b)) & ((1 << (b - a)) - 1), b - a
+
+        w = _FastBits()
+        w.put(*bits(0, frame_num_at))
+        w.put(self._ref_frame_num, sps.log2_max_frame_num)
+        w.put(self._poc_lsb(), POC_LSB_BITS)
+        w.put(*bits(poc_at, modification_at))
+        w.put(1, 1)  # ref_pic_list_modification_flag_l0
+        w.ue(0)  # subtract from CurrPicNum
+        w.ue(self._patches_before)  # abs_diff_pic_num_minus1: x264's picture is patches + 1 back
+        w.ue(3)
+        w.put(*bits(modification_end, header_end))
+        if pps.cabac:
+            while w.pending:
+                w.put(1, 1)  # cabac_alignment_one_bit
+            w.raw(rbsp[(header_end + 7) // 8 :])
+        else:
+            end = total - (value & -value).bit_length()  # where the rbsp_stop_one_bit is
+            w.put(*bits(header_end, end))
+            w.put(1, 1)
+            w.align()
+        return nal[:1] + from_rbsp(w.getvalue())
+
+    def _patch_pps_nal(self) -> bytes:
+        """The CAVLC PPS the patch pictures use (an id beside x264's; no weighted prediction, deblocking control)."""
+        x264 = self._active_pps()
+        w = _FastBits()
+        w.ue(self._patch_pps_id())
+        w.ue(x264.sps_id)
+        w.put(0, 1)  # entropy_coding_mode_flag: CAVLC
+        w.put(0, 1)  # bottom_field_pic_order_in_frame_present_flag
+        w.ue(0)  # num_slice_groups_minus1
+        w.ue(0)  # num_ref_idx_l0_default_active_minus1
+        w.ue(0)  # num_ref_idx_l1_default_active_minus1
+        w.put(0, 1)  # weighted_pred_flag
+        w.put(0, 2)  # weighted_bipred_idc
+        w.se(0)  # pic_init_qp_minus26
+        w.se(0)  # pic_init_qs_minus26
+        w.se(0)  # chroma_qp_index_offset
+        w.put(1, 1)  # deblocking_filter_control_present_flag
+        w.put(0, 1)  # constrained_intra_pred_flag
+        w.put(0, 1)  # redundant_pic_cnt_present_flag
+        w.put(1, 1)  # rbsp_stop_one_bit
+        w.align()
+        return bytes([(3 << 5) | NAL_PPS]) + from_rbsp(w.getvalue())
+
+    def _patch_pps_id(self) -> int:
+        return self._active_pps().pps_id + 1
+
+    def _patch_nal(self, back: int, mbs: list[int], samples: bytes) -> bytes:
+        """A reference P picture predicting from the x264 picture ``back`` reference pictures ago:
+        ``P_Skip`` (an exact copy) except ``I_PCM`` macroblocks ``mbs`` holding ``samples``."""
+        sps = self._active_sps()
+        w = _FastBits()
+        w.ue(0)  # first_mb_in_slice
+        w.ue(5)  # P, all slices of the picture
+        w.ue(self._patch_pps_id())
+        w.put(self._ref_frame_num, sps.log2_max_frame_num)
+        w.put(self._poc_lsb(), POC_LSB_BITS)
+        w.put(1, 1)  # num_ref_idx_active_override_flag
+        w.ue(0)  # one reference
+        if back:
+            w.put(1, 1)  # ref_pic_list_modification_flag_l0
+            w.ue(0)
+            w.ue(back)  # abs_diff_pic_num_minus1: the x264 picture is back + 1 pictures before this one
+            w.ue(3)
+        else:
+            w.put(0, 1)
+        w.put(0, 1)  # dec_ref_pic_marking: adaptive_ref_pic_marking_mode_flag = 0 (sliding window)
+        w.se(0)  # slice_qp_delta
+        w.ue(1)  # disable_deblocking_filter_idc: the copied and the exact samples stay as they are
+        previous = -1
+        for i, mb in enumerate(mbs):
+            w.ue(mb - previous - 1)  # mb_skip_run
+            w.ue(5 + 25)  # mb_type I_PCM in a P slice
+            w.align()  # pcm_alignment_zero_bit
+            w.raw(samples[i * PCM_BYTES : (i + 1) * PCM_BYTES])
+            previous = mb
+        if previous < sps.mbs - 1:
+            w.ue(sps.mbs - 1 - previous)  # the rest is skipped
+        w.put(1, 1)  # rbsp_stop_one_bit
+        w.align()
+        return bytes([(2 << 5) | NAL_SLICE]) + from_rbsp(w.getvalue())
 
     def _poc_lsb(self) -> int:
         return (2 * self._since_idr) % (1 << POC_LSB_BITS)
@@ -546,6 +758,51 @@ class Splicer:
             payload = _bits_to_bytes(header_bits + tail.bits)
         nal_header = bytes([NAL_SLICE])  # nal_ref_idc 0
         return nal_header + from_rbsp(payload)
+
+
+PCM_BYTES = 384  # an I_PCM macroblock of 8-bit 4:2:0: 256 luma + 2 x 64 chroma samples
+
+
+class _FastBits:
+    """A bit writer that keeps whole bytes in a bytearray (patch pictures carry ~10-100 KB of samples)."""
+
+    def __init__(self) -> None:
+        self._out = bytearray()
+        self._acc = 0
+        self.pending = 0  # bits not yet in a whole byte
+
+    def put(self, value: int, n: int) -> None:
+        if n <= 0:
+            return
+        self._acc = (self._acc << n) | (value & ((1 << n) - 1))
+        self.pending += n
+        if self.pending >= 8:
+            whole = self.pending // 8
+            self.pending -= 8 * whole
+            self._out += (self._acc >> self.pending).to_bytes(whole, "big")
+            self._acc &= (1 << self.pending) - 1
+
+    def ue(self, value: int) -> None:
+        code = value + 1
+        self.put(code, 2 * code.bit_length() - 1)
+
+    def se(self, value: int) -> None:
+        self.ue(2 * value - 1 if value > 0 else -2 * value)
+
+    def align(self) -> None:
+        """Zero bits up to the next byte boundary."""
+        if self.pending:
+            self.put(0, 8 - self.pending)
+
+    def raw(self, data: bytes) -> None:
+        if self.pending:
+            raise ValueError("raw bytes need a byte boundary")
+        self._out += data
+
+    def getvalue(self) -> bytes:
+        if self.pending:
+            raise ValueError("not byte aligned")
+        return bytes(self._out)
 
 
 def _bits_to_bytes(bits: list[int]) -> bytes:

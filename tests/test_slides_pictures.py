@@ -108,3 +108,112 @@ def test_math_picture_has_a_light_box_with_the_formula():
     x0, y0, x1, y1 = box["box"]
     inside = np.asarray(pages[0].image.convert("RGB"))[y0 + 4:y1 - 4, x0 + 4:x1 - 4]
     assert inside.mean() > 180  # a light panel behind dark type
+
+
+# A formula slide made from real Markdown (the issue's formula; the article's shape follows
+# ../shared/eval/ja/boltzmann_machine4.md), and one formula mathtext cannot parse.
+BOLTZMANN_MD = r"""---
+title: ボルツマンマシンのエネルギー
+---
+
+## エネルギー
+
+ボルツマンマシンでは、状態ごとにエネルギーを考えます。エネルギーは次の式で表されます。
+
+$$
+E = -\sum_{i<j} W_{ij} s_i s_j
+$$
+
+エネルギーが低い状態ほど実現しやすくなります。
+
+## 独自の記法
+
+この記事だけの記法もあります。次の式を見てください。
+
+$$
+\frobnicate{x} = y
+$$
+
+これは説明用の式です。
+"""
+
+
+def _mathtext_glyphs(tex: str) -> list[str]:
+    """The characters mathtext sets for ``tex`` (its layout, not pixels)."""
+    from matplotlib import mathtext
+
+    from stages.slides.formula import tex_lines
+
+    parser = mathtext.MathTextParser("path")
+    return [chr(glyph[2]) for line in tex_lines(tex) for glyph in parser.parse(f"${line}$", 72).glyphs]
+
+
+def test_a_formula_slide_from_markdown_is_typeset_without_braces_and_legible_at_1080p(tmp_path):
+    """The issue's formula goes article -> script -> slides: its picture is typeset by mathtext (no
+    literal braces or underscores among the glyphs, unlike the text fallback), dark ink at least
+    a body size tall on a light panel at 1920x1080; a formula mathtext cannot parse is shown as
+    readable text, and the slides stage notes it."""
+    import json
+
+    from PIL import Image
+
+    from stages.fetch.markdown import parse_markdown
+    from stages.script.extractive import write_extractive
+    from stages.script.loader import dump_script
+    from stages.settings import load_settings
+    from stages.slides import generate_slides
+    from stages.slides.formula import readable
+    from tests.test_slides import Notes
+
+    settings = load_settings(home=tmp_path / "home", video={"width": 1920, "height": 1080})
+    script = write_extractive(parse_markdown(BOLTZMANN_MD, name="boltzmann.md"), settings)
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "script.yaml").write_text(dump_script(script), "utf-8")
+    notes = Notes()
+    index = json.loads(generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache",
+                                       note=notes).read_text("utf-8"))
+    maths = {p["path"]: p["boxes"][-1] for p in index["pictures"] if p["kind"] == "math"}
+    assert len(maths) == 2, index["pictures"]
+    typeset = [(path, box) for path, box in maths.items() if box["engine"] == "mathtext"]
+    fallback = [box for box in maths.values() if box["engine"] == "text"]
+    assert len(typeset) == 1 and len(fallback) == 1
+    assert r"Unknown symbol: \frobnicate" in fallback[0]["reason"]
+    assert [n["reason"] for n in notes.named("math shown as text")] == [fallback[0]["reason"]]
+
+    tex = r"E = -\sum_{i<j} W_{ij} s_i s_j"
+    glyphs = _mathtext_glyphs(tex)
+    assert "W" in glyphs and "∑" in glyphs and not set("{}_\\") & set(glyphs), glyphs
+    assert "{" in "".join(readable(tex))  # what the text fallback would have shown: Σ_{i<j}
+
+    path, box = typeset[0]
+    assert box["size"] >= round(1080 * 0.035)
+    x0, y0, x1, y1 = box["box"]
+    with Image.open(path) as im:
+        panel = np.asarray(im.convert("L"))[y0 + 4:y1 - 4, x0 + 4:x1 - 4]
+    assert np.median(panel) > 180  # a light panel ...
+    rows = np.where((panel < 90).any(axis=1))[0]  # ... with dark ink
+    assert rows.size and rows.max() - rows.min() >= 80, rows  # Σ with i<j under it: a tall, legible line
+
+
+def test_matplotlib_writes_its_settings_where_it_is_told_never_under_home(tmp_path):
+    """mathtext's first use sets MPLCONFIGDIR to the folder it is given: its font list goes there,
+    nothing into $HOME (a fresh process, so matplotlib is imported for the first time)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    home, config = tmp_path / "home", tmp_path / "cache" / "matplotlib"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), PYTHONPATH=str(root))
+    code = ("import sys; from pathlib import Path; from stages.slides.formula import mathtext_pictures; "
+            "p = mathtext_pictures(r'x^{2}', 40, config_dir=Path(sys.argv[1])); print(p[0].mode, p[0].width > 10)")
+    done = subprocess.run([sys.executable, "-c", code, str(config)], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["RGBA", "True"]
+    assert list(config.glob("fontlist-*.json"))
+    assert not any(home.rglob("*")), list(home.rglob("*"))

@@ -47,7 +47,7 @@ INDEX_VERSION = 1
 RENDERER_VERSION = "5"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX); 4: portrait type sizes;
 # 5: one grid (corners only with characters; every bullets slide in the same column). (Portrait's band
 # across the bottom for characters needed no bump: its corners, part of the key, changed with it.)
-PICTURES_VERSION = "1"  # code, table and math pictures (stages.slides.code/table/formula)
+PICTURES_VERSION = "2"  # code, table and math pictures (stages.slides.code/table/formula); 2: math by mathtext
 PNG_LEVEL = 1  # fast: a 1080p slide encodes in ~20 ms instead of ~200 ms at the default level
 _FONT_LANGS = {"ja": "ja", "zh": "zh-cn", "ko": "ko"}
 
@@ -368,6 +368,9 @@ def _visual(deck: _Deck, i: int, k: int, visual: Any, heading: str, transparent:
         meta = _save(path, picture.image, {"layout": visual.kind, "boxes": picture.boxes, "truncated": picture.truncated})
         for element in picture.truncated:
             note("slide text truncated", section=i, element=element, layout=visual.kind)
+        shown = picture.boxes[-1] if picture.boxes else {}
+        if n == 1 and shown.get("kind") == "math" and shown.get("engine") == "text":
+            note("math shown as text", section=i, reason=shown.get("reason", ""))
         entries.append(_entry(_Outcome(i, path, visual.kind, meta["sha256"], meta["boxes"], True, [], transparent),
                               visual.kind))
         paths.append(str(path))
@@ -388,7 +391,7 @@ def _draw_visual(deck: _Deck, visual: Any, heading: str, transparent: bool, lang
         return draw_table(visual.header, visual.rows, visual.caption, heading, deck.theme, deck.area, deck.logo,
                           transparent=transparent)
     return draw_math(visual.text or "", visual.caption, heading, deck.theme, deck.area, deck.logo,
-                     transparent=transparent, lang=lang)
+                     transparent=transparent, lang=lang, config_dir=deck.cache_dir / "matplotlib")
 
 
 def _line_durations(model: "Script", job_dir: Path) -> list[list[float]]:

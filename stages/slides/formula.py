@@ -1,17 +1,34 @@
 """Math pictures: display math shown legibly without a TeX engine.
 
-No TeX engine is available offline (and matplotlib is not a dependency), so the formula's TeX
-source is shown in a monospace box, made easier to read: common commands become their symbols
+No TeX engine is available offline, so the formula is typeset by matplotlib's *mathtext* (a large
+TeX subset: sub- and superscripts, ``\\frac``, ``\\sqrt``, ``\\sum`` with limits, accents, ``\\mathbf``,
+``\\mathbb``, ``\\text``, ``\\left(``…), in the Computer Modern fonts that ship inside matplotlib's
+wheel; nothing is downloaded. Each line of the formula (``\\\\`` and the source's own; environments
+such as ``aligned`` are unwrapped, ``&`` dropped) is one picture, centred on a light panel in dark
+ink at the body type's size, shrunk to fit, then paged. matplotlib keeps its settings and font
+list in ``MPLCONFIGDIR``, set to a folder of the slides cache (``<cache>/matplotlib``, never under
+``$HOME``) before it is first imported.
+
+Fallback, for what mathtext cannot parse (an unknown command, a Japanese word in ``\\text{}``): the
+formula's TeX source is shown in a monospace box, made easier to read: common commands become their symbols
 (``\\alpha`` α, ``\\sum`` Σ, ``\\le`` ≤, ``\\to`` →, ``\\cdot`` ·, …), ``\\frac{a}{b}`` becomes
 ``(a)/(b)``, ``\\sqrt{x}`` ``√(x)``, accents combine with their letter (``\\hat{y}`` ŷ), font commands
 keep their content, and spacing commands and ``\\left``/``\\right`` go. Whatever is not known is left as written, so nothing is lost. Lines
 (``\\\\`` and the source's own) wrap at spaces when too wide; the type shrinks to fit, down to a
-minimum, then the box is paged like code.
+minimum, then the box is paged like code. The picture's ``math`` box says which was used
+(``"engine": "mathtext"`` or ``"text"`` with the ``reason``), and the slides stage notes a fallback.
 """
 
 from __future__ import annotations
 
+import io
+import logging
+import os
 import re
+import sys
+import tempfile
+import threading
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -21,6 +38,20 @@ from stages.slides.typeset import Drawn, Theme, first_line, font_for, measure_fo
 
 SIZES = (0.06, 0.03)
 LINE = 1.5
+MATH_SIZES = (0.075, 0.035)  # mathtext's type, of the short side (its glyphs run smaller than the UI font's)
+INK = (22, 27, 34)
+_LOG = logging.getLogger(__name__)
+_MPL_LOCK = threading.Lock()  # matplotlib is not thread-safe; slides are drawn in a thread pool
+_MATHTEXT_FIXES = [
+    (re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|nonumber|notag|limits|nolimits)(?![A-Za-z])"), ""),
+    (re.compile(r"\\(?:label|tag)\{[^{}]*\}"), ""),
+    (re.compile(r"\\[lr]Vert(?![A-Za-z])"), r"\\Vert"),
+    (re.compile(r"\\[lr]vert(?![A-Za-z])"), "|"),
+    (re.compile(r"\\tfrac(?![A-Za-z])"), r"\\frac"),
+    (re.compile(r"\\bm(?![A-Za-z])"), r"\\boldsymbol"),
+    (re.compile(r"\\operatorname\*"), r"\\operatorname"),
+    (re.compile(r"\\coloneqq(?![A-Za-z])"), ":="),
+]
 SYMBOLS = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "varepsilon": "ε", "zeta": "ζ",
     "eta": "η", "theta": "θ", "lambda": "λ", "mu": "μ", "nu": "ν", "xi": "ξ", "pi": "π", "rho": "ρ",
@@ -95,9 +126,149 @@ def _group(text: str, i: int) -> tuple[str, int]:
     return text[i + 1:], len(text)
 
 
+def tex_lines(tex: str) -> list[str]:
+    r"""The formula's lines as mathtext sources (without ``$``): environments unwrapped, split at
+    ``\\`` and newlines, ``&`` dropped, commands mathtext lacks rewritten (``\displaystyle`` goes,
+    ``\lVert`` is ``\Vert``, ``\tfrac`` is ``\frac``...)."""
+    text = tex.strip().strip("$").strip()
+    text = re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}(?:\{[^{}]*\})?", "", text)
+    for pattern, replacement in _MATHTEXT_FIXES:
+        text = pattern.sub(replacement, text)
+    lines = [" ".join(part.replace("&", " ").split()) for part in re.split(r"\\\\|\n", text)]
+    return [line for line in lines if line]
+
+
+def mathtext_pictures(tex: str, px: int, colour: tuple[int, int, int] = INK,
+                      config_dir: Path | None = None) -> list[Image.Image]:
+    """Each line of ``tex`` typeset by matplotlib's mathtext at ``px`` pixels: RGBA pictures, ink on
+    clear. Raises ``ValueError`` when mathtext cannot parse a line or the formula holds CJK text
+    (its math fonts have no such glyphs)."""
+    lines = tex_lines(tex)
+    if not lines:
+        raise ValueError("empty formula")
+    if any(ord(ch) >= 0x2E80 for ch in tex):
+        raise ValueError("the formula holds CJK text, which the math fonts cannot draw")
+    mathtext, font_properties, rc_context = _matplotlib(config_dir)
+    ink = "#{:02x}{:02x}{:02x}".format(*colour)
+    out = []
+    with _MPL_LOCK, rc_context({"mathtext.fontset": "cm"}):
+        for line in lines:
+            buffer = io.BytesIO()
+            mathtext.math_to_image(f"${line}$", buffer, prop=font_properties(size=px), dpi=72, format="png",
+                                   color=ink)
+            picture = Image.open(io.BytesIO(buffer.getvalue()))
+            picture.load()
+            out.append(_ink_on_clear(picture, colour))
+    return out
+
+
+def _ink_on_clear(picture: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
+    """``colour`` with the picture's coverage as alpha: mathtext's PNG is ink on an opaque white
+    canvas; its grey level says how much ink covers each pixel (antialiasing kept)."""
+    flat = Image.new("RGB", picture.size, (255, 255, 255))
+    flat.paste(picture, mask=picture.getchannel("A") if picture.mode == "RGBA" else None)
+    lightest = max(1, 255 - round(0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]))
+    coverage = flat.convert("L").point(lambda v: min(255, round((255 - v) * 255 / lightest)))
+    out = Image.new("RGBA", picture.size, (*colour, 0))
+    out.putalpha(coverage)
+    return out
+
+
+def _matplotlib(config_dir: Path | None):
+    """matplotlib's mathtext, imported once with ``MPLCONFIGDIR`` set to ``config_dir`` (else a
+    folder in the temporary directory), so that it writes its font list there and never under
+    ``$HOME``."""
+    with _MPL_LOCK:
+        if "matplotlib" not in sys.modules:
+            folder = config_dir or Path(tempfile.gettempdir()) / f"moviegen-matplotlib-{os.getuid()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            os.environ["MPLCONFIGDIR"] = str(folder)
+        from matplotlib import mathtext, rc_context
+        from matplotlib.font_manager import FontProperties
+    return mathtext, FontProperties, rc_context
+
+
 def draw_math(tex: str, caption: str | None, heading: str, theme: Theme, area: SafeArea, logo: Image.Image | None,
-              *, transparent: bool = False, lang: str = "ja") -> list[Drawn]:
-    """One picture per page of the formula (usually one); each records a ``math`` box."""
+              *, transparent: bool = False, lang: str = "ja", config_dir: Path | None = None) -> list[Drawn]:
+    """One picture per page of the formula (usually one); each records a ``math`` box.
+
+    mathtext typesets it (the module docstring); what it cannot parse is shown as readable text,
+    logged, with the reason in the box (``engine``/``reason``). ``config_dir``: matplotlib's
+    settings folder (``MPLCONFIGDIR``), used if matplotlib is not imported yet."""
+    try:
+        return _draw_typeset(tex, caption, heading, theme, area, logo, transparent, lang, config_dir)
+    except Exception as exc:  # mathtext's parser raises ValueError; anything else of it is no reason to fail
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        _LOG.info("math shown as text: %s (%s)", reason, tex[:80])
+        pages = _draw_text(tex, caption, heading, theme, area, logo, transparent, lang)
+        for page in pages:
+            page.boxes[-1].update({"engine": "text", "reason": reason})
+        return pages
+
+
+def _draw_typeset(tex: str, caption: str | None, heading: str, theme: Theme, area: SafeArea,
+                  logo: Image.Image | None, transparent: bool, lang: str, config_dir: Path | None) -> list[Drawn]:
+    base, body = heading_slide(heading, theme, area, logo, transparent)
+    pad = max(4, round(area.height * 0.03))
+    cap_h = round(area.height * 0.06) if caption else 0
+    inner = Box(body.x0 + pad, body.y0 + pad, body.x1 - pad, body.y1 - pad - cap_h)
+    short = min(area.width, area.height)
+    size = max(8, round(short * MATH_SIZES[0]))
+    low = max(6, round(short * MATH_SIZES[1]))
+    gap = lambda px: round(px * 0.5)  # noqa: E731 (between lines)
+    while True:
+        pictures = mathtext_pictures(tex, size, config_dir=config_dir)
+        widest = max(p.width for p in pictures)
+        tallest = sum(p.height for p in pictures) + gap(size) * (len(pictures) - 1)
+        if (widest <= inner.width and tallest <= inner.height) or size <= low:
+            break
+        size = max(low, int(size * 0.9))
+    # at the smallest size, a line still too wide is scaled to the width (never cut)
+    pictures = [p if p.width <= inner.width else
+                p.resize((inner.width, max(1, round(p.height * inner.width / p.width))), Image.Resampling.LANCZOS)
+                for p in pictures]
+    pages: list[list[Image.Image]] = [[]]
+    used = 0
+    for picture in pictures:
+        need = picture.height + (gap(size) if pages[-1] else 0)
+        if pages[-1] and used + need > inner.height:
+            pages.append([])
+            used, need = 0, picture.height
+        pages[-1].append(picture)
+        used += need
+    source = readable(tex)
+    out: list[Drawn] = []
+    for n, page in enumerate(pages, 1):
+        image = base.image.copy()
+        height = sum(p.height for p in page) + gap(size) * (len(page) - 1)
+        panel = (body.x0, body.y0, body.x1, body.y0 + height + 2 * pad + cap_h)
+        rounded(image, panel, round(area.height * 0.016), mix(theme.background, (255, 255, 255), 0.92))
+        y = body.y0 + pad
+        for picture in page:
+            x = (body.x0 + body.x1 - picture.width) // 2
+            if image.mode == "RGBA":
+                image.alpha_composite(picture, (x, y))
+            else:
+                image.paste(picture, (x, y), picture)
+            y += picture.height + gap(size)
+        draw = ImageDraw.Draw(image)
+        if caption:
+            draw.text(((body.x0 + body.x1) // 2, panel[3] - cap_h // 2 - pad // 3), caption,
+                      font=font_for(theme.regular, max(6, round(cap_h * 0.5))), fill=_ink(image, (90, 96, 105)),
+                      anchor="mm")
+        marker = page_label(n, len(pages))
+        if marker:
+            draw.text((body.x1 - pad // 2, panel[3] - pad // 3), marker, font=font_for(theme.regular, max(6, size // 3)),
+                      fill=_ink(image, (90, 96, 105)), anchor="rd")
+        boxes = [*base.boxes, {"kind": "math", "box": list(panel), "page": n, "pages": len(pages), "lines": source,
+                               "size": size, "engine": "mathtext"}]
+        out.append(Drawn(image, boxes, list(base.truncated)))
+    return out
+
+
+def _draw_text(tex: str, caption: str | None, heading: str, theme: Theme, area: SafeArea, logo: Image.Image | None,
+               transparent: bool, lang: str) -> list[Drawn]:
+    """The fallback: the TeX source made readable (:func:`readable`) in a monospace box."""
     regular, _ = mono_faces(lang)
     base, body = heading_slide(heading, theme, area, logo, transparent)
     pad = max(4, round(area.height * 0.03))
@@ -123,7 +294,7 @@ def draw_math(tex: str, caption: str | None, heading: str, theme: Theme, area: S
         height = len(page) * line_h + 2 * pad
         panel = (body.x0, body.y0, body.x1, body.y0 + height + cap_h)
         rounded(image, panel, round(area.height * 0.016), mix(theme.background, (255, 255, 255), 0.92))
-        ink = (22, 27, 34)
+        ink = INK
         font = font_for(regular, size)
         for j, line in enumerate(page):
             y = body.y0 + pad + j * line_h + line_h // 2
@@ -137,7 +308,7 @@ def draw_math(tex: str, caption: str | None, heading: str, theme: Theme, area: S
             draw.text((body.x1 - pad // 2, panel[3] - pad // 3), marker, font=font_for(regular, max(6, size // 2)),
                       fill=_ink(image, (90, 96, 105)), anchor="rd")
         boxes = [*base.boxes, {"kind": "math", "box": list(panel), "page": n, "pages": len(pages), "lines": page,
-                               "size": size}]
+                               "size": size, "engine": "text"}]
         out.append(Drawn(image, boxes, list(base.truncated)))
     return out
 

@@ -148,3 +148,38 @@ def test_marks_outside_code_keep_their_usual_readings(text, reading):
     from stages.script.text import reading_for
 
     assert reading_for(text) == reading
+
+
+PAGES = Path(__file__).parent / "data" / "pages"
+
+
+def page(tmp_path: Path, prefix: str) -> Path:
+    import gzip
+
+    source = next(PAGES.glob(f"{prefix}*.html.gz"))
+    out = tmp_path / f"{prefix}.html"
+    out.write_bytes(gzip.decompress(source.read_bytes()))
+    return out
+
+
+def test_a_pages_furniture_is_neither_extracted_nor_said(tmp_path, settings):
+    """A "Comments" or "Tell us what YOU think..." heading over a comment widget, and a WordPress
+    shortcode the theme left unexpanded, are not the article: no section, no words."""
+    for prefix, furniture in (("0dd135704572", "Comments"), ("30b771a40a4e", "Tell us what YOU think...")):
+        article = extract(page(tmp_path, prefix), settings)
+        assert furniture not in [b["text"] for b in article["blocks"] if b["type"] == "heading"]
+        assert not any(b.get("text") == "comments" for b in article["blocks"])
+        script = write_extractive(article, settings)
+        spoken = " ".join(n.text for _s, _i, n in script.phrases())
+        assert furniture not in spoken and "We cover Comments" not in spoken
+        assert "button link" not in spoken and "newwindow" not in spoken
+    assert "Send us YOUR kit review" in spoken  # the shortcode's own words stay
+
+
+def test_english_lines_lose_the_spaces_and_commas_a_removed_handle_leaves(tmp_path, settings):
+    """「the Senate , @NGRSenate .」 is said "the Senate." and 「Senate ’s」 "Senate’s"."""
+    script = write_extractive(extract(page(tmp_path, "0dd135704572"), settings), settings)
+    spoken = " ".join(n.text for _s, _i, n in script.phrases())
+    assert "the Twitter handle of the Senate." in spoken
+    assert "Senate’s plenary" in spoken
+    assert ",." not in spoken and " ’s" not in spoken and " :" not in spoken

@@ -49,8 +49,8 @@ class FetchStage:
     """The pipeline's first stage: writes ``job_dir/article.json``."""
 
     name = "fetch"
-    version = "3"  # 2: typed blocks (table, math, admonition, embed, footnote) with source lines;
-    # 3: a front matter's published: true is no date
+    version = "4"  # 2: typed blocks (table, math, admonition, embed, footnote) with source lines;
+    # 3: a front matter's published: true is no date; 4: a page's furniture (Comments, shortcodes) dropped
     resource = "network"
 
     def fingerprint(self, job: JobContext) -> str:

@@ -114,8 +114,24 @@ def detect_language(text: str, declared: str | None = None) -> str:
     return "en"
 
 
+# A page's furniture under a heading of its own: the comment box, "Tell us what you think", a
+# bare "More:" over related links. Such a heading goes; at the end, with little under it, its
+# section goes too (the "comments" placeholder left of a comment widget is no article text).
+_FURNITURE_HEADING = re.compile(
+    r"^(?:\d+\s+)?(?:comments?|leave a (?:comment|reply)|tell us what you think\W*|related(?: posts| articles| stories)?"
+    r"|more|read more|you may also like|share this(?: article| post)?|tags|コメント|関連記事|この記事をシェア)\W*$",
+    re.IGNORECASE,
+)
+FURNITURE_TAIL_CHARS = 300
+# A WordPress shortcode the theme failed to expand: [button link="…" type="big"], [/button]
+_SHORTCODE = re.compile(r"\[/?[a-z_]+(?:\s+[a-z_]+\s*=\s*[\"”“'][^\]]*)?\]\s*")
+_TAGS_LINE = re.compile(r"^tags\s*[:\n]", re.IGNORECASE)
+
+
 def finish_article(article: dict[str, Any]) -> dict[str, Any]:
-    """Tidy the blocks: drop a leading heading that repeats the title, caption echoes, repeats."""
+    """Tidy the blocks: drop a leading heading that repeats the title, caption echoes, repeats,
+    and the page's furniture (headings such as "Comments", a "Tags" line, unexpanded shortcodes)."""
+    article["blocks"] = _without_furniture(article["blocks"])
     blocks: list[Block] = []
     title = _key(article.get("title") or "")
     for block in article["blocks"]:
@@ -136,6 +152,27 @@ def finish_article(article: dict[str, Any]) -> dict[str, Any]:
         blocks.append(block)
     article["blocks"] = blocks
     return article
+
+
+def _without_furniture(blocks: list[Block]) -> list[Block]:
+    out: list[Block] = []
+    for block in blocks:
+        if block["type"] == "paragraph" and isinstance(block.get("text"), str):
+            if _TAGS_LINE.match(block["text"]):
+                continue
+            text = _SHORTCODE.sub("", block["text"]).strip() if "[" in block["text"] else block["text"]
+            if not text:
+                continue
+            block = {**block, "text": text}
+        out.append(block)
+    while True:  # a furniture section at the end, with little under it
+        last = next((i for i in range(len(out) - 1, -1, -1) if out[i]["type"] == "heading"), None)
+        if last is None or not _FURNITURE_HEADING.match(out[last]["text"]):
+            break
+        if len(blocks_text(out[last + 1:])) > FURNITURE_TAIL_CHARS:
+            break
+        del out[last:]
+    return [b for b in out if not (b["type"] == "heading" and _FURNITURE_HEADING.match(b["text"]))]
 
 
 def html_to_blocks(root: lxml.html.HtmlElement) -> list[Block]:

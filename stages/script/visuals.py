@@ -106,7 +106,8 @@ def speakable(sentence: str, japanese: bool) -> str:
     text = _MARKUP.sub("", text)
     text = re.sub(r"[（(]\s*[)）]", "", text)  # what was left of "(https://…)"
     text = " ".join(text.split())
-    text = re.sub(r"\s+([、。，．,.!?！？)）])", r"\1", text)
+    text = re.sub(r"\s+([、。，．,.:;!?！？)）]|[’']s\b)", r"\1", text)  # "Senate ’s", "tweets :"
+    text = re.sub(r"[,、;:]+(?=[.。!?！？])", "", text)  # "the Senate, @NGRSenate." said "the Senate,."
     if japanese:  # a removed word leaves a space that Japanese does not have
         text = re.sub(r"(?<=[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef])\s+(?=[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef])", "", text)
     if sum(ch.isalnum() for ch in text) < 2:

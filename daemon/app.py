@@ -120,6 +120,7 @@ class Daemon:
             on_cancelled=self._after_job(outbox.cancelled),
             on_change=self._on_change,
         )
+        self.runner.warm_up()  # TTS workers and the like load while recovery runs and the inbox is watched
         self.inbox = Inbox(self.settings, self.store, log=self.log)
         self.store.append(None, "daemon.started", pid=os.getpid(), version=VERSION, home=str(self.settings.home))
         self.log.info("daemon.started", home=str(self.settings.home), pid=os.getpid())

@@ -133,6 +133,28 @@ class Runner:
 
     # --- public API ---------------------------------------------------------------------------
 
+    def warm_up(self) -> threading.Thread:
+        """Let each stage that has a ``warm(settings)`` load now what its first run would need
+        (worker processes, font hashes), in a background thread; returns that thread.
+
+        A daemon's first job then starts as fast as the ones after it. A warm-up that fails is
+        logged and forgotten: the stage meets the same problem when it runs and reports it there.
+        """
+
+        def warm() -> None:
+            for name, stage in self.stages.items():
+                warm_stage = getattr(stage, "warm", None)
+                if warm_stage is None:
+                    continue
+                try:
+                    warm_stage(self.settings)
+                except Exception as exc:
+                    self._log.warning("stage warm-up failed", stage=name, error=f"{type(exc).__name__}: {exc}")
+
+        thread = threading.Thread(target=warm, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
     async def start_job(self, job_id: str) -> None:
         """Schedule a submitted job; it starts when a job slot is free."""
         if self._stopping or job_id in self._runs:

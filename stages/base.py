@@ -174,6 +174,9 @@ class Stage(Protocol):
 
     def run(self, job: JobContext, progress: Progress) -> StageResult: ...
 
+    # Optional: ``warm(settings) -> None`` loads ahead what a first run would (worker processes,
+    # font hashes); the daemon calls it once at start in a background thread (Runner.warm_up).
+
 
 # --- fingerprints -----------------------------------------------------------------------------
 

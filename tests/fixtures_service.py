@@ -66,6 +66,13 @@ class FixtureStage:
             basis = job.source
         return fingerprint_of(self.name, self.version, file_hash_or_none(basis))
 
+    def warm(self, settings) -> None:
+        """Log the daemon's warm-up call in ``warmed.log``; the gate ``fail-warm-<name>`` makes it raise."""
+        if (settings.home / "gates" / f"fail-warm-{self.name}").exists():
+            raise RuntimeError(f"fixture warm-up failure in {self.name}")
+        with open(settings.home / "warmed.log", "a", encoding="utf-8") as fh:
+            fh.write(self.name + "\n")
+
     def run(self, job: JobContext, progress: Progress) -> StageResult:
         gates = job.settings.home / "gates"
         with open(job.job_dir / "runs.log", "a", encoding="utf-8") as fh:

@@ -47,6 +47,20 @@ def wait_until(predicate, limit=30.0) -> bool:
     return predicate()
 
 
+def own_workers() -> list[int]:
+    """Pids of this process's live OpenJTalk worker children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) if cmdline else 0
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and b"stages.audio.jtalk_worker" in cmdline and not gone(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 @pytest.fixture
 def pool():
     """A running pool of two workers (shared by the process, as in the daemon)."""
@@ -171,3 +185,41 @@ def test_workers_setting_defaults_to_the_cores_and_leaves_the_fingerprint_alone(
     before = stage.fingerprint(job)
     job.settings = make_settings(tmp_path, audio={"workers": 1})
     assert stage.fingerprint(job) == before
+
+
+def test_warm_up_starts_the_workers_the_first_job_then_uses(tmp_path):
+    """The daemon's warm-up starts the pool for OpenJTalk voices; a first job too short to start a
+    cold pool then speaks in the warm workers."""
+    shutdown_pool()
+    settings = make_settings(tmp_path, audio={"workers": 2})
+    AudioStage().warm(settings)
+    assert wait_until(lambda: warm_pool(2))
+    pool = shared_pool(2)
+    assert sorted(own_workers()) == pool.pids()
+    script = write_script(tmp_path / "s.yaml", ["短い文。", "もう一つ。"])
+    generate_audio(script, tmp_path, settings)
+    assert pool.phrases == 2
+
+
+@pytest.mark.parametrize("overrides", [
+    {"audio": {"workers": 1}},
+    {"audio": {"workers": 2, "engine": "espeak"}},
+    {"audio": {"workers": 2}, "script": {"language": "en"}},  # OpenJTalk reads only Japanese
+])
+def test_warm_up_starts_no_worker_that_no_job_would_use(tmp_path, overrides):
+    """One worker means speaking in-process; espeak or a non-Japanese default needs no OpenJTalk."""
+    shutdown_pool()
+    AudioStage().warm(make_settings(tmp_path, **overrides))
+    time.sleep(0.2)
+    assert own_workers() == []
+    assert not warm_pool(2) and not warm_pool(1)
+
+
+def test_phrases_are_spoken_longest_first(tmp_path):
+    """The longest uncached phrase goes first, so the last to finish is a short one."""
+    shutdown_pool()
+    lines = ["短い。", "これは、このスクリプトの中でいちばん長い文なので、最初に読まれます。", "中くらいの長さの文です。"]
+    script = write_script(tmp_path / "s.yaml", lines)
+    recorder = Recorder()
+    generate_audio(script, tmp_path, make_settings(tmp_path, audio={"workers": 1}), recorder, note=recorder.note)
+    assert [n["phrase"] for n in recorder.named("clip synthesized")] == ["000-001", "000-002", "000-000"]

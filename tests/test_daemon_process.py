@@ -153,6 +153,25 @@ def test_sigterm_stops_cleanly_and_the_job_resumes(tmp_path: Path, daemons) -> N
     assert_projection(daemon.db)
 
 
+def test_stages_warm_up_at_start_and_a_failing_warm_up_changes_nothing(tmp_path: Path, daemons) -> None:
+    """At start the daemon calls each stage's warm(settings) once, before any job; one that raises
+    is logged and the daemon runs jobs as usual."""
+    daemon = ServiceDaemon(tmp_path / "home")
+    daemons.append(daemon)
+    (daemon.home / "gates" / "fail-warm-script").touch()
+    daemon.start()
+    warmed = daemon.home / "warmed.log"
+    wait_for(lambda: warmed.exists() and len(warmed.read_text().split()) == 4, 20, "the warm-ups", daemon)
+    assert sorted(warmed.read_text().split()) == ["audio", "fetch", "slides", "video"]
+    assert daemon.query("SELECT count(*) FROM jobs") == [(0,)]  # nothing was submitted: it ran at start
+    wait_for(lambda: "stage warm-up failed" in daemon.log.read_text(), 20, "the warm-up failure in the log", daemon)
+    drop(daemon.home / "inbox", "warm.md", "# Warm\n")
+    job = wait_for(lambda: daemon.job_of("warm.md"), 20, "the claim", daemon)
+    wait_for(lambda: daemon.state(job) == "done", 30, "the job to finish", daemon)
+    assert sorted(warmed.read_text().split()) == ["audio", "fetch", "slides", "video"]  # once, not per job
+    assert daemon.stop() == 0
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

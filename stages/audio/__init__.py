@@ -14,6 +14,7 @@ from stages.base import JobContext, Progress, StageResult, file_hash_or_none, fi
 
 if TYPE_CHECKING:
     from stages.audio.generate import INDEX_VERSION, generate_audio, load_script, voice_for
+    from stages.settings import Settings
 
 __all__ = ["AudioStage", "INDEX_VERSION", "generate_audio", "load_script", "voice_for"]
 
@@ -51,6 +52,12 @@ class AudioStage:
             s.script.language,
             [entry.model_dump(mode="json") for entry in s.pronunciation],
         )
+
+    def warm(self, settings: "Settings") -> None:
+        """Start the OpenJTalk worker processes ahead of the first job, when a voice uses them."""
+        from stages.audio.openjtalk import warm_up
+
+        warm_up(settings)
 
     def run(self, job: JobContext, progress: Progress) -> StageResult:
         """Synthesize (or reuse) every clip; the outputs are the index and every clip it names,

@@ -287,6 +287,9 @@ def _produce(
             todo.append(phrase)
         else:
             paths[phrase.phrase_id] = hit
+    # Longest first: the last phrases to finish are then short ones, so no core idles at the end
+    # while one long phrase is still being spoken.
+    todo = deque(sorted(todo, key=lambda p: len(p.spoken), reverse=True))
     done = len(paths)
     progress(done, total, f"{done} of {total} clips from the cache")
     synthesized = 0

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import IO, Any
@@ -83,6 +83,10 @@ class JTalkPool:
                 return call.future.result(timeout=_CANCEL_POLL_SECONDS)
             except FutureTimeout:
                 continue
+            except CancelledError as exc:  # withdrawn while queued: a worker died, or a shutdown
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("audio generation was cancelled") from exc
+                raise TransientError(self._death()) from exc
             except _WorkerDied as exc:
                 raise TransientError(self._death()) from exc
 

@@ -8,6 +8,7 @@ users of pyopenjtalk in the process, such as the script stage's reading helper, 
 The HTS engine speaks one phrase at a time per process. With ``audio.workers`` above 1 and enough
 phrases to make up for starting them, phrases go to a pool of worker processes
 (:mod:`stages.audio.jtalk_pool`), which load the same user dictionary and make the same samples.
+A daemon starts that pool when it starts (:func:`warm_up`), so its first job does not wait for it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from stages.base import InputError, atomic_write_text
 from stages.jtalk import pyopenjtalk as _pyopenjtalk
 
 if TYPE_CHECKING:
-    from stages.settings import PronunciationEntry
+    from stages.settings import PronunciationEntry, Settings
 
 MEI_CREDIT = '音声: HTS Voice "Mei" (MMDAgent) CC BY 3.0 — Nagoya Institute of Technology'
 
@@ -69,7 +70,9 @@ class OpenJTalkEngine:
             if warm_pool(self.workers) or sum(len(t) for t in texts) >= COLD_POOL_MIN_CHARS:
                 self._pool = shared_pool(self.workers)
         self.parallel = self.workers if self._pool is not None else 1
-        return self.parallel
+        # Two callers per worker: while one levels and writes the clip its worker just spoke (in
+        # this process), the other's phrase is already queued, so no worker waits for the next.
+        return 2 * self.parallel if self._pool is not None else 1
 
     def synthesize(self, text: str, voice: Voice, cancel: threading.Event | None) -> tuple[np.ndarray, int]:
         userdic = self._user_dictionary()
@@ -95,6 +98,22 @@ class OpenJTalkEngine:
             if self._userdic is None and self._dictionary:
                 self._userdic = str(build_user_dictionary(self.dict_dir, self._dictionary))
             return self._userdic
+
+
+def warm_up(settings: "Settings") -> bool:
+    """Start the shared worker pool now if a job would use it (see the module doc); True if started.
+
+    Only when ``audio.workers`` is above 1 and some persona speaks with OpenJTalk (the default
+    engine or its own) in the default language, Japanese. The workers load in the background,
+    about 0.7 s of CPU each; this returns at once.
+    """
+    workers = settings.audio.workers
+    japanese = (settings.script.language or "ja").lower().split("-")[0] == "ja"
+    engines = {p.engine or settings.audio.engine for p in settings.personas} or {settings.audio.engine}
+    if workers < 2 or not japanese or "openjtalk" not in engines:
+        return False
+    shared_pool(workers)
+    return True
 
 
 def speak(text: str, speed: float, half_tone: float, userdic: str | None) -> tuple[np.ndarray, int]:

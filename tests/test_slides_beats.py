@@ -307,3 +307,33 @@ def test_an_image_that_cannot_be_loaded_leaves_the_bullets_on_screen(tmp_path):
     _, beats = plan_beats(s, first=False, layout="bullets", bullets=["親を付け替える"], durations=[3, 3, 3],
                           visual_pages=[0, 0], language="ja")
     assert [state.kind for _, state in beats] == ["bullets"]
+
+
+def test_a_recap_line_naming_several_parts_marks_each_of_them(tmp_path):
+    """「A、B、Cについて見てきました」 names three parts in one line: all three are marked on the
+    closing card from that line (not only C, the last one named), and the card drawn shows three
+    marked items (accent colour), the others muted."""
+    from stages.slides.layout import SafeArea, SlideSpec
+    from stages.slides.deck import _theme
+    from stages.slides.typeset import draw_slide
+    from stages.settings import Settings
+
+    items = ["リベースの仕組み", "マージとの違い", "対話的リベース", "コンフリクトの解き方"]
+    s = section(["最後に振り返ります。", "今回は、リベースの仕組み、マージとの違い、対話的リベースについて見てきました。",
+                 "コンフリクトの解き方も紹介しました。"])
+    _, beats = plan_beats(s, first=False, layout="closing", bullets=items, durations=[2, 4, 3], visual_pages=[],
+                          language="ja")
+    states = dict(beats)
+    assert states[1].kind == "bullets" and {states[1].current, *states[1].also} == {0, 1, 2}
+    assert states[2].current == 3 and states[2].also == ()
+
+    settings = Settings()
+    settings.video.width, settings.video.height = 1280, 720
+    area, theme = SafeArea.of(settings), _theme(settings, "ja")
+    spec = SlideSpec(layout="closing", heading="まとめ", bullets=tuple(items), current=states[1].current,
+                     also=states[1].also)
+    drawn = draw_slide(spec, theme, area, None, None)
+    assert [b["lines"][0] for b in drawn.boxes if b["kind"] == "current"] == items[:3]
+    assert [b["lines"][0] for b in drawn.boxes if b["kind"] == "bullets"] == items[3:]
+    assert spec.as_key() != SlideSpec(layout="closing", heading="まとめ", bullets=tuple(items),
+                                      current=states[1].current).as_key()  # a different picture, a different key

@@ -11,7 +11,8 @@ slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what th
   the line that says it (the line sharing the most character pairs with it, in order), else from
   the line where the section's time reaches *j / n*; before the first one, no bullet is marked.
 - **The recap follows the words too.** On a closing card the item being spoken is marked the same
-  way (its list is the recap's, so no item is added); a list longer than :data:`PAGE_BULLETS` is
+  way (its list is the recap's, so no item is added); a line that names several items (「A、B、Cを
+  見てきました」) marks all of them (``also``), not only the last one named; a list longer than :data:`PAGE_BULLETS` is
   paged, the page turning when its first item is said (:func:`stages.slides.layout.page_of`).
   Lines before the first item is said (the article's own まとめ merged into the closing often
   opens with a paragraph of prose) that last longer than :data:`HOLD_SECONDS` show key-phrase
@@ -55,6 +56,7 @@ class State:
     current: int | None = None
     visual: int | None = None
     points: tuple[str, ...] = ()
+    also: tuple[int, ...] = ()  # further bullets marked with current: named in the same line
 
 
 def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[str], durations: list[float],
@@ -126,11 +128,14 @@ def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float
     free = [i for i, s in enumerate(states) if s is None or s.kind == "bullets"]
     if not free:
         return bullets
+    together: dict[int, list[int]] = {}
     if explicit:
         marks = {i: lines[i].bullet for i in free if lines[i].bullet is not None}
     else:
         starts = _match(bullets, [lines[i].text for i in free], [durations[i] for i in free])
         marks = {free[k]: j for j, k in enumerate(starts)}
+        for j, k in enumerate(starts):  # several bullets starting at one line: all are said there
+            together.setdefault(free[k], []).append(j)
     bullets = list(bullets)
     for _ in range(12 if add else 0):  # add bullets where one would stay marked too long
         long = _longest_run(free, marks, durations)
@@ -154,11 +159,15 @@ def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float
         after = marks.get(run[0], -1)
         bullets.insert(after + 1, point)
         marks = {i: (j + 1 if j > after else j) for i, j in marks.items()}
+        together = {i: [j + 1 if j > after else j for j in js] for i, js in together.items() if i != split}
         marks[split] = after + 1
     current: int | None = None
+    also: tuple[int, ...] = ()
     for i in free:
-        current = marks.get(i, current)
-        states[i] = State("bullets", current=current)
+        if i in marks:
+            current = marks[i]
+            also = tuple(j for j in together.get(i, []) if j != current)
+        states[i] = State("bullets", current=current, also=also)
     return bullets
 
 
@@ -182,7 +191,7 @@ def _prose_points(lines, states: list, durations: list[float], language: str) ->
             points = _auto_bullets([lines[k] for k in run], sub, [seed], [durations[k] for k in run], language,
                                    explicit=False)
             for k, state in zip(run, sub):
-                states[k] = State("points", current=state.current, points=tuple(points))
+                states[k] = State("points", current=state.current, points=tuple(points), also=state.also)
         i = end
 
 

@@ -302,14 +302,16 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
                 kind = "closing" if spec.layout == "closing" else "bullets"
                 bullet_spec = page_of(SlideSpec(layout=kind, heading=heading, bullets=tuple(bullets)), page, PAGE_BULLETS)
                 if state.current is not None:
-                    bullet_spec = replace(bullet_spec, current=state.current - page * PAGE_BULLETS)
+                    bullet_spec = replace(bullet_spec, current=state.current - page * PAGE_BULLETS,
+                                          also=_on_page(state.also, page))
                 items = [_entry(_typeset(deck, i, bullet_spec, None, [], transparent), kind)]
             elif state.kind == "points":  # key phrases of the closing's prose before its recap
                 page = (state.current or 0) // PAGE_BULLETS
                 points_spec = page_of(SlideSpec(layout="bullets", heading=heading, bullets=state.points), page,
                                       PAGE_BULLETS)
                 if state.current is not None:
-                    points_spec = replace(points_spec, current=state.current - page * PAGE_BULLETS)
+                    points_spec = replace(points_spec, current=state.current - page * PAGE_BULLETS,
+                                          also=_on_page(state.also, page))
                 items = [_entry(_typeset(deck, i, points_spec, None, [], transparent), "bullets")]
             elif spec.layout == "title":  # a title section with nothing to list: its heading alone
                 items = [_entry(_typeset(deck, i, SlideSpec(layout="bullets", heading=heading), None, [], transparent),
@@ -319,6 +321,13 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
             for n, item in enumerate(items, 1):
                 out.append({**item, "section": i, "from": line, "group": group, "page": n, "pages": len(items)})
     return out
+
+
+def _on_page(marked: tuple[int, ...], page: int) -> tuple[int, ...]:
+    """The marked items on list page ``page``, numbered from that page's first."""
+    from stages.slides.beats import PAGE_BULLETS
+
+    return tuple(j - page * PAGE_BULLETS for j in marked if page * PAGE_BULLETS <= j < (page + 1) * PAGE_BULLETS)
 
 
 def _entry(outcome: _Outcome, kind: str) -> dict[str, Any]:

@@ -37,6 +37,8 @@ class SlideSpec:
         footer: small text under the title (the date).
         image: where the image comes from (URL or path), for image layouts.
         current: on a bullets slide, the bullet being spoken (drawn marked, the others muted); None: none.
+        also: further bullets marked with ``current``: a line that names several recap items marks
+            each of them.
     """
 
     layout: str
@@ -47,6 +49,7 @@ class SlideSpec:
     footer: str = ""
     image: str | None = None
     current: int | None = None
+    also: tuple[int, ...] = ()
 
     def as_key(self) -> dict[str, Any]:
         """The spec as plain data for a cache key (the image source is keyed by its bytes)."""
@@ -54,6 +57,10 @@ class SlideSpec:
         data.pop("image")
         if self.current is None:  # unmarked slides keep the keys they always had
             data.pop("current")
+        if not self.also:  # (and slides with one item marked)
+            data.pop("also")
+        else:
+            data["also"] = list(self.also)
         data["bullets"] = list(self.bullets)
         return data
 

@@ -137,7 +137,7 @@ def _compose(canvas: "_Canvas", layout: str, spec: SlideSpec, image: Image.Image
         _image_caption(canvas, spec, image, fit)
     else:
         y = _heading(canvas, spec.heading)
-        _bullets(canvas, spec.bullets, y, area.bottom, spec.current)
+        _bullets(canvas, spec.bullets, y, area.bottom, spec.current, spec.also)
 
 
 # --- layouts -------------------------------------------------------------------------------------
@@ -173,19 +173,23 @@ def _heading(c: "_Canvas", heading: str) -> int:
     return y + round(h * 0.007) + round(h * 0.04)
 
 
-def _bullets(c: "_Canvas", bullets: tuple[str, ...], y: int, bottom: int, current: int | None = None) -> None:
+def _bullets(c: "_Canvas", bullets: tuple[str, ...], y: int, bottom: int, current: int | None = None,
+             also: tuple[int, ...] = ()) -> None:
     if not bullets:
         return
     plan = c.plan("bullets", list(bullets), y, bottom, sizes=(0.047, 0.03), line=1.45, para_gap=0.55, marker=True)
-    _emit_marked(c, plan, current, len(bullets))
+    _emit_marked(c, plan, current, len(bullets), also=also)
 
 
-def _emit_marked(c: "_Canvas", plan: "_Plan", current: int | None, count: int, card: bool = True) -> None:
-    """Draw a planned list; the bullet being spoken (``current``) on a card (or, ``card=False``, in
-    the accent colour), the others muted, in the same layout so nothing moves."""
+def _emit_marked(c: "_Canvas", plan: "_Plan", current: int | None, count: int, card: bool = True,
+                 also: tuple[int, ...] = ()) -> None:
+    """Draw a planned list; the bullet being spoken (``current``, and any in ``also``, said in the
+    same line) on a card (or, ``card=False``, in the accent colour), the others muted, in the same
+    layout so nothing moves."""
     if current is None or not 0 <= current < count:
         c.emit(plan)
         return
+    marked = {current, *also}
     paragraphs: list[list[_Line]] = []
     for ln in plan.lines:
         if ln.marker or not paragraphs:
@@ -195,13 +199,13 @@ def _emit_marked(c: "_Canvas", plan: "_Plan", current: int | None, count: int, c
         c.truncated.append("bullets")
     ascent, descent = font_for(plan.face, plan.size).getmetrics()
     for k, lines in enumerate(paragraphs):
-        if k == current and lines and card:
+        if k in marked and lines and card:
             pad = round(plan.size * 0.35)
             x0 = max(c.area.left, lines[0].x - round(plan.size * 1.05) - pad)
             c.card(x0, lines[0].baseline - ascent - pad, c.area.right if plan.column is None else plan.column.x1,
                    lines[-1].baseline + descent + pad)
-        colour = (plan.colour if card else c.theme.accent) if k == current else c.theme.muted
-        c._emit("current" if k == current else "bullets", lines, plan.face, plan.size, colour, plan.align, plan.column)
+        colour = (plan.colour if card else c.theme.accent) if k in marked else c.theme.muted
+        c._emit("current" if k in marked else "bullets", lines, plan.face, plan.size, colour, plan.align, plan.column)
 
 
 def _closing(c: "_Canvas", spec: SlideSpec) -> None:
@@ -221,7 +225,7 @@ def _closing(c: "_Canvas", spec: SlideSpec) -> None:
     plan = c.plan("bullets", list(spec.bullets), y + pad, a.bottom - pad, sizes=(0.044, 0.028), line=1.45,
                   para_gap=0.45, marker=True, column=_Column(x0 + pad, x1 - pad))
     c.card(x0, y, x1, plan.end + pad - round(plan.size * 0.2))
-    _emit_marked(c, plan, spec.current, len(spec.bullets), card=False)  # the recap item being said
+    _emit_marked(c, plan, spec.current, len(spec.bullets), card=False, also=spec.also)  # the recap item(s) being said
 
 
 def _image_caption(c: "_Canvas", spec: SlideSpec, image: Image.Image, fit: str) -> None:

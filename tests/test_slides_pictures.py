@@ -145,7 +145,10 @@ def _mathtext_glyphs(tex: str) -> list[str]:
     from stages.slides.formula import tex_lines
 
     parser = mathtext.MathTextParser("path")
-    return [chr(glyph[2]) for line in tex_lines(tex) for glyph in parser.parse(f"${line}$", 72).glyphs]
+    sources = [piece for line in tex_lines(tex) for piece in line if isinstance(piece, str)]
+    sources += [cell for line in tex_lines(tex) for piece in line if not isinstance(piece, str)
+                for row in piece.rows for cell in row]
+    return [chr(glyph[2]) for source in sources for glyph in parser.parse(f"${source}$", 72).glyphs]
 
 
 def test_a_formula_slide_from_markdown_is_typeset_without_braces_and_legible_at_1080p(tmp_path):
@@ -217,3 +220,51 @@ def test_matplotlib_writes_its_settings_where_it_is_told_never_under_home(tmp_pa
     assert done.stdout.split() == ["RGBA", "True"]
     assert list(config.glob("fontlist-*.json"))
     assert not any(home.rglob("*")), list(home.rglob("*"))
+
+
+# ../shared/eval/ja/markov_eigenvalue.md (kaityo256, CC BY 4.0): a matrix equation, which mathtext
+# alone cannot set (no array environment).
+MARKOV = r"""
+\left(
+\begin{array}{c}
+p_0(t+1)\\
+p_1(t+1)\\
+p_2(t+1)
+\end{array}
+\right)
+=
+\left(
+\begin{array}{ccc}
+1 & 1/2 & 0 \\
+0 & 0 & 1/2 \\
+0 & 1/2 & 1
+\end{array}
+\right)
+\left(
+\begin{array}{c}
+p_0(t)\\
+p_1(t)\\
+p_2(t)
+\end{array}
+\right)
+"""
+
+
+def test_a_matrix_equation_is_typeset_cell_by_cell_between_parentheses():
+    """Arrays and pmatrix are laid out by rows and columns of mathtext cells with drawn delimiters:
+    one picture line (not one line per row, nor the TeX source), three rows of ink, parentheses."""
+    from stages.slides.formula import Matrix, mathtext_pictures, tex_lines
+
+    lines = tex_lines(MARKOV)
+    assert len(lines) == 1 and [type(p).__name__ for p in lines[0]] == ["Matrix", "str", "Matrix", "Matrix"]
+    assert lines[0][2] == Matrix((("1", "1/2", "0"), ("0", "0", "1/2"), ("0", "1/2", "1")), "(", ")")
+    assert not set("{}\\&") & set(_mathtext_glyphs(MARKOV))
+    settings, area = frame(1920, 1080)
+    pages = draw_math(MARKOV, None, "遷移行列", _theme(settings, "ja"), area, None)
+    box = pages[0].boxes[-1]
+    assert box["engine"] == "mathtext" and len(pages) == 1
+    picture = mathtext_pictures(r"\begin{pmatrix} 1 & 0 \\ 0 & 1 \\ 1 & 1 \end{pmatrix}", 60)[0]
+    alpha = np.asarray(picture.getchannel("A")) > 128
+    assert alpha.any(axis=1)[picture.height // 10: picture.height * 9 // 10].all()  # parentheses, full height
+    runs = alpha[:, picture.width // 4: picture.width * 3 // 4].any(axis=1)  # inside them: three rows of ink
+    assert int(np.sum(runs[1:] & ~runs[:-1]) + runs[0]) == 3

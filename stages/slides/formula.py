@@ -3,8 +3,9 @@
 No TeX engine is available offline, so the formula is typeset by matplotlib's *mathtext* (a large
 TeX subset: sub- and superscripts, ``\\frac``, ``\\sqrt``, ``\\sum`` with limits, accents, ``\\mathbf``,
 ``\\mathbb``, ``\\text``, ``\\left(``…), in the Computer Modern fonts that ship inside matplotlib's
-wheel; nothing is downloaded. Each line of the formula (``\\\\`` and the source's own; environments
-such as ``aligned`` are unwrapped, ``&`` dropped) is one picture, centred on a light panel in dark
+wheel; nothing is downloaded. Each line of the formula (up to a ``\\\\``; a newline is a space; environments
+such as ``aligned`` are unwrapped, ``&`` dropped; matrices, ``array``/``pmatrix``/``bmatrix``…, which
+mathtext lacks, are laid out cell by cell between drawn delimiters) is one picture, centred on a light panel in dark
 ink at the body type's size, shrunk to fit, then paged. matplotlib keeps its settings and font
 list in ``MPLCONFIGDIR``, set to a folder of the slides cache (``<cache>/matplotlib``, never under
 ``$HOME``) before it is first imported.
@@ -28,8 +29,10 @@ import re
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from stages.slides.layout import SafeArea
@@ -126,52 +129,168 @@ def _group(text: str, i: int) -> tuple[str, int]:
     return text[i + 1:], len(text)
 
 
-def tex_lines(tex: str) -> list[str]:
-    r"""The formula's lines as mathtext sources (without ``$``): environments unwrapped, split at
-    ``\\`` and newlines, ``&`` dropped, commands mathtext lacks rewritten (``\displaystyle`` goes,
-    ``\lVert`` is ``\Vert``, ``\tfrac`` is ``\frac``...)."""
+@dataclass(frozen=True)
+class Matrix:
+    """A matrix or array of the formula: its cells' mathtext sources by row, and its delimiters
+    (``(`` ``)``, ``[`` ``]``, ``|``, ``‖``, ``{``, or "" for none)."""
+
+    rows: tuple[tuple[str, ...], ...]
+    left: str = ""
+    right: str = ""
+
+
+_MATRIX = re.compile(
+    r"(?:\\left\s*(\\[A-Za-z]+|\\[{|]|[^\sA-Za-z\\])\s*)?"
+    r"\\begin\{(array|matrix|pmatrix|bmatrix|Bmatrix|vmatrix|Vmatrix|smallmatrix)\}(?:\{[^{}]*\})?"
+    r"(.*?)\\end\{\2\}"
+    r"(?:\s*\\right\s*(\\[A-Za-z]+|\\[}|]|[^\sA-Za-z\\]))?", re.S)
+_ENV_DELIMITERS = {"pmatrix": ("(", ")"), "bmatrix": ("[", "]"), "Bmatrix": ("{", "}"), "vmatrix": ("|", "|"),
+                   "Vmatrix": ("‖", "‖")}
+_DELIMITER_NAMES = {"\\{": "{", "\\}": "}", "\\lbrace": "{", "\\rbrace": "}", "\\|": "‖", "\\Vert": "‖",
+                    "\\lVert": "‖", "\\rVert": "‖", "\\vert": "|", "\\lvert": "|", "\\rvert": "|", "\\langle": "(",
+                    "\\rangle": ")", "\\lbrack": "[", "\\rbrack": "]", ".": ""}
+
+
+def tex_lines(tex: str) -> list[list[str | Matrix]]:
+    r"""The formula's lines, each a list of pieces: mathtext sources (without ``$``) and matrices
+    (``array``, ``pmatrix``, ``bmatrix``…, with the ``\left(``/``\right)`` around them). Other
+    environments (``aligned``…) are unwrapped, lines end at ``\\`` (a newline is a space), ``&`` is
+    dropped, and commands mathtext lacks are rewritten (``\displaystyle`` goes, ``\lVert`` is
+    ``\Vert``, ``\tfrac`` is ``\frac``...)."""
     text = tex.strip().strip("$").strip()
-    text = re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}(?:\{[^{}]*\})?", "", text)
     for pattern, replacement in _MATHTEXT_FIXES:
         text = pattern.sub(replacement, text)
-    lines = [" ".join(part.replace("&", " ").split()) for part in re.split(r"\\\\|\n", text)]
-    return [line for line in lines if line]
+    matrices: list[Matrix] = []
+
+    def keep(match: re.Match) -> str:
+        left, right = _ENV_DELIMITERS.get(match.group(2), ("", ""))
+        rows = tuple(tuple(" ".join(cell.split()) for cell in row.split("&"))
+                     for row in re.split(r"\\\\", match.group(3)) if row.strip())
+        left = _DELIMITER_NAMES.get(match.group(1), match.group(1)) if match.group(1) else left
+        right = _DELIMITER_NAMES.get(match.group(4), match.group(4)) if match.group(4) else right
+        matrices.append(Matrix(rows, left, right))
+        return f"\x00{len(matrices) - 1}\x00"
+
+    text = _MATRIX.sub(keep, text)
+    text = re.sub(r"\\(?:begin|end)\{[A-Za-z*]+\}(?:\{[^{}]*\})?", "", text)
+    lines: list[list[str | Matrix]] = []
+    for part in re.split(r"\\\\", text):  # a newline in TeX is a space: only \\ ends a line
+        pieces: list[str | Matrix] = []
+        for k, piece in enumerate(re.split(r"\x00(\d+)\x00", part)):
+            if k % 2:
+                pieces.append(matrices[int(piece)])
+            elif source := " ".join(piece.replace("&", " ").split()):
+                pieces.append(source)
+        if pieces:
+            lines.append(pieces)
+    return lines
 
 
 def mathtext_pictures(tex: str, px: int, colour: tuple[int, int, int] = INK,
                       config_dir: Path | None = None) -> list[Image.Image]:
-    """Each line of ``tex`` typeset by matplotlib's mathtext at ``px`` pixels: RGBA pictures, ink on
-    clear. Raises ``ValueError`` when mathtext cannot parse a line or the formula holds CJK text
-    (its math fonts have no such glyphs)."""
+    """Each line of ``tex`` typeset by matplotlib's mathtext at ``px`` pixels (matrices laid out
+    cell by cell, between drawn delimiters): RGBA pictures, ink on clear. Raises ``ValueError``
+    when mathtext cannot parse a piece or the formula holds CJK text (its math fonts have no
+    such glyphs)."""
     lines = tex_lines(tex)
     if not lines:
         raise ValueError("empty formula")
     if any(ord(ch) >= 0x2E80 for ch in tex):
         raise ValueError("the formula holds CJK text, which the math fonts cannot draw")
     mathtext, font_properties, rc_context = _matplotlib(config_dir)
-    ink = "#{:02x}{:02x}{:02x}".format(*colour)
     out = []
     with _MPL_LOCK, rc_context({"mathtext.fontset": "cm"}):
+        parser = mathtext.MathTextParser("agg")
+
+        def raster(source: str) -> tuple[np.ndarray, int]:
+            if not source.strip():
+                return np.zeros((1, 1), np.uint8), 1
+            parsed = parser.parse(f"${source}$", dpi=72, prop=font_properties(size=px))
+            ink = np.asarray(parsed.image, dtype=np.uint8)
+            return ink, ink.shape[0] - round(parsed.depth)
+
         for line in lines:
-            buffer = io.BytesIO()
-            mathtext.math_to_image(f"${line}$", buffer, prop=font_properties(size=px), dpi=72, format="png",
-                                   color=ink)
-            picture = Image.open(io.BytesIO(buffer.getvalue()))
-            picture.load()
-            out.append(_ink_on_clear(picture, colour))
+            pieces = [raster(p) if isinstance(p, str) else _matrix(p, px, raster) for p in line]
+            ink, _ = _row(pieces, round(px * 0.22))
+            picture = Image.new("RGBA", (ink.shape[1], ink.shape[0]), (*colour, 0))
+            picture.putalpha(Image.fromarray(ink, "L"))
+            out.append(picture)
     return out
 
 
-def _ink_on_clear(picture: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
-    """``colour`` with the picture's coverage as alpha: mathtext's PNG is ink on an opaque white
-    canvas; its grey level says how much ink covers each pixel (antialiasing kept)."""
-    flat = Image.new("RGB", picture.size, (255, 255, 255))
-    flat.paste(picture, mask=picture.getchannel("A") if picture.mode == "RGBA" else None)
-    lightest = max(1, 255 - round(0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]))
-    coverage = flat.convert("L").point(lambda v: min(255, round((255 - v) * 255 / lightest)))
-    out = Image.new("RGBA", picture.size, (*colour, 0))
-    out.putalpha(coverage)
-    return out
+def _row(pieces: list[tuple[np.ndarray, int]], gap: int) -> tuple[np.ndarray, int]:
+    """Pieces (coverage, baseline row) set side by side on one baseline; the result and its baseline."""
+    ascent = max(base for _ink, base in pieces)
+    descent = max(ink.shape[0] - base for ink, base in pieces)
+    width = sum(ink.shape[1] for ink, _ in pieces) + gap * (len(pieces) - 1)
+    out = np.zeros((ascent + descent, max(1, width)), np.uint8)
+    x = 0
+    for ink, base in pieces:
+        y = ascent - base
+        region = out[y:y + ink.shape[0], x:x + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        x += ink.shape[1] + gap
+    return out, ascent
+
+
+def _matrix(matrix: Matrix, px: int, raster) -> tuple[np.ndarray, int]:
+    """A matrix as coverage and baseline: cells centred in their columns, rows on their own
+    baselines, delimiters drawn as tall strokes, the whole centred on the math axis."""
+    cells = [[raster(cell) for cell in row] for row in matrix.rows]
+    columns = max(len(row) for row in cells)
+    widths = [max((row[c][0].shape[1] for row in cells if c < len(row)), default=1) for c in range(columns)]
+    col_gap, row_gap = round(px * 0.9), round(px * 0.3)
+    # every row as tall as the tallest (TeX's strut), so that rows of 0s sit as far apart as rows of 1/2s
+    ascent = max([round(px * 0.75)] + [base for row in cells for _ink, base in row])
+    descent = max([round(px * 0.25)] + [ink.shape[0] - base for row in cells for ink, base in row])
+    heights = [(ascent, descent)] * len(cells)
+    grid_w = sum(widths) + col_gap * (columns - 1)
+    grid_h = sum(a + d for a, d in heights) + row_gap * (len(cells) - 1)
+    stroke, side, extend = max(2, round(px * 0.07)), round(px * 0.55), round(px * 0.12)
+    left = side if matrix.left else 0
+    right = side if matrix.right else 0
+    out = np.zeros((grid_h + 2 * extend, left + grid_w + right), np.uint8)
+    y = extend
+    for row, (ascent, descent) in zip(cells, heights):
+        x = left
+        for c, (ink, base) in enumerate(row):
+            cx = x + (widths[c] - ink.shape[1]) // 2
+            top = y + ascent - base
+            region = out[top:top + ink.shape[0], cx:cx + ink.shape[1]]
+            np.maximum(region, ink, out=region)
+            x += widths[c] + col_gap
+        y += ascent + descent + row_gap
+    canvas = Image.fromarray(out, "L")
+    draw = ImageDraw.Draw(canvas)
+    height = out.shape[0]
+    for delimiter, x0, mirrored in ((matrix.left, 0, False), (matrix.right, left + grid_w, True)):
+        if delimiter:
+            _delimiter(draw, delimiter, x0, side, height, stroke, mirrored)
+    out = np.asarray(canvas)
+    return out, height // 2 + round(px * 0.25)  # the math axis sits about a quarter em above the baseline
+
+
+def _delimiter(draw: ImageDraw.ImageDraw, kind: str, x0: int, width: int, height: int, stroke: int,
+               mirrored: bool) -> None:
+    """A tall ( ) [ ] | ‖ { } as strokes in a ``width`` wide column (``mirrored``: the closing one)."""
+    inner, outer = (x0 + width // 6, x0 + width * 3 // 5) if not mirrored else (x0 + width * 2 // 5, x0 + width * 5 // 6)
+    top, bottom = stroke, height - stroke - 1
+    if kind in ("(", ")", "{", "}"):
+        # an arc: the left half of a tall ellipse (the right half for the closing one)
+        x_left = min(inner, outer) if not mirrored else min(inner, outer) - (abs(outer - inner))
+        box = (x_left, top, x_left + 2 * abs(outer - inner), bottom)
+        draw.arc(box, 90, 270, fill=255, width=stroke) if not mirrored else draw.arc(box, 270, 90, fill=255,
+                                                                                     width=stroke)
+    elif kind in ("[", "]"):
+        x = min(inner, outer) if not mirrored else max(inner, outer)
+        end = max(inner, outer) if not mirrored else min(inner, outer)
+        draw.line([(x, top), (x, bottom)], fill=255, width=stroke)
+        draw.line([(min(x, end), top), (max(x, end), top)], fill=255, width=stroke)
+        draw.line([(min(x, end), bottom), (max(x, end), bottom)], fill=255, width=stroke)
+    else:  # | and ‖
+        xs = [x0 + width // 2] if kind == "|" else [x0 + width // 3, x0 + width * 2 // 3]
+        for x in xs:
+            draw.line([(x, top), (x, bottom)], fill=255, width=stroke)
 
 
 def _matplotlib(config_dir: Path | None):

@@ -183,3 +183,57 @@ def test_english_lines_lose_the_spaces_and_commas_a_removed_handle_leaves(tmp_pa
     assert "the Twitter handle of the Senate." in spoken
     assert "Senate’s plenary" in spoken
     assert ",." not in spoken and " ’s" not in spoken and " :" not in spoken
+
+
+@pytest.mark.parametrize(("tex", "japanese", "english"), [  # inline math of least_squares_method2.md and others
+    (r"\vec{y}", "ベクトルy", "vector y"),
+    (r"\vec{\tilde{y}}", "ベクトルyチルダ", "vector y tilde"),
+    (r"\theta_1 = a", "θ_1 = a", "θ_1 = a"),
+    (r"x_1, x_2, \cdots, x_N", "x_1、x_2、…、x_N", "x_1, x_2, …, x_N"),
+    (r"n^2", "nの2乗", "n to the 2"),
+    (r"P^{-1}", "Pの−1乗", "P to the −1"),
+    (r"\exp(-H)", "exp(−H)", "exp(−H)"),
+    (r"3/4", "4分の3", "3/4"),
+    (r"\frac{1}{2}", "2分の1", "1 over 2"),
+    (r"a\sim b", "aチルダb", "a ~ b"),
+    (r"y = ax", "y = a x", "y = a x"),
+    (r"\sum_i x_i", None, None),
+    (r"{}^t(1,0,0,0,0)", None, None),
+    (r"|y_i - \tilde{y}_i|", None, None),
+])
+def test_inline_math_that_names_something_is_said_in_words(tex, japanese, english):
+    """Names, relations and powers are said; sums, bars and transposes written before are 「この式」."""
+    from stages.script.mathwords import math_words
+
+    assert math_words(tex, True) == japanese
+    assert math_words(tex, False) == english
+
+
+LEAST_SQUARES = r"""---
+title: "最小二乗法と線形代数"
+topics: ["数学"]
+---
+
+## 最小二乗法
+
+観測値$y_1, y_2, \cdots, y_N$が与えられているとします。推定関数を$y = ax$とし、パラメータを$\theta_1 = a$とします。
+
+最小二乗法は「与えられたベクトル$\vec{y}$に対して、なるべく$\vec{\tilde{y}}$を近づけるようにパラメータを選ぶ作業」となります。
+
+誤差の二乗和$\sum_i (y_i - \tilde{y}_i)^2$を最小化します。
+"""
+
+
+def test_a_formula_in_a_sentence_is_said_and_read_not_replaced_by_this_formula(tmp_path, settings):
+    """Vectors, subscripts and relations are said (ベクトルy, y_1, θ_1 = a) and read (イコール,
+    シータ, ピーアイ-style letters); only the sum is still 「この式」; no ベクトルベクトル."""
+    script = script_of(tmp_path, settings, LEAST_SQUARES)
+    lines = [n for _s, _i, n in script.phrases()]
+    text = "".join(n.text for n in lines)
+    reading = "".join(n.reading or "" for n in lines)
+    assert "与えられたベクトルyに対して" in text and "ベクトルyチルダを近づける" in text
+    assert "ベクトルベクトル" not in text
+    assert "θ_1 = a" in text or "θ1 = a" in text
+    assert "シータイチイコールエー" in reading and "ワイイコールエーエックス" in reading
+    assert "ワイイチ、ワイニ、ワイエヌ" in reading
+    assert text.count("この式") == 1  # the sum

@@ -29,6 +29,8 @@ A word's reading, the first source that knows it wins:
     6. e2k's character-to-katakana model transliterates it (greedy decoding, deterministic;
        the full "base" model on one BLAS thread: about 10 ms a word, cached per word).
     A part after a dot reads ドット first (``example.com``), except ``js`` (``Three.js``).
+    Math symbols (``=`` イコール, ``+`` プラス, ``−`` マイナス, ``×`` カケル, ``≤``, Greek letters by
+    name) are read too (:func:`math_symbols`), for every text, with or without Latin words.
     What inline code names is read as a programmer says it: a slash after a lower-case word
     スラッシュ (``origin/master``, ``.git/HEAD``; ``I/O`` and ``TCP/IP`` stay silent), a dot opening a
     lower-case word ドット (``.git``), a prime after a letter or digit ダッシュ (``c1'``), a dash
@@ -83,7 +85,7 @@ def katakanize_latin(text: str, known: frozenset[str] | None = None) -> str:
     ``known``: the words pyopenjtalk reads as words (:func:`known_words`) when the caller has
     already analysed the text (or the sentence around it); else the text is analysed for them.
     """
-    text = text.translate(_FULL_WIDTH)
+    text = math_symbols(text.translate(_FULL_WIDTH))
     if not re.search(r"[A-Za-z]", text):
         return text
     symbols = _symbol_entries()
@@ -109,11 +111,27 @@ _CODE_MARKS = (
 )
 
 
+# What inline math leaves in a line (stages.script.mathwords): symbols pyopenjtalk says nothing for
+_MATH_SYMBOLS = {
+    "=": "イコール", "+": "プラス", "−": "マイナス", "×": "カケル", "≤": "ショーナリイコール", "≥": "ダイナリイコール",
+    "<": "ショーナリ", ">": "ダイナリ", "α": "アルファ", "β": "ベータ", "γ": "ガンマ", "δ": "デルタ", "ε": "イプシロン",
+    "ζ": "ゼータ", "η": "イータ", "θ": "シータ", "λ": "ラムダ", "μ": "ミュー", "ν": "ニュー", "ξ": "クサイ", "π": "パイ",
+    "ρ": "ロー", "σ": "シグマ", "τ": "タウ", "φ": "ファイ", "χ": "カイ", "ψ": "プサイ", "ω": "オメガ", "Γ": "ガンマ",
+    "Δ": "デルタ", "Θ": "シータ", "Λ": "ラムダ", "Σ": "シグマ", "Φ": "ファイ", "Ψ": "プサイ", "Ω": "オメガ",
+}
+_MATH_SYMBOL = re.compile("|".join(map(re.escape, _MATH_SYMBOLS)))
+
+
 def _code_marks(text: str) -> str:
-    """The marks of paths, primes and options spelled out (module docstring)."""
+    """The marks of paths, primes and options, and math symbols, spelled out (module docstring)."""
     for pattern, words in _CODE_MARKS:
         text = pattern.sub(words, text)
     return text
+
+
+def math_symbols(text: str) -> str:
+    """``text`` with the math symbols inline math leaves (=, +, −, ×, ≤, Greek letters) in katakana."""
+    return _MATH_SYMBOL.sub(lambda m: _MATH_SYMBOLS[m.group(0)], text) if _MATH_SYMBOL.search(text) else text
 
 
 def preload() -> bool:

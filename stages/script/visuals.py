@@ -9,8 +9,8 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   text is already plain text in ``article.json``, inline code that is a name, a path, an option or a
   number (```union```, ```git rebase -i```, ```.git/config```, ```c1'```, ```2.3```) is said as
   words (a call, ```atomicMin()```, by its name) and longer code as 「このコード」 / "this code", inline math
-  that is a plain symbol (``$N$``, ``$x_i$``) as its letters and anything else as 「この式」 /
-  "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
+  that names something (``$N$``, ``$x_i$``, ``$\\vec{y}$`` 「ベクトルy」: :mod:`stages.script.mathwords`)
+  in words and anything else as 「この式」 / "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
   In a Japanese article, a sentence with no Japanese in it and at least four English words (a
   cited paper, a book's title: 「R. H. Swendsen, J.-S. Wang, "Nonuniversal critical dynamics…"」)
   is dropped too: the Japanese voice would read it word by word in katakana, which no viewer can
@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from stages.script.mathwords import math_words
 from stages.script.model import Visual
 
 VISUAL_KINDS = ("code", "table", "math", "image")
@@ -35,11 +36,9 @@ _MARKUP = re.compile(r"[*`#|<>\\]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[\^?\d*
 _NAME = re.compile(r"^-{0,2}[A-Za-z0-9_./][A-Za-z0-9_./-]*'*(?: -{0,2}[A-Za-z0-9_./-]+'*){0,2}$")
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)\((?:\.\.\.)?\)$")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
-_SYMBOL = r"[A-Za-z0-9]{1,3}(?:_\{?[A-Za-z0-9]{1,3}\}?)?"
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
 FOREIGN_SENTENCE_WORDS = 4  # English words that make a sentence without Japanese a citation, not prose
-_SIMPLE_MATH = re.compile(rf"^{_SYMBOL}(?:\s*[-+=<>,]\s*{_SYMBOL}){{0,3}}$")
 _WORDS = {
     "ja": {"code": "このコード", "math": "この式", "table": "次の表", "formula": "次の式を見てみましょう。",
            "listing": "コードを見てみましょう。", "named": "{name}のコードを見てみましょう。",
@@ -102,7 +101,8 @@ def speakable(sentence: str, japanese: bool) -> str:
     text = _URL.sub("", sentence)
     text = _HANDLE.sub("", text)
     text = _INLINE_CODE.sub(lambda m: _code_words(m.group(1).strip(), words["code"]), text)
-    text = _INLINE_MATH.sub(lambda m: _math_words(m.group(1), words["math"]), text)
+    text = _INLINE_MATH.sub(lambda m: math_words(m.group(1), japanese) or words["math"], text)
+    text = re.sub(r"(ベクトル|vector )(?=\1)", "", text)  # 「ベクトル$\vec{y}$」 is one ベクトル
     text = _MARKUP.sub("", text)
     text = re.sub(r"[（(]\s*[)）]", "", text)  # what was left of "(https://…)"
     text = " ".join(text.split())
@@ -122,14 +122,6 @@ def _code_words(code: str, fallback: str) -> str:
         return call.group(1)
     if _NUMBER.match(code) or (_NAME.match(code) and any(ch.isalpha() for ch in code)):
         return code
-    return fallback
-
-
-def _math_words(tex: str, fallback: str) -> str:
-    tex = tex.strip()
-    if _SIMPLE_MATH.match(tex):
-        return re.sub(r"\s*([-+=<>,])\s*", lambda m: ", " if m.group(1) == "," else f" {m.group(1)} ",
-                      tex.replace("_", "").replace("{", "").replace("}", ""))
     return fallback
 
 

@@ -15,6 +15,9 @@ outbox, and the `dialogue_*` lines give its length and stages. `dialogue_cpu_sec
 time of the daemon and every process it started (TTS workers, ffmpeg), from its start to its stop:
 on a machine shared with other work, wall times stretch with the load but this figure hardly moves.
 
+Each daemon is given its article once it is ready and its warm-up is recorded (`daemon.warmed`:
+the TTS worker processes loaded), as a daemon that has been running is; caches stay cold.
+
 `--keep` leaves the homes in place (and prints them) so their event logs can be queried afterwards.
 """
 
@@ -145,13 +148,14 @@ def _children_cpu_seconds() -> float:
 
 
 def _wait_ready(home: Path, daemon: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the daemon has started and recorded its warm-up (see the module doc)."""
     deadline = time.monotonic() + timeout
     db = home / "state" / "moviegen.db"
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             raise SystemExit(f"the daemon exited with {daemon.returncode}")
         try:
-            if db.exists() and _query(db, "SELECT count(*) FROM events WHERE kind = 'daemon.started'")[0][0]:
+            if db.exists() and _query(db, "SELECT count(*) FROM events WHERE kind = 'daemon.warmed'")[0][0]:
                 return
         except sqlite3.OperationalError:
             pass  # the daemon is still creating the log's tables

@@ -53,6 +53,7 @@ EVENT_KINDS = {
     "daemon.started",
     "daemon.stopped",
     "daemon.gc",
+    "daemon.warmed",  # the stages' warm-up at start ended (job_id NULL): seconds per stage, failed
 }
 TERMINAL_STATES = {"done", "failed", "cancelled"}
 # The events that end an attempt (a ``stage.started``); each carries the attempt's number.

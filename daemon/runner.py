@@ -139,17 +139,30 @@ class Runner:
 
         A daemon's first job then starts as fast as the ones after it. A warm-up that fails is
         logged and forgotten: the stage meets the same problem when it runs and reports it there.
+        When all are done, ``daemon.warmed`` records each stage's seconds and those that failed.
         """
 
         def warm() -> None:
+            seconds: dict[str, float] = {}
+            failed: list[str] = []
             for name, stage in self.stages.items():
                 warm_stage = getattr(stage, "warm", None)
                 if warm_stage is None:
                     continue
+                t0 = time.monotonic()
                 try:
                     warm_stage(self.settings)
                 except Exception as exc:
+                    failed.append(name)
                     self._log.warning("stage warm-up failed", stage=name, error=f"{type(exc).__name__}: {exc}")
+                else:
+                    seconds[name] = round(time.monotonic() - t0, 3)
+            if not (seconds or failed):
+                return
+            try:
+                self.store.append(None, "daemon.warmed", seconds=seconds, failed=failed)
+            except Exception as exc:  # the daemon stopped meanwhile and closed its log
+                self._log.warning("warm-up not recorded", error=f"{type(exc).__name__}: {exc}")
 
         thread = threading.Thread(target=warm, name="warm-up", daemon=True)
         thread.start()

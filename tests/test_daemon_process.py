@@ -165,6 +165,11 @@ def test_stages_warm_up_at_start_and_a_failing_warm_up_changes_nothing(tmp_path:
     assert sorted(warmed.read_text().split()) == ["audio", "fetch", "slides", "video"]
     assert daemon.query("SELECT count(*) FROM jobs") == [(0,)]  # nothing was submitted: it ran at start
     wait_for(lambda: "stage warm-up failed" in daemon.log.read_text(), 20, "the warm-up failure in the log", daemon)
+    (data,), = wait_for(lambda: daemon.query("SELECT data FROM events WHERE kind = 'daemon.warmed' AND job_id IS NULL"),
+                        20, "daemon.warmed", daemon)
+    warmed_event = json.loads(data)
+    assert sorted(warmed_event["seconds"]) == ["audio", "fetch", "slides", "video"]
+    assert warmed_event["failed"] == ["script"]
     drop(daemon.home / "inbox", "warm.md", "# Warm\n")
     job = wait_for(lambda: daemon.job_of("warm.md"), 20, "the claim", daemon)
     wait_for(lambda: daemon.state(job) == "done", 30, "the job to finish", daemon)

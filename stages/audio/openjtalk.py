@@ -100,19 +100,23 @@ class OpenJTalkEngine:
             return self._userdic
 
 
-def warm_up(settings: "Settings") -> bool:
-    """Start the shared worker pool now if a job would use it (see the module doc); True if started.
+def warm_up(settings: "Settings", timeout: float = 60.0) -> bool:
+    """Start the shared worker pool now if a job would use it (see the module doc) and wait until
+    its workers have loaded (about 0.7 s of CPU each); True if it was started.
 
     Only when ``audio.workers`` is above 1 and some persona speaks with OpenJTalk (the default
-    engine or its own) in the default language, Japanese. The workers load in the background,
-    about 0.7 s of CPU each; this returns at once.
+    engine or its own) in the default language, Japanese. A job that comes meanwhile uses the
+    workers as soon as they are ready.
+
+    Raises:
+        TransientError: a worker died while loading (the job will start fresh ones).
     """
     workers = settings.audio.workers
     japanese = (settings.script.language or "ja").lower().split("-")[0] == "ja"
     engines = {p.engine or settings.audio.engine for p in settings.personas} or {settings.audio.engine}
     if workers < 2 or not japanese or "openjtalk" not in engines:
         return False
-    shared_pool(workers)
+    shared_pool(workers).warm_up(timeout)
     return True
 
 

@@ -411,3 +411,16 @@ def test_one_grid_without_characters_and_one_column_with_them(tmp_path: Path, se
     columns = {tuple(next(b for b in s["boxes"] if b["kind"] == "heading")["box"][0:1])
                for s in framed["slides"] if s["layout"] == "bullets"}
     assert len(columns) == 1
+
+
+def test_warm_up_hashes_the_theme_fonts_a_first_fingerprint_needs(tmp_path: Path) -> None:
+    """The daemon's warm-up leaves the theme's regular and bold font files hashed for the default
+    language, so the first job's fingerprint does not read them (about 20 MB each)."""
+    from stages.fonts import find_font_face
+    from stages.slides import deck
+
+    settings = load_settings(home=tmp_path / "home")
+    faces = [find_font_face(settings.theme.font, lang="ja", bold=bold) for bold in (False, True)]
+    deck._hashes.clear()
+    SlidesStage().warm(settings)
+    assert {stamp[0] for stamp in deck._hashes} == {str(face.path) for face in faces}

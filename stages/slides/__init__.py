@@ -22,10 +22,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from stages.base import JobContext, Progress, StageResult, file_hash_or_none, fingerprint_of
 from stages.slides.deck import INDEX_VERSION, RENDERER_VERSION, generate_slides, input_key, wants_transparency
 from stages.slides.layout import LAYOUTS, SafeArea, SlideSpec, has_characters
+
+if TYPE_CHECKING:
+    from stages.settings import Settings
 
 if TYPE_CHECKING:
     from stages.settings import Settings
@@ -73,6 +77,12 @@ class SlidesStage:
             input_key(job.job_dir / "script.yaml", job.job_dir, s),
             file_hash_or_none(job.job_dir / "audio" / "index.json"),  # line lengths decide the beats
         )
+
+    def warm(self, settings: "Settings") -> None:
+        """Hash the theme's fonts ahead of the first job (its fingerprint needs them)."""
+        from stages.slides.deck import warm
+
+        warm(settings)
 
     def warm(self, settings: "Settings") -> None:
         """Hash the theme's fonts ahead of the first job (its fingerprint needs them)."""

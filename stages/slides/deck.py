@@ -499,6 +499,18 @@ def input_key(script: Path, job_dir: Path, settings: "Settings") -> dict[str, An
     return key
 
 
+def warm(settings: "Settings") -> None:
+    """Hash the theme's font files for the default language now (about 20 MB each), as
+    :func:`input_key` would on a daemon's first job; a font that is not found is left to the run."""
+    primary = (settings.script.language or "en").lower().split("-")[0]
+    for bold in (False, True):
+        try:
+            face = find_font_face(settings.theme.font, lang=_FONT_LANGS.get(primary, primary), bold=bold)
+        except FontNotFound:
+            continue
+        _stat_hash(Path(face.path))
+
+
 _hashes: dict[tuple[str, int, int], str] = {}
 _hashes_lock = threading.Lock()
 

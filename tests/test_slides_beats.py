@@ -337,3 +337,19 @@ def test_a_recap_line_naming_several_parts_marks_each_of_them(tmp_path):
     assert [b["lines"][0] for b in drawn.boxes if b["kind"] == "bullets"] == items[3:]
     assert spec.as_key() != SlideSpec(layout="closing", heading="まとめ", bullets=tuple(items),
                                       current=states[1].current).as_key()  # a different picture, a different key
+
+
+def test_a_visual_gives_way_before_the_line_that_would_hold_it_past_its_time():
+    """Pictures change only as a line starts: the bullets come back at the start of the line that
+    would take the visual past HOLD_SECONDS, not at the first start after it (boltzmann_machine4's
+    formula stood 23.9 s)."""
+    s = section([{"text": "式を見てみましょう。", "show": 0}, "一つ目の説明です。", "二つ目の説明です。", "三つ目の説明です。",
+                 "四つ目の説明です。"], visuals=[{"kind": "math", "text": "E = mc^2"}])
+    durations = [5.0, 6.0, 6.0, 6.0, 6.0]
+    _, beats = plan_beats(s, first=False, layout="bullets", bullets=["説明"], durations=durations,
+                          visual_pages=[1], language="ja")
+    visual = [(line, state) for line, state in beats if state.kind == "visual"]
+    assert visual == [(0, State("visual", visual=0))]
+    after = next(line for line, state in beats if line > 0)
+    assert sum(durations[:after]) <= HOLD_SECONDS
+    assert sum(durations[:after]) >= HOLD_SECONDS / 2

@@ -21,7 +21,8 @@ slide back with bullet N marked (see :mod:`stages.script.model`). Beyond what th
 - **A visual with no picture is not shown.** An image that could not be loaded (a dead link, no
   network) has no page: its line leaves the bullets on screen, never an empty slide under the heading.
 - **Nothing static for long.** A visual stays for at most :data:`HOLD_SECONDS` per page (a line
-  showing the visual already on screen does not restart its time), then the bullet slide comes
+  showing the visual already on screen does not restart its time; it gives way at the start of
+  the line that would take it past that, once it has stood half of it), then the bullet slide comes
   back (a line showing it again after that brings it back: visual and bullets alternate); so
   does a section's own image (``base``), its bullets made from its lines if it has none. A bullet marked longer than :data:`HOLD_SECONDS` gets a new bullet made
   from the line halfway through its time (:func:`stages.script.text.bullet_of`: a short key phrase
@@ -89,8 +90,11 @@ def plan_beats(section: "Section", *, first: bool, layout: str, bullets: list[st
             current = State("bullets", current=line.bullet)
         elif current is not None and current.kind in ("visual", "base"):
             pages = visual_pages[current.visual] if current.kind == "visual" and current.visual < len(visual_pages) else 1
-            if held >= HOLD_SECONDS * max(1, pages):
-                current = None  # back to the bullets
+            limit = HOLD_SECONDS * max(1, pages)
+            # back to the bullets when this line would take the visual past its time (pictures change
+            # only as a line starts: waiting for the time to pass held it up to a line longer)
+            if held >= limit or (held + durations[i] > limit and held >= limit / 2):
+                current = None
         states[i] = current
         if current is not None and current.kind in ("visual", "base"):
             held += durations[i]

@@ -15,9 +15,9 @@ import pytest
 
 from stages.base import Cancelled, InputError, JobContext
 from stages.process import ProcessError
-from stages.video import VideoStage, plan_timeline, render_timeline, verify_video
-from stages.video.ffmpeg import REFERENCE_PICTURES
-from stages.video.frames import Compositor, encode_plan, frame_runs
+from stages.video import VideoStage, plan_timeline, render_process, render_timeline, verify_video
+from stages.video.ffmpeg import MAX_PATCH_MBS, REFERENCE_PICTURES
+from stages.video.frames import Compositor, encode_plan, frame_runs, patch_plan
 from stages.video.h264 import MAX_COPY_RUN
 from stages.video.probe import RenderCheckFailed, probe
 from tests.test_video_fixtures import MOUTH_COLOR, SLIDE_COLORS, Phrase, make_job
@@ -289,7 +289,7 @@ def test_full_decode_check(tmp_path):
     verify_video(out, timeline)
 
 
-def test_the_render_runs_in_a_child_process_and_reports_progress_here(tmp_path):
+def test_the_render_runs_in_a_child_process_and_reports_progress_here(tmp_path, monkeypatch):
     """Compositing and encoding happen in ``stages.video.render_process``; progress arrives in the calling thread."""
     job = make_job(tmp_path, [[Phrase("a", seconds=1.0)], [Phrase("b", seconds=1.0)]])
     timeline = plan_timeline(job.dir, job.settings)
@@ -298,7 +298,17 @@ def test_the_render_runs_in_a_child_process_and_reports_progress_here(tmp_path):
     def progress(current: int, total: int, message: str) -> None:
         calls.append((current, total, message, threading.get_ident(), _render_children()))
 
+    children: list[subprocess.Popen] = []
+    popen = render_process.subprocess.Popen
+
+    def spy(*args, **kwargs):
+        children.append(popen(*args, **kwargs))
+        return children[-1]
+
+    monkeypatch.setattr(render_process.subprocess, "Popen", spy)
     render_timeline(timeline, tmp_path / "v.mp4", job.settings, progress)
+    # it ended cleanly: once a thread blocked reading stdin made its exit abort a second late
+    assert [child.returncode for child in children] == [0]
     assert {c[3] for c in calls} == {threading.get_ident()}
     assert any(c[4] for c in calls), "no render process was seen while rendering"
     assert calls[-1][:2] == (timeline.frames, timeline.frames) and "rendering" in {c[2] for c in calls}
@@ -375,3 +385,38 @@ def _render_children() -> list[str]:
         if ppid == os.getpid() and "stages.video.render_process" in cmdline:
             found.append(cmdline)
     return found
+
+
+def test_patch_pictures_show_the_composited_frames(tmp_path):
+    """Mouth and blink changes become patch pictures (exact samples spliced between x264 pictures);
+    every decoded frame still shows the picture the compositor drew for it, around the characters
+    too, so no picture was spliced against the wrong reference."""
+    job = make_job(
+        tmp_path,
+        [[Phrase("最初の字幕なのだ", "zundamon", 2.0), Phrase("次の字幕です", "metan", 2.0)],
+         [Phrase("最後なのだ", "zundamon", 1.5)]],
+        size=(640, 360), characters={"zundamon": (60, 60, 220), "metan": (220, 120, 60)},
+    )
+    timeline = plan_timeline(job.dir, job.settings)
+    runs = frame_runs(timeline)
+    plan = encode_plan(runs, refs=REFERENCE_PICTURES, keyint=8 * timeline.fps, max_copies=MAX_COPY_RUN)
+    w, h = timeline.width, timeline.height
+    with Compositor(timeline, tmp_path / "work") as compositor:
+        patches = patch_plan(plan, compositor, refs=REFERENCE_PICTURES, max_mbs=MAX_PATCH_MBS)
+        expected = np.zeros((timeline.frames, w * h * 3 // 2), dtype=np.uint8)
+        for run in runs:
+            expected[run.start : run.start + run.count] = compositor.frame_yuv(run)
+    assert sum(patches) >= 3, "no mouth change became a patch picture"
+    out = render_timeline(timeline, tmp_path / "v.mp4", job.settings)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                         capture_output=True, check=True).stdout
+    decoded = np.frombuffer(raw, dtype=np.uint8).reshape(-1, w * h * 3 // 2)
+    assert len(decoded) == timeline.frames
+    luma = (decoded[:, : w * h].astype(np.int32) - expected[:, : w * h]).reshape(-1, h, w)
+    for track in timeline.characters:
+        x0, y0 = int(track.x), int(track.y)
+        box = luma[:, max(0, y0 - 4) : y0 + int(track.height), x0 : x0 + int(track.width)]
+        mse = (box.astype(np.float64) ** 2).mean(axis=(1, 2))
+        psnr = 10 * np.log10(255.0**2 / np.maximum(mse, 1e-9))
+        assert psnr.min() > 32, f"frame {int(psnr.argmin())}: {psnr.min():.1f} dB around a character"
+    assert (np.abs(luma).reshape(len(luma), -1).mean(axis=1) < 3).all()

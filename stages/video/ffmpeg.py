@@ -56,9 +56,12 @@ from stages.video.frames import (
     Compositor,
     _fonts_dir,
     background_image,
+    changed_macroblocks,
     encode_plan,
     frame_runs,
+    macroblock_samples,
     moving_backgrounds,
+    patch_plan,
     slide_background,
     slide_rgba,
     video_fit_filter,
@@ -81,6 +84,11 @@ REFERENCE_PICTURES = 4
 # took x264 from 6.2 to 4.1 CPU seconds (transition frames 40 -> 25 ms each) for 5 % more bytes and
 # 0.2-0.4 dB less PSNR at the same CRF.
 SLIDE_ANALYSIS = "partitions=none:me=dia:subme=1"
+# A picture that differs from the last x264 picture in at most this many macroblocks (a mouth, a
+# blink, an expression; 2 % of a 1080p frame) is a patch picture of exact samples instead
+# (Splicer.patch): 60 KB at most, against x264's ~13 ms of CPU and the decode check's ~5 ms for a
+# whole frame. On bench/render.py this is most of the characters' pictures.
+MAX_PATCH_MBS = 160
 KEYINT_SECONDS = 8  # a GOP starts at least this often (x264's default keyint is 250 frames)
 
 
@@ -184,11 +192,11 @@ def _encode_pictures(
 ) -> None:
     fps = timeline.fps
     splicer = Splicer(refs=REFERENCE_PICTURES)
-    for item in plan:
-        splicer.copies(item.spans)
+    patches = patch_plan(plan, compositor, refs=REFERENCE_PICTURES, max_mbs=MAX_PATCH_MBS)
     w, h = timeline.width, timeline.height
     stream_path = work / "video.h264"
-    keyframes = keyframe_times([i for i, item in enumerate(plan) if item.idr], fps)
+    x264_items = [item for item, patch in zip(plan, patches) if not patch]
+    keyframes = keyframe_times([i for i, item in enumerate(x264_items) if item.idr], fps)
     # bframes=0 and ref=1: each picture predicts only from the one before (the splicer's copies are
     # non-reference pictures, invisible to that prediction). GOPs start where encode_plan says
     # (slide starts, every KEYINT_SECONDS), not at x264's own choice, so copies know what they can
@@ -230,12 +238,16 @@ def _encode_pictures(
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    frames = _Frames(compositor, plan, cancel)
+    frames = _Frames(compositor, plan, patches, (w, h), cancel)
     try:
-        for frame in frames:
+        for item, (frame, patch) in zip(plan, frames):
             _check(cancel)
             if errors:
                 break
+            if patch is not None:  # registered before the next x264 picture is written, so before it is spliced
+                splicer.patch(item.spans, *patch)
+                continue
+            splicer.copies(item.spans)
             try:
                 encoder.proc.stdin.write(memoryview(frame).cast("B"))
             except BrokenPipeError:  # x264 stopped reading: encoder.check() below says why
@@ -275,20 +287,30 @@ class _Frames:
     Iterating yields contiguous yuv420p arrays in plan order and re-raises the compositor's error.
     """
 
-    AHEAD = 3
+    AHEAD = 6
 
-    def __init__(self, compositor: Compositor, plan: list, cancel: threading.Event | None):
+    def __init__(self, compositor: Compositor, plan: list, patches: list[bool], size: tuple[int, int],
+                 cancel: threading.Event | None):
         self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(compositor, plan, cancel), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(compositor, plan, patches, size, cancel), daemon=True)
         self._thread.start()
 
-    def _run(self, compositor: Compositor, plan: list, cancel: threading.Event | None) -> None:
+    def _run(self, compositor: Compositor, plan: list, patches: list[bool], size: tuple[int, int],
+             cancel: threading.Event | None) -> None:
+        """Yields ``(frame, None)`` for an x264 picture, ``(None, (mbs, samples))`` for a patch of the last one."""
         try:
-            for item in plan:
+            base = None  # the frame x264 was given last: what a patch's skipped macroblocks show
+            for item, patch in zip(plan, patches):
                 if self._stopped.is_set() or (cancel is not None and cancel.is_set()):
                     break
-                self._put(("frame", np.ascontiguousarray(compositor.frame_yuv(item.run))))
+                frame = np.ascontiguousarray(compositor.frame_yuv(item.run))
+                if patch:
+                    mbs = changed_macroblocks(base, frame, *size)
+                    self._put(("frame", (None, (mbs.tolist(), macroblock_samples(frame, *size, mbs)))))
+                else:
+                    base = frame
+                    self._put(("frame", (frame, None)))
             self._put(("end", None))
         except BaseException as exc:  # handed to the writer, which raises it
             self._put(("error", exc))

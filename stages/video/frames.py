@@ -202,6 +202,66 @@ def encode_plan(runs: list[Run], *, refs: int, keyint: int, max_copies: int) -> 
     return plan
 
 
+def patch_plan(plan: list[Encode], compositor: "Compositor", *, refs: int, max_mbs: int) -> list[bool]:
+    """Which encoded pictures are *patch pictures* (see :meth:`stages.video.h264.Splicer.patch`)
+    instead of x264 pictures: a held picture that differs from the last x264 picture only in
+    characters whose poses keep their place and size (a mouth, the eyes, an expression; not a
+    breath's lift), in at most ``max_mbs`` macroblocks, with fewer than ``refs - 1`` patches since
+    that x264 picture. Decided before encoding, as x264 must know its keyframes up front; the
+    macroblocks are worked out from the character pictures (:meth:`Compositor.pose_change`).
+    """
+    patches: list[bool] = []
+    base: Picture | None = None  # the last x264 picture, if a held one
+    run = 0
+    for item in plan:
+        picture = item.run.picture
+        patch = (
+            base is not None and not item.idr and item.run.transition_from is None and run < refs - 1
+            and picture.slide == base.slide and picture.cue == base.cue and picture.background < 0 and base.background < 0
+        )
+        if patch:
+            total = 0
+            for c, (a, b) in enumerate(zip(base.characters, picture.characters)):
+                if a != b:
+                    changed = compositor.pose_change(c, a, b)
+                    total += max_mbs + 1 if changed is None else changed
+            patch = total <= max_mbs
+        patches.append(patch)
+        if patch:
+            run += 1
+        else:
+            base = picture if item.run.transition_from is None else None
+            run = 0
+    return patches
+
+
+def changed_macroblocks(a: np.ndarray, b: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Raster indices (ascending) of the 16x16 macroblocks where flat yuv420p frames ``a`` and ``b`` differ."""
+    mw, mh = (width + 15) // 16, (height + 15) // 16
+    changed = np.zeros((mh, mw), dtype=bool)
+    for pa, pb, size in zip(_planes(a, width, height), _planes(b, width, height), (16, 8, 8)):
+        diff = pa != pb
+        rows, cols = diff.shape
+        padded = np.zeros((mh * size, mw * size), dtype=bool)
+        padded[:rows, :cols] = diff
+        changed |= padded.reshape(mh, size, mw, size).any(axis=(1, 3))
+    return np.flatnonzero(changed)
+
+
+def macroblock_samples(frame: np.ndarray, width: int, height: int, mbs: np.ndarray) -> bytes:
+    """The I_PCM samples of macroblocks ``mbs`` of a flat yuv420p frame: per macroblock 256 luma,
+    64 Cb and 64 Cr bytes in raster order; rows below the picture repeat its last row (as x264 pads)."""
+    mw, mh = (width + 15) // 16, (height + 15) // 16
+    out = []
+    for plane, size in zip(_planes(frame, width, height), (16, 8, 8)):
+        rows, cols = plane.shape
+        if rows < mh * size or cols < mw * size:
+            plane = np.pad(plane, ((0, mh * size - rows), (0, mw * size - cols)), mode="edge")
+        tiles = plane.reshape(mh, size, mw, size).transpose(0, 2, 1, 3).reshape(mh * mw, size * size)
+        out.append(tiles[mbs])
+    return np.concatenate(out, axis=1).tobytes()
+
+
 def _add_span(spans: list[tuple[int, int]], back: int, count: int) -> None:
     if count <= 0:
         return
@@ -227,6 +287,7 @@ class Compositor:
         self._sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
         self._poses = character_states(timeline)[1]
         self._pose_sprites: dict[tuple[int, int], tuple[int, int, np.ndarray]] = {}
+        self._pose_changes: dict[tuple[int, int, int], int | None] = {}
         self._pictures: dict[tuple[int, str], np.ndarray] = {}
         self._subtitles = render_subtitle_overlays(timeline, self.work, cancel=cancel) if subtitles else []
         self._slide_layers: dict[int, Layer] = {}
@@ -426,6 +487,21 @@ class Compositor:
                 pixels[..., :3] = np.rint(pixels[..., :3] * np.float32(track.dim)).astype(np.uint8)
             self._pose_sprites[key] = (round(track.x), round(track.y) - look.lift, pixels)
         return self._pose_sprites[key]
+
+    def pose_change(self, character: int, a: int, b: int) -> int | None:
+        """How many macroblocks change when ``character`` goes from pose ``a`` to ``b``, or None
+        when the pose moves or changes size (then the whole picture is encoded)."""
+        key = (character, min(a, b), max(a, b))
+        if key not in self._pose_changes:
+            xa, ya, pa = self.pose_sprite(character, a)
+            xb, yb, pb = self.pose_sprite(character, b)
+            if (xa, ya, pa.shape) != (xb, yb, pb.shape):
+                self._pose_changes[key] = None
+            else:
+                ys, xs = np.nonzero((pa != pb).any(axis=2))
+                cells = np.unique(((ya + ys) // 16) * 65536 + (xa + xs) // 16)
+                self._pose_changes[key] = int(cells.size)
+        return self._pose_changes[key]
 
     def sprite(self, character: int, state: int) -> tuple[int, int, np.ndarray]:
         """A character's ``base``/``mouth_open``/``eyes_closed`` image (``BASE``, ``MOUTH``, ``EYES``)

@@ -186,7 +186,11 @@ def _main() -> int:
     cancel = threading.Event()
 
     def watch() -> None:  # the parent closes our stdin to cancel, or by dying
-        stdin.read()
+        # os.read on the descriptor, not stdin.read(): a daemon thread blocked inside the buffered
+        # reader holds its lock, and at exit the interpreter waited for it, then aborted ("could not
+        # acquire lock for <stdin> at interpreter shutdown"), a second after the result was sent.
+        while os.read(stdin.fileno(), 1 << 16):
+            pass
         cancel.set()
 
     threading.Thread(target=watch, daemon=True).start()

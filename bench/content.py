@@ -225,7 +225,12 @@ def _figures(article: dict, script) -> dict[str, int]:
 
 
 def _is_label(title: str) -> bool:
-    return bool(re.fullmatch(r"その\d+|Part \d+|はじめに|まとめ|Introduction|Summary", title))
+    """A section title the writer gives (「その1」, "Part 1", 「まとめ」 in any of its languages)."""
+    from stages.script.extractive import _WORDS
+
+    labels = {w[k] for w in _WORDS.values() for k in ("intro", "summary")}
+    parts = "|".join(re.escape(w["part"]).replace(r"\{n\}", r"\d+") for w in _WORDS.values())
+    return title in labels or bool(re.fullmatch(parts, title))
 
 
 if __name__ == "__main__":

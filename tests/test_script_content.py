@@ -237,3 +237,28 @@ def test_a_formula_in_a_sentence_is_said_and_read_not_replaced_by_this_formula(t
     assert "シータイチイコールエー" in reading and "ワイイコールエーエックス" in reading
     assert "ワイイチ、ワイニ、ワイエヌ" in reading
     assert text.count("この式") == 1  # the sum
+
+
+def test_a_korean_page_opens_recaps_and_labels_its_parts_in_korean(tmp_path, settings):
+    """The opening, the recap and the part labels follow the page's language (it opened with
+    "In this video, we look at 엔터 미디어.")."""
+    article = extract(page(tmp_path, "0ec95c7261d1"), settings)
+    assert article["language"] == "ko"
+    script = write_extractive(article, settings)
+    spoken = [n.text for _s, _i, n in script.phrases()]
+    assert spoken[0] == "이번 영상에서는 “엔터 미디어”에 대해 알아봅니다."
+    assert spoken[-1] == "시청해 주셔서 감사합니다."
+    assert not any("In this video" in t or "Thanks for watching" in t or "Part " in t for t in spoken)
+    assert [s.title for s in script.sections][1:3] == ["파트 1", "파트 2"]
+    assert script.sections[-1].title == "정리"
+
+
+def test_an_english_title_ending_in_an_ellipsis_is_said_with_one_end_mark(tmp_path, settings):
+    """「Só quem se Ama...」 in the opening sentence ends once, not "Ama....\""""
+    path = tmp_path / "ama.html"
+    path.write_text("<html lang='en'><head><title>Only who loves...</title></head><body><article>"
+                    "<h1>Only who loves...</h1><p>Living a true experience of love is one of the greatest pleasures "
+                    "of life, and it is worth every page of this long story about it.</p></article></body></html>",
+                    encoding="utf-8")
+    script = write_extractive(extract(path, settings), settings)
+    assert [n.text for _s, _i, n in script.phrases()][0] == "In this video, we look at Only who loves."

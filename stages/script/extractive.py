@@ -6,7 +6,9 @@ Sections:
     Text before the first such heading becomes an introduction section. An article without
     headings is cut where its topic shifts (:mod:`stages.script.topics`) into parts of about
     :data:`GROUP_CHARS` characters (CJK) or :data:`GROUP_WORDS` words, labelled 「その1」 / "Part 1"
-    (never a sentence fragment). A section with nothing to say (only code, say) is left out. An
+    (never a sentence fragment). The opening, the recap and the labels are in the article's
+    language: Japanese, English, Korean, Chinese, Spanish, French, German, Italian, Portuguese
+    and Russian (others get English ones). A section with nothing to say (only code, say) is left out. An
     article's own closing part (「まとめ」, "Summary"…) is not a body section: it opens the closing.
     A part of references (「参考文献」, "References"…) holds citations, not prose: it is left out.
 
@@ -139,9 +141,41 @@ _WORDS = {
         "part": "Part {n}",
         "thanks": "Thanks for watching.",
         "join": ", ",
+        "and": " and ",
         "untitled": "Untitled",
     },
 }
+# The opening, the recap and the labels in the article's own language (a Korean page once opened
+# with "In this video, we look at 엔터 미디어."); others fall back to English.
+_WORDS.update({
+    language: dict(zip(("intro", "summary", "open", "covers", "recap", "recalled", "recalled_title", "part", "thanks",
+                        "join", "and", "untitled"), texts))
+    for language, texts in {
+        "ko": ("소개", "정리", "이번 영상에서는 “{title}”에 대해 알아봅니다.", "이 영상에서는 {topics}에 대해 살펴봅니다.",
+               "마지막으로 내용을 정리해 봅시다.", "{topics}에 대해 알아보았습니다.", "“{title}”에 대해 알아보았습니다.",
+               "파트 {n}", "시청해 주셔서 감사합니다.", ", ", ", ", "제목 없음"),
+        "zh": ("简介", "总结", "本期视频我们来看看“{title}”。", "我们将介绍{topics}。", "最后，我们来回顾一下。",
+               "我们介绍了{topics}。", "我们介绍了“{title}”。", "第{n}部分", "感谢观看。", "、", "和", "无标题"),
+        "es": ("Introducción", "Resumen", "En este vídeo vemos {title}.", "Hablamos de {topics}.",
+               "Repasemos lo que hemos visto.", "Hemos visto {topics}.", "Hemos visto {title}.", "Parte {n}",
+               "Gracias por vernos.", ", ", " y ", "Sin título"),
+        "fr": ("Introduction", "Résumé", "Dans cette vidéo, nous parlons de {title}.", "Nous abordons {topics}.",
+               "Récapitulons ce que nous avons vu.", "Nous avons vu {topics}.", "Nous avons vu {title}.", "Partie {n}",
+               "Merci d'avoir regardé.", ", ", " et ", "Sans titre"),
+        "de": ("Einleitung", "Zusammenfassung", "In diesem Video geht es um {title}.", "Wir behandeln {topics}.",
+               "Fassen wir zusammen.", "Wir haben uns {topics} angesehen.", "Wir haben uns {title} angesehen.", "Teil {n}",
+               "Danke fürs Zuschauen.", ", ", " und ", "Ohne Titel"),
+        "it": ("Introduzione", "Riepilogo", "In questo video parliamo di {title}.", "Vediamo {topics}.",
+               "Ricapitoliamo quello che abbiamo visto.", "Abbiamo visto {topics}.", "Abbiamo visto {title}.", "Parte {n}",
+               "Grazie per la visione.", ", ", " e ", "Senza titolo"),
+        "pt": ("Introdução", "Resumo", "Neste vídeo, falamos sobre {title}.", "Vamos ver {topics}.",
+               "Vamos recapitular o que vimos.", "Vimos {topics}.", "Vimos {title}.", "Parte {n}", "Obrigado por assistir.",
+               ", ", " e ", "Sem título"),
+        "ru": ("Введение", "Итоги", "В этом видео мы поговорим о теме «{title}».", "Мы рассмотрим: {topics}.",
+               "Давайте подведём итоги.", "Мы рассмотрели: {topics}.", "Мы рассмотрели тему «{title}».", "Часть {n}",
+               "Спасибо за просмотр.", ", ", " и ", "Без названия"),
+    }.items()
+})
 
 
 @dataclass
@@ -195,7 +229,7 @@ def write_extractive(
         Cancelled: ``cancel`` was set between sections.
     """
     language = article_language(article, settings.script.language)
-    words = _WORDS["ja"] if is_japanese(language) else _WORDS["en"]
+    words = _WORDS["ja"] if is_japanese(language) else _WORDS.get(language.split("-")[0].lower(), _WORDS["en"])
     title = _clean(article.get("title")) or _first_heading(article) or words["untitled"]
     pronunciation = [(e.surface, e.reading) for e in settings.pronunciation]
     writer = _Writer(language, pronunciation)
@@ -587,7 +621,7 @@ def _recap_items(drafts: list[_Draft], language: str) -> list[str]:
 def _opening_words(title: str, drafts: list[_Draft], words: dict[str, str]) -> list[str]:
     """What the opening says: the title, and the parts when they have real titles."""
     topics = _topics(drafts)
-    said = [words["open"].format(title=title)]
+    said = [words["open"].format(title=_bare(title, words))]
     if topics:
         said.append(words["covers"].format(topics=_listing(topics, words)))
     return said
@@ -597,7 +631,12 @@ def _recalled(title: str, drafts: list[_Draft], words: dict[str, str]) -> str:
     topics = _topics(drafts)
     if topics:
         return words["recalled"].format(topics=_listing(topics, words))
-    return words["recalled_title"].format(title=title)
+    return words["recalled_title"].format(title=_bare(title, words))
+
+
+def _bare(title: str, words: dict[str, str]) -> str:
+    """The title inside a sentence: without the end mark the sentence adds ("Só quem se Ama...." no more)."""
+    return title if words is _WORDS["ja"] else title.rstrip(".!?。！？…") or title
 
 
 def _closing(writer: "_Writer", summary: _Draft | None, title: str, drafts: list[_Draft], words: dict[str, str]) -> _Draft:
@@ -616,7 +655,7 @@ def _listing(titles: list[str], words: dict[str, str]) -> str:
     titles = [t.rstrip("。.!?！？") for t in titles]
     if words is _WORDS["ja"]:
         return "、".join(f"「{t}」" for t in titles)
-    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+    return titles[0] if len(titles) == 1 else words["join"].join(titles[:-1]) + words["and"] + titles[-1]
 
 
 def _description(article: dict[str, Any], drafts: list[_Draft], language: str) -> str:

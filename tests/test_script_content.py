@@ -262,3 +262,23 @@ def test_an_english_title_ending_in_an_ellipsis_is_said_with_one_end_mark(tmp_pa
                     encoding="utf-8")
     script = write_extractive(extract(path, settings), settings)
     assert [n.text for _s, _i, n in script.phrases()][0] == "In this video, we look at Only who loves."
+
+
+def test_calls_to_action_and_photo_credits_are_not_said(tmp_path, settings):
+    """"Click here…", "Subscribe to…", "READ MORE: …" and an image captioned only with its credit
+    (lines of the eval's news pages) are not narrated; the article's sentences are."""
+    path = tmp_path / "news.html"
+    path.write_text(
+        "<html lang='en'><head><title>Gadgets of the year</title></head><body><article><h1>Gadgets of the year</h1>"
+        "<figure><img src='https://example.com/a.jpg' width='800' height='600'>"
+        "<figcaption>(Image: gargantiopa / Getty Images)</figcaption></figure>"
+        "<p>As the year comes to an end, it's time to sit back and reflect on the gadgets we saw.</p>"
+        "<p>Click here for more information.</p><p>Subscribe to NJ.com’s newsletters.</p>"
+        "<p>READ MORE: China plague outbreak confirmed: Two diagnosed with disease in Beijing</p>"
+        "<p>This year we saw Samsung almost fold the Fold, and many other surprises besides.</p>"
+        "</article></body></html>", encoding="utf-8")
+    script = write_extractive(extract(path, settings), settings)
+    spoken = " ".join(n.text for _s, _i, n in script.phrases())
+    assert "it's time to sit back and reflect" in spoken and "Samsung almost fold the Fold" in spoken
+    for unsaid in ("Click here", "Subscribe to", "READ MORE", "Getty", "This is"):
+        assert unsaid not in spoken, unsaid

@@ -11,6 +11,8 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   words (a call, ```atomicMin()```, by its name) and longer code as 「このコード」 / "this code", inline math
   that names something (``$N$``, ``$x_i$``, ``$\\vec{y}$`` 「ベクトルy」: :mod:`stages.script.mathwords`)
   in words and anything else as 「この式」 / "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
+  A page's call to action ("Click here…", "Subscribe to…", "READ MORE: …", 「続きを読む」) is not
+  said, and an image whose caption only credits it ("(Image: … / Getty Images)") is not introduced.
   In a Japanese article, a sentence with no Japanese in it and at least four English words (a
   cited paper, a book's title: 「R. H. Swendsen, J.-S. Wang, "Nonuniversal critical dynamics…"」)
   is dropped too: the Japanese voice would read it word by word in katakana, which no viewer can
@@ -36,6 +38,15 @@ _MARKUP = re.compile(r"[*`#|<>\\]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[\^?\d*
 _NAME = re.compile(r"^-{0,2}[A-Za-z0-9_./][A-Za-z0-9_./-]*'*(?: -{0,2}[A-Za-z0-9_./-]+'*){0,2}$")
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)\((?:\.\.\.)?\)$")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+# A page's calls to action, not its article: said by no one who explains the article
+_CALL_TO_ACTION = re.compile(
+    r"^(?:click here\b|subscribe to\b|sign up (?:for|to)\b|read more\b|also read\b|related\s*:|follow us\b|"
+    r"see also\s*:|続きを読む|関連記事\s*[:：])",
+    re.IGNORECASE,
+)
+# A caption that only credits the picture: "(Image: gargantiopa / Getty Images)", "Photo: AP"
+_CREDIT = re.compile(r"^\(?\s*(?:image|photo|picture|credit|source|画像|写真|出典)\s*[:：]|getty images|shutterstock|"
+                     r"\bap photo\b|\breuters\b|istock", re.IGNORECASE)
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
 FOREIGN_SENTENCE_WORDS = 4  # English words that make a sentence without Japanese a citation, not prose
@@ -88,7 +99,7 @@ def introduction(visual: Visual, japanese: bool) -> str | None:
             joiner = "、" if japanese else ", "
             return words["table_header"].format(header=joiner.join(header))
         return words["table_plain"]
-    if visual.kind == "image" and visual.caption:
+    if visual.kind == "image" and visual.caption and not _CREDIT.search(visual.caption):
         caption = speakable(visual.caption, japanese)
         if caption and caption == visual.caption and not re.search(r"\.(png|jpe?g|gif|svg|webp)$", caption, re.I):
             return words["image"].format(name=caption.rstrip("。.")) if len(caption) <= 40 else None
@@ -113,6 +124,8 @@ def speakable(sentence: str, japanese: bool) -> str:
     if sum(ch.isalnum() for ch in text) < 2:
         return ""
     if japanese and not _JAPANESE.search(text) and len(_ENGLISH_WORD.findall(text)) >= FOREIGN_SENTENCE_WORDS:
+        return ""
+    if _CALL_TO_ACTION.match(text):
         return ""
     return text
 

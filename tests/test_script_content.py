@@ -58,14 +58,15 @@ def test_english_citations_in_a_japanese_article_are_not_spoken(tmp_path, settin
 
 
 def test_script_yaml_is_pyyamls_text_and_keeps_emoji(tmp_path, settings, monkeypatch):
-    """script.yaml (written by libyaml) is the text PyYAML writes, an emoji included as itself."""
+    """script.yaml (written by libyaml) is the text PyYAML writes, an emoji (in code on screen) as itself."""
     import yaml
 
     from stages.script import loader
 
     page = tmp_path / "page.html"
     page.write_text("<html><head><title>Weekend ideas</title></head><body><article><h1>Weekend ideas</h1>"
-                    "<p>Try something new with your couple this weekend 😉 and take the long way home.</p>"
+                    "<p>Try something new with your couple this weekend and take the long way home.</p>"
+                    "<pre><code class='language-python'>print(\"Have a nice weekend 😉\")</code></pre>"
                     "<h2>Games</h2><p>Click here to get more information about the game we like.</p>"
                     "</article></body></html>", encoding="utf-8")
     scripts = [write_extractive(extract(page, settings), settings), script_of(tmp_path, settings, UNION_FIND)]
@@ -282,3 +283,12 @@ def test_calls_to_action_and_photo_credits_are_not_said(tmp_path, settings):
     assert "it's time to sit back and reflect" in spoken and "Samsung almost fold the Fold" in spoken
     for unsaid in ("Click here", "Subscribe to", "READ MORE", "Getty", "This is"):
         assert unsaid not in spoken, unsaid
+
+
+def test_emoji_are_not_said_and_a_cross_the_font_lacks_becomes_one_it_has(tmp_path, settings):
+    """😉 (no voice says it, Noto Sans CJK has no glyph) leaves the line; 「☓☓段」 reads 「××段」."""
+    script = script_of(tmp_path, settings, "---\ntitle: インライン展開\n---\n\n## 限界\n\n"
+                       "コンパイラは関数のインライン展開を☓☓段で力尽きる。今週末は何か新しいことを試しましょう😉\n")
+    text = "".join(n.text for _s, _i, n in script.phrases())
+    assert "××段で力尽きる" in text and "試しましょう" in text
+    assert "☓" not in text and "😉" not in text

@@ -11,6 +11,7 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   words (a call, ```atomicMin()```, by its name) and longer code as 「このコード」 / "this code", inline math
   that names something (``$N$``, ``$x_i$``, ``$\\vec{y}$`` 「ベクトルy」: :mod:`stages.script.mathwords`)
   in words and anything else as 「この式」 / "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
+  Emoji go (no voice says them, the subtitle font cannot draw them) and ☓ becomes ×.
   A page's call to action ("Click here…", "Subscribe to…", "READ MORE: …", 「続きを読む」) is not
   said, and an image whose caption only credits it ("(Image: … / Getty Images)") is not introduced.
   In a Japanese article, a sentence with no Japanese in it and at least four English words (a
@@ -47,6 +48,9 @@ _CALL_TO_ACTION = re.compile(
 # A caption that only credits the picture: "(Image: gargantiopa / Getty Images)", "Photo: AP"
 _CREDIT = re.compile(r"^\(?\s*(?:image|photo|picture|credit|source|画像|写真|出典)\s*[:：]|getty images|shutterstock|"
                      r"\bap photo\b|\breuters\b|istock", re.IGNORECASE)
+# Pictographs: no voice says them and the subtitle font (Noto Sans CJK) cannot draw them
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\uFE0F\u200D]")
+_CROSSES = str.maketrans({"☓": "×", "✕": "×", "✖": "×"})  # 「☓☓段」: a cross the font has
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
 FOREIGN_SENTENCE_WORDS = 4  # English words that make a sentence without Japanese a citation, not prose
@@ -109,7 +113,7 @@ def introduction(visual: Visual, japanese: bool) -> str | None:
 def speakable(sentence: str, japanese: bool) -> str:
     """``sentence`` as it may be spoken (rules in the module docstring); "" when nothing is left."""
     words = _WORDS["ja" if japanese else "en"]
-    text = _URL.sub("", sentence)
+    text = _URL.sub("", _EMOJI.sub("", sentence).translate(_CROSSES))
     text = _HANDLE.sub("", text)
     text = _INLINE_CODE.sub(lambda m: _code_words(m.group(1).strip(), words["code"]), text)
     text = _INLINE_MATH.sub(lambda m: math_words(m.group(1), japanese) or words["math"], text)

@@ -259,16 +259,19 @@ def test_rerun_hits_the_cache_and_an_edit_redraws_one_slide(tmp_path: Path, sett
 
 
 def test_parallel_and_serial_drawing_give_identical_slides(tmp_path: Path):
-    """The thread pool does not change the output: same paths and bytes with one or four workers."""
+    """The thread pools do not change the output: same slides and pictures, in the same order, with
+    the same paths and bytes, with one or four workers."""
     job = make_job(tmp_path, script_data("en", 2))
     one = load_settings(home=tmp_path / "home", video={"width": 320, "height": 180}, slides={"workers": 1})
     four = load_settings(home=tmp_path / "home", video={"width": 320, "height": 180}, slides={"workers": 4})
-    a = generate_slides(job / "script.yaml", job, one, cache_dir=tmp_path / "c1")
-    slides_a = json.loads(a.read_text())["slides"]
-    b = generate_slides(job / "script.yaml", job, four, cache_dir=tmp_path / "c2")
-    slides_b = json.loads(b.read_text())["slides"]
-    assert [s["sha256"] for s in slides_a] == [s["sha256"] for s in slides_b]
-    assert [Path(s["path"]).name for s in slides_a] == [Path(s["path"]).name for s in slides_b]
+    a = json.loads(generate_slides(job / "script.yaml", job, one, cache_dir=tmp_path / "c1").read_text())
+    b = json.loads(generate_slides(job / "script.yaml", job, four, cache_dir=tmp_path / "c2").read_text())
+    for kind in ("slides", "pictures"):
+        assert [s["sha256"] for s in a[kind]] == [s["sha256"] for s in b[kind]]
+        assert [Path(s["path"]).name for s in a[kind]] == [Path(s["path"]).name for s in b[kind]]
+    assert [{k: v for k, v in p.items() if k != "path"} for p in a["pictures"]] == \
+        [{k: v for k, v in p.items() if k != "path"} for p in b["pictures"]]
+    assert len({p["sha256"] for p in a["pictures"]}) > len(a["slides"])  # the marked bullets: pictures of their own
 
 
 def test_progress_is_reported_per_slide(tmp_path: Path, settings):

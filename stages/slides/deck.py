@@ -17,7 +17,6 @@ cache key does not mention transparency). See :func:`wants_transparency`.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import threading
@@ -37,6 +36,7 @@ from stages.linebreak import is_cjk
 from stages.slides.image_api import ImageApiError, generate_image, prompt_for
 from stages.slides.images import CheckedImage, ImageRejected, decode_checked, load_image, local_image_path
 from stages.slides.layout import IMAGE_LAYOUTS, SafeArea, SlideSpec, build_specs, language_of, page_of
+from stages.slides.png import encode_png
 from stages.slides.typeset import Theme, draw_slide, fit_image, parse_colour
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ RENDERER_VERSION = "5"  # 2: widow-free line breaks; 3: breaks at phrase boundar
 # 5: one grid (corners only with characters; every bullets slide in the same column). (Portrait's band
 # across the bottom for characters needed no bump: its corners, part of the key, changed with it.)
 PICTURES_VERSION = "2"  # code, table and math pictures (stages.slides.code/table/formula); 2: math by mathtext
-PNG_LEVEL = 1  # fast: a 1080p slide encodes in ~20 ms instead of ~200 ms at the default level
+PNG_LEVEL = 1  # zlib's fastest: a 1080p slide encodes in ~25 ms of CPU instead of ~200 ms at the default level
 _FONT_LANGS = {"ja": "ja", "zh": "zh-cn", "ko": "ko"}
 
 
@@ -275,10 +275,23 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
     """Every picture of the video in order: ``{"section", "from", "group", "kind", "page", "pages",
     "path", "sha256", "transparent", "boxes"}``. A group's pictures share the time from narration
     line ``from`` of the section to the next group's (the first group from the section's start)."""
+    durations = _line_durations(model, job_dir)
+    rows: list[tuple[dict[str, Any] | tuple[Future[_Outcome], str], dict[str, Any]]] = []
+    paint = _Painter(deck)
+    try:
+        _plan_pictures(deck, model, specs, outcomes, article, durations, note, paint, rows)
+        return [{**paint.entry(item), **where} for item, where in rows]
+    finally:
+        paint.close()
+
+
+def _plan_pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: list[_Outcome],
+                   article: dict[str, Any] | None, durations: list[list[float]], note: Note, paint: "_Painter",
+                   rows: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Each picture in order, as a row of (what to show, where): the typeset pictures are handed
+    to ``paint``, which draws them on its threads meanwhile."""
     from stages.slides.beats import PAGE_BULLETS, plan_beats
 
-    durations = _line_durations(model, job_dir)
-    out: list[dict[str, Any]] = []
     for i, (section, spec, outcome) in enumerate(zip(model.sections, specs, outcomes)):
         transparent = wants_transparency(section, deck.settings)
         visual_pictures = [_visual(deck, i, k, visual, spec.heading, transparent, note)
@@ -294,7 +307,7 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
         for group, (line, state) in enumerate(beats):
             if state.kind == "title":
                 title = spec if spec.layout == "title" else _title_spec(model, article)
-                items = [_entry(_typeset(deck, i, title, None, [], transparent), "title")]
+                items = [paint(i, title, transparent, "title")]
             elif state.kind == "visual":
                 items = visual_pictures[state.visual]
             elif state.kind == "bullets":  # the list with the bullet being said marked (the recap: its card)
@@ -304,7 +317,7 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
                 if state.current is not None:
                     bullet_spec = replace(bullet_spec, current=state.current - page * PAGE_BULLETS,
                                           also=_on_page(state.also, page))
-                items = [_entry(_typeset(deck, i, bullet_spec, None, [], transparent), kind)]
+                items = [paint(i, bullet_spec, transparent, kind)]
             elif state.kind == "points":  # key phrases of the closing's prose before its recap
                 page = (state.current or 0) // PAGE_BULLETS
                 points_spec = page_of(SlideSpec(layout="bullets", heading=heading, bullets=state.points), page,
@@ -312,15 +325,43 @@ def _pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcomes: li
                 if state.current is not None:
                     points_spec = replace(points_spec, current=state.current - page * PAGE_BULLETS,
                                           also=_on_page(state.also, page))
-                items = [_entry(_typeset(deck, i, points_spec, None, [], transparent), "bullets")]
+                items = [paint(i, points_spec, transparent, "bullets")]
             elif spec.layout == "title":  # a title section with nothing to list: its heading alone
-                items = [_entry(_typeset(deck, i, SlideSpec(layout="bullets", heading=heading), None, [], transparent),
-                                "bullets")]
+                items = [paint(i, SlideSpec(layout="bullets", heading=heading), transparent, "bullets")]
             else:
                 items = [_entry(outcome, outcome.layout)]
             for n, item in enumerate(items, 1):
-                out.append({**item, "section": i, "from": line, "group": group, "page": n, "pages": len(items)})
-    return out
+                rows.append((item, {"section": i, "from": line, "group": group, "page": n, "pages": len(items)}))
+
+
+class _Painter:
+    """Draws a run's typeset pictures on ``slides.workers`` threads, each distinct picture once
+    (their PNG encoding, most of a picture's time, lets the other threads run)."""
+
+    def __init__(self, deck: _Deck):
+        self.deck = deck
+        self.pool = ThreadPoolExecutor(max_workers=deck.settings.slides.workers, thread_name_prefix="pictures")
+        self.drawing: dict[str, Future[_Outcome]] = {}
+
+    def __call__(self, i: int, spec: SlideSpec, transparent: bool, kind: str) -> tuple[Future[_Outcome], str]:
+        """Start drawing (or taking from the cache) the typeset picture ``spec`` of section ``i``."""
+        key = self.deck.key(spec, None, transparent)
+        if key not in self.drawing:
+            self.drawing[key] = self.pool.submit(_typeset, self.deck, i, spec, None, [], transparent)
+        return self.drawing[key], kind
+
+    def entry(self, item: dict[str, Any] | tuple[Future[_Outcome], str]) -> dict[str, Any]:
+        """The index entry of a picture, once drawn."""
+        if isinstance(item, dict):
+            return item
+        if self.deck.cancel.is_set():
+            raise Cancelled("slides cancelled")
+        future, kind = item
+        return _entry(future.result(), kind)
+
+    def close(self) -> None:
+        """Stop drawing what nobody waits for any more (after an error or a cancel)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _on_page(marked: tuple[int, ...], page: int) -> tuple[int, ...]:
@@ -443,9 +484,7 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
 
 def _save(path: Path, picture: Image.Image, meta: dict[str, Any]) -> dict[str, Any]:
     """Encode and write a slide atomically, then its sidecar (which marks it complete)."""
-    buffer = io.BytesIO()
-    picture.save(buffer, "PNG", compress_level=PNG_LEVEL)
-    data = buffer.getvalue()
+    data = encode_png(picture, PNG_LEVEL)
     atomic_write_bytes(path, data)
     meta = {**meta, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     # The sidecar is renamed into place but not fsynced: after a crash it is either whole or

@@ -22,8 +22,10 @@ A bullet is *weak* (:func:`weak_reasons`) when it is:
 - ``cut``: cut mid-phrase: an ellipsis, unbalanced brackets, or (Japanese) an end inside one of
   BudouX's phrases of the sentence it came from when that sentence holds the bullet.
 
-Prints ``name=value`` lines: per article ``<name>.bullets`` and ``<name>.weak``, then totals
-``bullets``, ``weak`` and one ``weak.<reason>`` per reason. ``--list`` prints every bullet
+Prints ``name=value`` lines: per article ``<name>.bullets``, ``<name>.weak`` and ``<name>.hold_s``
+(the longest a picture stays on screen by the beat plan, line times estimated: fewer bullets must
+not leave a slide standing), then totals ``bullets``, ``weak``, one ``weak.<reason>`` per reason,
+``max_hold_s`` and ``holds_over_20s`` (articles whose longest hold exceeds 20 s). ``--list`` prints every bullet
 (``bullet<TAB>article<TAB>reasons<TAB>the sentence it is cut from``), ``--weak`` only the weak ones.
 """
 
@@ -64,11 +66,12 @@ def main() -> None:
         settings = load_settings(home=home / "home", script={"max_minutes": 30})
         fits = one_line_at_1080p(settings)
         totals = {"bullets": 0, "weak": 0, **{f"weak.{r}": 0 for r in REASONS}}
+        holds: list[float] = []
         for name, path in _inputs(args.ja, args.articles, home, args.limit):
             article = extract(path, settings)
             script = write_extractive(article, settings)
             language = script.language or "en"
-            found = shown_bullets(script, language)
+            found, hold = shown_bullets(script, language)
             weak = 0
             for bullet, source in found:
                 reasons = weak_reasons(bullet, language, fits, source)
@@ -79,14 +82,19 @@ def main() -> None:
                     print(f"{bullet}\t{name}\t{','.join(reasons)}\t{source}")
             print(f"{name}.bullets={len(found)}")
             print(f"{name}.weak={weak}")
+            print(f"{name}.hold_s={hold:.1f}")
+            holds.append(hold)
             totals["bullets"] += len(found)
             totals["weak"] += weak
         for key, value in totals.items():
             print(f"{key}={value}")
+        print(f"max_hold_s={max(holds, default=0):.1f}")
+        print(f"holds_over_20s={sum(h > 20 for h in holds)}")
 
 
-def shown_bullets(script, language: str) -> list[tuple[str, str]]:
-    """Every bullet some picture of the video shows, with the sentence it came from when known.
+def shown_bullets(script, language: str) -> tuple[list[tuple[str, str]], float]:
+    """Every bullet some picture of the video shows, with the sentence it came from when known,
+    and the longest time one picture stays (seconds).
 
     Runs the slides stage's beat planner over each section (layouts as the slides stage picks
     them, line times estimated); the closing card's recap list is left out (parts' titles).
@@ -96,6 +104,7 @@ def shown_bullets(script, language: str) -> list[tuple[str, str]]:
 
     specs = build_specs(script, None)
     out: list[tuple[str, str]] = []
+    hold = 0.0
     for i, (section, spec) in enumerate(zip(script.sections, specs)):
         durations = [estimate_seconds(n.text, n.reading, language) for n in section.narrations]
         bullets = list(spec.bullets)
@@ -103,6 +112,8 @@ def shown_bullets(script, language: str) -> list[tuple[str, str]]:
             bullets = [b.strip() for b in (section.slide.bullets if section.slide else []) if b.strip()]
         bullets, beats = plan_beats(section, first=i == 0, layout=spec.layout, bullets=bullets, durations=durations,
                                     visual_pages=[1] * len(section.visuals), language=language)
+        starts = [line for line, _state in beats] + [len(durations)]
+        hold = max([hold] + [sum(durations[a:b]) for a, b in zip(starts, starts[1:])])
         texts = ("" if is_japanese(language) else " ").join(n.text for n in section.narrations)
         seen: list[str] = []
         if spec.layout not in ("closing", "title"):
@@ -110,7 +121,7 @@ def shown_bullets(script, language: str) -> list[tuple[str, str]]:
         for _line, state in beats:
             seen.extend(p for p in state.points if p not in seen)
         out.extend((b, _source(b, texts)) for b in seen)
-    return out
+    return out, hold
 
 
 def _source(bullet: str, texts: str) -> str:
@@ -230,6 +241,10 @@ _EN_BOUNDARY_WORDS = {
     "whereas", "if", "unless", "since", "until", "who", "whose", "yet", "then", "to", "as",
     "of", "in", "on", "for", "with", "from", "by", "at", "into", "about", "over", "under", "after", "before",
     "between", "through", "during", "without", "within", "across", "against", "among", "amid", "than",
+    # Portuguese, Spanish, Italian, French
+    "de", "da", "do", "das", "dos", "del", "della", "di", "du", "des", "em", "en", "no", "na", "nel", "dans", "para",
+    "per", "pour", "por", "pela", "pelo", "com", "con", "avec", "sem", "su", "sur", "que", "qui", "che", "e", "y",
+    "et", "ou", "o", "ma", "mas", "pero", "mais", "como", "come", "comme", "quando", "porque",
 }
 
 

@@ -246,3 +246,10 @@ def test_a_bullet_made_from_a_line_uses_its_whole_sentence():
     en = ["The company flat-out denied the allegations", "in a statement shared to its website.", "Dr. Smith said no."]
     assert line_sentence(en, 1, "en") == "The company flat-out denied the allegations in a statement shared to its website."
     assert line_sentence(en, 2, "en") == "Dr. Smith said no."
+
+
+def test_an_enumerated_item_loses_its_number_and_is_kept():
+    """「11) zerbino…」 (a numbered list read as text): the bullet is the item; the lone ")" no longer
+    unbalances it away."""
+    assert bullet_of("11) zerbino d’ ingresso tappetino Goonies Never say die", "it", BULLET_WORDS) == \
+        "zerbino d’ ingresso tappetino Goonies Never say die"

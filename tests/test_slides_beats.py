@@ -353,3 +353,23 @@ def test_a_visual_gives_way_before_the_line_that_would_hold_it_past_its_time():
     after = next(line for line, state in beats if line > 0)
     assert sum(durations[:after]) <= HOLD_SECONDS
     assert sum(durations[:after]) >= HOLD_SECONDS / 2
+
+
+def test_one_long_sentence_over_many_lines_still_gets_bullets_so_nothing_stands_long():
+    """A tour-date list read as one sentence spans many lines: the sentence's key phrase is used once,
+    then each line's own key phrase, so the bullet slide changes at least every 20 s (a real page,
+    ../shared/eval/articles 9cb8224b660f, stood 57 s when every line asked for the sentence's)."""
+    lines = ["The Doobie Brothers 50th Anniversary Tour 2020 dates: June 9 -- Coral Sky Amphitheatre,",
+             "West Palm Beach, FL June 10 -- MIDFLORIDA Credit Union Amphitheatre, Tampa,",
+             "FL June 14 -- Ameris Bank Amphitheatre (Formerly Verizon Amphitheatre), Alpharetta,",
+             "GA June 17 -- Bridgestone Arena, Nashville, TN June 19 -- PNC Music Pavilion,",
+             "Charlotte, NC June 20 -- Coastal Credit Union Music Park at Walnut Creek, Raleigh,",
+             "NC June 23 -- Veterans United Home Loans Amphitheater at Virginia Beach, Virginia Beach,",
+             "VA June 24 -- Jiffy Lube Live, Bristow, VA June 26 -- PPL Center,",
+             "Allentown, PA June 27 -- BB&T Pavilion, Camden, NJ June 29 -- PNC Bank Arts Center, Holmdel."]
+    durations = [5.0] * len(lines)
+    bullets, beats = plan_beats(section(lines), first=False, layout="bullets", bullets=["The tour dates"],
+                                durations=durations, visual_pages=[], language="en")
+    assert len(bullets) >= 2
+    starts = [line for line, _ in beats] + [len(lines)]
+    assert max(sum(durations[a:b]) for a, b in zip(starts, starts[1:])) <= HOLD_SECONDS

@@ -596,7 +596,7 @@ def bullet_of(sentence: str, language: str | None, limit: int) -> str:
     and is never a lone word (「master」, "However"). The result is deterministic: it depends only on
     the sentence, the language and ``limit``.
     """
-    sentence = " ".join(sentence.split())
+    sentence = _ENUMERATOR.sub("", " ".join(sentence.split()))  # 「11) zerbino…」: the item, not its number
     # an aside in parentheses is no part of the point: 「Gitのrebaseは、(特に…人にとって)理解が難しい」
     plain = " ".join(_ASIDE.sub("" if is_cjk_language(language) else " ", sentence).split())
     if plain != sentence and len(plain.rstrip("。．.!?！？")) >= 2:
@@ -609,11 +609,12 @@ def bullet_of(sentence: str, language: str | None, limit: int) -> str:
         whole = sentence.rstrip("。．.")
         bullet = whole if len(whole) <= limit else shorten(sentence, language, limit)
     else:
-        bullet = _word_bullet(sentence, limit)
+        bullet = _word_bullet(sentence, limit, english=(language or "en").split("-")[0].lower() == "en")
     return bullet if is_key_phrase(bullet, language) else ""
 
 
 _ASIDE = re.compile(r"\s*[（(][^（）()]*[）)]")
+_ENUMERATOR = re.compile(r"^[（(]?\d{1,3}[)）.]\s+")
 
 WORD_BULLET_CHARS = 60
 """At most this many characters in a bullet of a language with spaces: one line of the bullet
@@ -852,7 +853,17 @@ def _longest_noun_phrase(body: str, units: list[tuple[int, int, dict]], limit: i
     return best
 
 
-def _word_bullet(sentence: str, limit: int) -> str:
+_ROMANCE_OPENERS = {
+    "de", "da", "do", "das", "dos", "del", "della", "dei", "di", "du", "des", "em", "en", "in", "no", "na", "nos",
+    "nas", "nel", "nella", "dans", "para", "per", "pour", "por", "pela", "pelo", "par", "com", "con", "avec", "sem",
+    "sin", "sans", "su", "sur", "sobre", "entre", "tra", "fra", "que", "qui", "che", "e", "y", "et", "ou", "o", "ma",
+    "mas", "pero", "mais", "como", "come", "comme", "quando", "cuando", "quand", "porque", "perché", "parce",
+}
+"""Words that open a phrase in Portuguese, Spanish, Italian and French (prepositions, conjunctions,
+relatives): a bullet of those languages is cut before one, like an English one before "of"."""
+
+
+def _word_bullet(sentence: str, limit: int, english: bool = True) -> str:
     words = sentence.split(" ")
     whole = sentence.rstrip(".;:,")
     if len(words) <= limit and len(whole) <= WORD_BULLET_CHARS and bullet_ends_cleanly(whole, "en"):
@@ -887,12 +898,15 @@ def _word_bullet(sentence: str, limit: int) -> str:
                 best = (key, text)
     if best is not None:
         return best[1]
-    # no clean clause fits: the longest start that ends at a phrase boundary (before a preposition,
-    # a conjunction or a relative word), never mid-phrase ("…ongoing public fissure between Swift")
-    for e in range(min(limit, len(words) - 1), 2, -1):
-        text = " ".join(words[:e]).rstrip(".;:,—–")
-        after = words[e].lower().strip("\"“‘(")
-        if (after in _EN_PREPOSITIONS or after in _EN_CONJUNCTIONS or after == "to") and len(text) <= WORD_BULLET_CHARS \
-                and _balanced(text) and bullet_ends_cleanly(text, "en"):
-            return text
+    # no clean clause fits: (English) the longest start that ends at a phrase boundary (before a
+    # preposition, a conjunction or a relative word), never mid-phrase ("…public fissure between
+    # Swift"); other languages, whose function words these lists do not know, the longest start
+    # that ends cleanly (in Korean a word carries its particles, so a word boundary is a phrase's)
+    openers = _EN_PREPOSITIONS | _EN_CONJUNCTIONS | {"to"} if english else _ROMANCE_OPENERS
+    for any_word in ((False,) if english else (False, True)):
+        for e in range(min(limit, len(words) - 1), 2, -1):
+            text = " ".join(words[:e]).rstrip(".;:,—–")
+            boundary = any_word or words[e].lower().strip("\"“‘(") in openers
+            if boundary and len(text) <= WORD_BULLET_CHARS and _balanced(text) and bullet_ends_cleanly(text, "en"):
+                return text
     return ""

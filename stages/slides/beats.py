@@ -155,7 +155,7 @@ def _auto_bullets(lines, states: list, bullets: list[str], durations: list[float
                 middle = k
                 break
         order = [k for k in range(middle, len(run))] + [k for k in range(middle - 1, 0, -1)]
-        found = next(((run[k], p) for k in order if (p := _bullet(lines, run[k], language)) and p not in bullets),
+        found = next(((run[k], p) for k in order if (p := _bullet(lines, run[k], language, bullets)) and p not in bullets),
                      None)
         if found is None:
             break
@@ -244,8 +244,14 @@ def _pairs(text: str) -> set[str]:
     return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
-def _bullet(lines, k: int, language: str) -> str:
-    """A key phrase of the sentence line ``k`` is part of (a line may be a piece of one)."""
+def _bullet(lines, k: int, language: str, used: list[str] | tuple = ()) -> str:
+    """A key phrase of the sentence line ``k`` is part of (a line may be a piece of one); when that
+    gives none, or one already in ``used``, a key phrase of the line itself (one long sentence
+    spans many lines, each of which may need a bullet of its own)."""
     from stages.slides.layout import line_sentence, narration_bullet
 
-    return narration_bullet(line_sentence([line.text for line in lines], k, language), language)
+    whole = narration_bullet(line_sentence([line.text for line in lines], k, language), language)
+    if whole and whole not in used:
+        return whole
+    own = narration_bullet(lines[k].text, language)
+    return own if own not in used else ""

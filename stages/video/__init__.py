@@ -31,7 +31,6 @@ from stages.base import (
     no_progress,
 )
 from stages.video.chapters import embed_chapters
-from stages.video.plan import plan_timeline
 from stages.video.probe import RenderCheckFailed, verify_video
 from stages.video.srt import chapters_text, srt_text
 from stages.video.timeline import Timeline
@@ -49,6 +48,17 @@ __all__ = [
     "Timeline",
     "RenderCheckFailed",
 ]
+
+
+def plan_timeline(job_dir: Path, settings: "Settings") -> Timeline:
+    """Plan the video of the job in ``job_dir`` (see :func:`stages.video.plan.plan_timeline`).
+
+    Imported when called: the planner pulls in the script, slides and character modules, which the
+    render process (``python -m stages.video.render_process`` imports this package) never needs.
+    """
+    from stages.video.plan import plan_timeline as plan
+
+    return plan(job_dir, settings)
 
 
 class VideoStage:

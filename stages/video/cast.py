@@ -167,7 +167,7 @@ def mouth_spans(wav_path: Path, start: float, fps: int) -> list[MouthSpan]:
     with an absolute floor (so silence never does). A state lasts at least
     ``MOUTH_MIN_HOLD_FRAMES`` frames (a shorter one keeps the state before it), so it does not flicker.
     """
-    from stages.video.plan import read_wav_mono
+    from stages.video.mix import read_wav_mono
 
     samples, rate = read_wav_mono(wav_path)
     window = max(1, int(round(rate / fps)))

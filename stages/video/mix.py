@@ -13,13 +13,29 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.base import Cancelled
+from stages.base import Cancelled, InputError
 from stages.process import run_process
-from stages.video.plan import read_wav_mono
 from stages.video.timeline import Bgm, NarrationClip, Timeline
 
 DUCK_RAMP_SECONDS = 0.25
 BLOCK_SECONDS = 10.0  # samples mixed at once: ~4 MB of float32 stereo at 48 kHz
+
+
+def read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
+    """A 16-bit PCM WAV as float32 mono in [-1, 1] and its sample rate."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+            raw = wav.readframes(wav.getnframes())
+    except (FileNotFoundError, wave.Error, EOFError) as exc:
+        raise InputError(f"cannot read narration clip {path}: {exc}") from exc
+    if width != 2:
+        raise InputError(f"narration clip {path} is {8 * width}-bit; 16-bit PCM is expected")
+    data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1)
+    return data, rate
+
 
 
 def write_soundtrack(timeline: Timeline, out_path: Path, *, cancel: threading.Event | None = None) -> Path:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +41,7 @@ from stages.base import InputError
 from stages.script.model import Script
 from stages.video.cast import blink_schedule, plan_characters  # noqa: F401 (blink_schedule re-exported)
 from stages.video.endcard import plan_end_card
+from stages.video.mix import read_wav_mono  # noqa: F401 (re-exported)
 from stages.video.timeline import (
     Background,
     BackgroundInterval,
@@ -474,22 +474,6 @@ def _font(path: str | None, size: float):
 
 def _characters(script: Script, narration: list[NarrationClip], settings: "Settings", duration: float, fps: int) -> list[CharacterTrack]:
     return plan_characters(script, narration, settings, duration, fps)
-
-
-def read_wav_mono(path: Path) -> tuple[np.ndarray, int]:
-    """A 16-bit PCM WAV as float32 mono in [-1, 1] and its sample rate."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
-            raw = wav.readframes(wav.getnframes())
-    except (FileNotFoundError, wave.Error, EOFError) as exc:
-        raise InputError(f"cannot read narration clip {path}: {exc}") from exc
-    if width != 2:
-        raise InputError(f"narration clip {path} is {8 * width}-bit; 16-bit PCM is expected")
-    data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1)
-    return data, rate
 
 
 # --- background, BGM --------------------------------------------------------------------------

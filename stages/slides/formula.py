@@ -50,6 +50,7 @@ _MATHTEXT_FIXES = [
     (re.compile(r"\\(?:label|tag)\{[^{}]*\}"), ""),
     (re.compile(r"\\[lr]Vert(?![A-Za-z])"), r"\\Vert"),
     (re.compile(r"\\[lr]vert(?![A-Za-z])"), "|"),
+    (re.compile(r"\\frac(?![A-Za-z])"), r"\\dfrac"),  # display math: fractions at full size, as TeX sets them
     (re.compile(r"\\tfrac(?![A-Za-z])"), r"\\frac"),
     (re.compile(r"\\bm(?![A-Za-z])"), r"\\boldsymbol"),
     (re.compile(r"\\operatorname\*"), r"\\operatorname"),
@@ -156,7 +157,7 @@ def tex_lines(tex: str) -> list[list[str | Matrix]]:
     (``array``, ``pmatrix``, ``bmatrix``…, with the ``\left(``/``\right)`` around them). Other
     environments (``aligned``…) are unwrapped, lines end at ``\\`` (a newline is a space), ``&`` is
     dropped, and commands mathtext lacks are rewritten (``\displaystyle`` goes, ``\lVert`` is
-    ``\Vert``, ``\tfrac`` is ``\frac``...)."""
+    ``\Vert``, ``\frac`` is ``\dfrac`` as in display math, ``\tfrac`` is ``\frac``...)."""
     text = tex.strip().strip("$").strip()
     for pattern, replacement in _MATHTEXT_FIXES:
         text = pattern.sub(replacement, text)

@@ -47,7 +47,8 @@ INDEX_VERSION = 1
 RENDERER_VERSION = "5"  # 2: widow-free line breaks; 3: breaks at phrase boundaries (文節, BudouX); 4: portrait type sizes;
 # 5: one grid (corners only with characters; every bullets slide in the same column). (Portrait's band
 # across the bottom for characters needed no bump: its corners, part of the key, changed with it.)
-PICTURES_VERSION = "2"  # code, table and math pictures (stages.slides.code/table/formula); 2: math by mathtext
+PICTURES_VERSION = "3"  # code, table and math pictures (stages.slides.code/table/formula); 2: math by mathtext;
+# 3: matrices cell by cell, display fractions
 PNG_LEVEL = 1  # zlib's fastest: a 1080p slide encodes in ~25 ms of CPU instead of ~200 ms at the default level
 _FONT_LANGS = {"ja": "ja", "zh": "zh-cn", "ko": "ko"}
 

@@ -292,3 +292,16 @@ def test_emoji_are_not_said_and_a_cross_the_font_lacks_becomes_one_it_has(tmp_pa
     text = "".join(n.text for _s, _i, n in script.phrases())
     assert "××段で力尽きる" in text and "試しましょう" in text
     assert "☓" not in text and "😉" not in text
+
+
+@pytest.mark.parametrize(("sentence", "said"), [
+    ("while Chrome browser output seem to be aiming for 60. pic.twitter.com/4p7SXk7JPW — Digital Foundry",
+     "while Chrome browser output seem to be aiming for 60. — Digital Foundry"),  # a tweet embedded in a news page
+    ("The thread is at t.co/abc123 for now.", "The thread is at for now."),
+    ("Node.js and example.com stay, and so do 1/2, km/h and I/O.", "Node.js and example.com stay, and so do 1/2, km/h and I/O."),
+])
+def test_a_url_without_its_scheme_is_not_said(sentence, said):
+    """A host with a path (pic.twitter.com/…, t.co/…) is a URL even without https://; names and ratios are not."""
+    from stages.script.visuals import speakable
+
+    assert speakable(sentence, False) == said

@@ -29,7 +29,9 @@ from stages.script.mathwords import math_words
 from stages.script.model import Visual
 
 VISUAL_KINDS = ("code", "table", "math", "image")
-_URL = re.compile(r"\(?(?:(?:https?|ftp)://|www\.[a-z0-9-]+\.)[^\s)）」』]*\)?", re.IGNORECASE)
+# A URL, also without its scheme when a path follows the host (pic.twitter.com/4p7SXk7JPW, t.co/x)
+_URL = re.compile(r"\(?(?:(?:https?|ftp)://|www\.[a-z0-9-]+\.|(?<![\w.@])(?:[a-z0-9-]+\.)+[a-z]{2,}/(?=\w))"
+                  r"[^\s)）」』]*\)?", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_]{2,}")
 _INLINE_CODE = re.compile(r"`([^`]+)`")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$")

@@ -7,7 +7,11 @@ Two ways to the same picture (``settings.video.ffmpeg_mode``):
     numpy on yuv420p) and x264 encodes only those; each is then held for its run of identical frames
     by splicing exact-copy "skip" pictures into the bitstream (:mod:`stages.video.h264`). A copy can
     show any of the last few x264 pictures, so a mouth going open/shut/open is encoded once per
-    state, not once per change (:func:`stages.video.frames.encode_plan`). Transition frames are
+    state, not once per change (:func:`stages.video.frames.encode_plan`). A picture that differs
+    from the last x264 picture only in a few dozen macroblocks (a mouth, a blink, an expression) is
+    not given to x264 at all: it becomes a *patch picture*, those macroblocks as exact I_PCM samples
+    over skipped ones (:func:`stages.video.frames.patch_plan`, :meth:`stages.video.h264.Splicer.patch`).
+    Pictures are composited in a thread a few ahead of the writer. Transition frames are
     blended in numpy (:class:`stages.video.frames.Transition`). The decode check runs on the stream
     as it is written, and the AAC encode in a thread, both beside x264. Memory stays flat (one
     frame in flight).

@@ -626,7 +626,8 @@ _JA_NOUN_PHRASE_PARTICLES = {"連体化", "並立助詞"}  # の, と/や betwee
 
 def is_key_phrase(bullet: str, language: str | None) -> bool:
     """True when ``bullet`` can stand alone on a slide: at least two words (a lone 「master」,
-    「実際」 or "However" says nothing), brackets balanced, no ellipsis, and it neither starts nor
+    「実際」 or "However" says nothing; in Japanese two besides particles and adnominals, so not
+    「この式」), brackets balanced, no ellipsis, and it neither starts nor
     ends dangling. Japanese is judged on pyopenjtalk's analysis: no particle, auxiliary or
     conjunction first; last, no particle but a sentence-final one, no verb, adjective or auxiliary
     in a continuative, irrealis, conditional or attributive form (「…とし」, 「…な」), no prefix,
@@ -640,6 +641,8 @@ def is_key_phrase(bullet: str, language: str | None) -> bool:
         words = [m for m in analyse(bullet) if m["pos"] != "記号"]
         if len(words) < 2 or words[0]["pos"] in ("助詞", "助動詞", "接続詞") or words[0]["string"] in _PARTICLE_KANA:
             return False  # (alone, a leading 「と」 reads as a filler or a conjunction)
+        if sum(1 for m in words if m["pos"] not in ("助詞", "連体詞")) < 2:
+            return False  # 「この式」, 「次の表」: a pointer, not a point
         return not _dangling_morpheme(words[-1]) and bullet_ends_cleanly(bullet, "ja")
     if is_cjk_language(language):
         return len(bullet) >= 2 and bullet_ends_cleanly(bullet, language)

@@ -305,3 +305,15 @@ def test_a_url_without_its_scheme_is_not_said(sentence, said):
     from stages.script.visuals import speakable
 
     assert speakable(sentence, False) == said
+
+
+def test_an_image_whose_alt_is_its_files_name_is_not_introduced_by_it(tmp_path, settings):
+    """「detached_headの図です」 (inside_the_branch.md's alt text) is not said; an alt in words is."""
+    script = script_of(tmp_path, settings, "---\ntitle: Gitのブランチの実装\n---\n\n## Detached HEAD状態\n\n"
+                       "いわゆる「detached HEAD」になりました。\n\n![detached_head](https://example.com/detached_head.png)\n\n"
+                       "masterに戻りましょう。\n\n![ブランチの概念図](https://example.com/branch.png)\n\n"
+                       "これでブランチが作られました。\n")
+    text = "".join(n.text for _s, _i, n in script.phrases())
+    assert "detached_head" not in text and "ブランチの概念図です" in text and "図の図" not in text
+    images = [v for s in script.sections for v in s.visuals if v.kind == "image"]
+    assert [v.caption for v in images] == [None, "ブランチの概念図"]

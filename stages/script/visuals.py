@@ -53,6 +53,7 @@ _CREDIT = re.compile(r"^\(?\s*(?:image|photo|picture|credit|source|画像|写真
 # Pictographs: no voice says them and the subtitle font (Noto Sans CJK) cannot draw them
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\uFE0F\u200D]")
 _CROSSES = str.maketrans({"☓": "×", "✕": "×", "✖": "×"})  # 「☓☓段」: a cross the font has
+_SLUG = re.compile(r"[a-z0-9_\-]+")  # an image's alt that is its file's name
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 _ENGLISH_WORD = re.compile(r"[A-Za-z]{2,}")
 FOREIGN_SENTENCE_WORDS = 4  # English words that make a sentence without Japanese a citation, not prose
@@ -108,7 +109,10 @@ def introduction(visual: Visual, japanese: bool) -> str | None:
     if visual.kind == "image" and visual.caption and not _CREDIT.search(visual.caption):
         caption = speakable(visual.caption, japanese)
         if caption and caption == visual.caption and not re.search(r"\.(png|jpe?g|gif|svg|webp)$", caption, re.I):
-            return words["image"].format(name=caption.rstrip("。.")) if len(caption) <= 40 else None
+            name = caption.rstrip("。.")
+            if japanese and name.endswith(("図", "画像", "写真", "イメージ", "グラフ")):
+                return f"{name}です。" if len(caption) <= 40 else None  # not 「概念図の図です」
+            return words["image"].format(name=name) if len(caption) <= 40 else None
     return None
 
 
@@ -150,7 +154,9 @@ def _speakable_name(name: str) -> bool:
 
 def _image_name(block: dict[str, Any]) -> str | None:
     alt = _text(block.get("alt"))
-    return alt if alt and not re.search(r"\.(png|jpe?g|gif|svg|webp)$", alt, re.I) else None
+    if not alt or re.search(r"\.(png|jpe?g|gif|svg|webp)$", alt, re.I) or _SLUG.fullmatch(alt):
+        return None  # a file's name ("detached_head", "head"), not words: 「detached_headの図です」 said nothing
+    return alt
 
 
 def _text(value: object) -> str:

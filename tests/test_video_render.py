@@ -420,3 +420,21 @@ def test_patch_pictures_show_the_composited_frames(tmp_path):
         psnr = 10 * np.log10(255.0**2 / np.maximum(mse, 1e-9))
         assert psnr.min() > 32, f"frame {int(psnr.argmin())}: {psnr.min():.1f} dB around a character"
     assert (np.abs(luma).reshape(len(luma), -1).mean(axis=1) < 3).all()
+
+
+def test_graph_mode_enable_expressions_take_thousands_of_intervals(tmp_path):
+    """A character's intervals in graph mode become one ``enable`` expression; ffmpeg refused a flat
+    chain of ~100 ``between`` terms, so a few minutes of lip-sync failed to start the render."""
+    from stages.video.ffmpeg import _enable
+
+    job = make_job(tmp_path, [[Phrase("a", seconds=1.0)]])
+    timeline = plan_timeline(job.dir, job.settings).model_copy(update={"fps": 30})
+    intervals = [(i * 0.2, i * 0.2 + 0.1) for i in range(2000)]
+    graph = tmp_path / "g.txt"
+    graph.write_text(f"color=c=red:s=32x32:d=400:r=30[a];color=c=blue:s=8x8:d=400:r=30[b];[a][b]overlay=x=0:y=0{_enable(intervals, timeline)}[out]")
+    done = subprocess.run(["ffmpeg", "-v", "error", "-filter_complex_script", str(graph), "-map", "[out]", "-frames:v", "12",
+                           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True)
+    assert done.returncode == 0, done.stderr[-300:]
+    frames = np.frombuffer(done.stdout, dtype=np.uint8).reshape(12, 32, 32, 3)
+    blue = frames[:, 0, 0, 2] > 128  # the overlay shows in the first 3 frames of every 6 (0.1 s of each 0.2 s)
+    assert blue.tolist() == [True, True, True, False, False, False] * 2

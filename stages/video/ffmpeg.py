@@ -590,7 +590,17 @@ def _enable(intervals: list[tuple[float, float]], timeline: Timeline) -> str:
         fa, fb = timeline.frame(a), timeline.frame(b)
         if fb > fa:
             terms.append(f"between(t,{fa / timeline.fps - half:.6f},{fb / timeline.fps - half:.6f})")
-    return f":enable='{'+'.join(terms)}'" if terms else ""
+    return f":enable='{_balanced_sum(terms)}'" if terms else ""
+
+
+def _balanced_sum(terms: list[str]) -> str:
+    """``terms`` added as a balanced tree of parenthesised pairs: ffmpeg's expression parser recurses
+    once per ``+`` of a flat chain and gave up near 100 terms (a character's mouth intervals in a
+    few minutes of video), but a tree is only log2(n) deep."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return f"({_balanced_sum(terms[:middle])}+{_balanced_sum(terms[middle:])})"
 
 
 def _check(cancel: threading.Event | None) -> None:

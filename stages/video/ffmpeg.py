@@ -86,8 +86,11 @@ REFERENCE_PICTURES = 4
 # sub-pixel refinement. Slides, subtitles and characters are still or step, so the partition and
 # motion search a preset spends on camera footage finds nothing: on bench/render.py's pictures this
 # took x264 from 6.2 to 4.1 CPU seconds (transition frames 40 -> 25 ms each) for 5 % more bytes and
-# 0.2-0.4 dB less PSNR at the same CRF.
-SLIDE_ANALYSIS = "partitions=none:me=dia:subme=1"
+# 0.2-0.4 dB less PSNR at the same CRF. No macroblock tree: x264 cannot know a picture is held
+# for seconds (it sees one frame), so MB-tree starved short-lived changes of bits; a blink that
+# came with a breath's lift kept ghosts of the open eyes' highlights. Without it the dialogue's
+# file grew 11 % and x264 spent slightly less CPU.
+SLIDE_ANALYSIS = "partitions=none:me=dia:subme=1:mbtree=0"
 # A picture that differs from the last x264 picture in at most this many macroblocks (a mouth, a
 # blink, an expression; 2 % of a 1080p frame) is a patch picture of exact samples instead
 # (Splicer.patch): 60 KB at most, against x264's ~13 ms of CPU and the decode check's ~5 ms for a

@@ -836,8 +836,10 @@ def _longest_noun_phrase(body: str, units: list[tuple[int, int, dict]], limit: i
     「直接コミット」 of 「直接コミットハッシュ」)."""
     best = ""
     for i in range(len(units)):
-        if i > 0 and units[i - 1][2]["pos"] in ("名詞", "接頭詞") and units[i - 1][2]["pos_group1"] not in _NOUN_EXCLUDED:
-            continue
+        if i > 0 and units[i - 1][2]["pos"] in ("名詞", "接頭詞") and units[i - 1][2]["pos_group1"] != "非自立":
+            continue  # (「上の数字」 of 「一つ上の数字」)
+        if units[i][2]["pos_group1"] == "副詞可能":
+            continue  # 「直接」 in 「直接コミットを指している」 modifies the verb, not the noun
         for j in range(i, len(units)):
             m = units[j][2]
             joins = m["pos"] in ("名詞", "接頭詞", "連体詞") or (m["pos"] == "助詞" and m["pos_group1"] == "連体化")

@@ -627,7 +627,7 @@ _JA_NOUN_PHRASE_PARTICLES = {"連体化", "並立助詞"}  # の, と/や betwee
 def is_key_phrase(bullet: str, language: str | None) -> bool:
     """True when ``bullet`` can stand alone on a slide: at least two words (a lone 「master」,
     「実際」 or "However" says nothing; in Japanese two besides particles and adnominals, so not
-    「この式」), brackets balanced, no ellipsis, and it neither starts nor
+    「この式」, and a noun that names something, so not 「見てみましょう」), brackets balanced, no ellipsis, and it neither starts nor
     ends dangling. Japanese is judged on pyopenjtalk's analysis: no particle, auxiliary or
     conjunction first; last, no particle but a sentence-final one, no verb, adjective or auxiliary
     in a continuative, irrealis, conditional or attributive form (「…とし」, 「…な」), no prefix,
@@ -643,6 +643,8 @@ def is_key_phrase(bullet: str, language: str | None) -> bool:
             return False  # (alone, a leading 「と」 reads as a filler or a conjunction)
         if sum(1 for m in words if m["pos"] not in ("助詞", "連体詞")) < 2:
             return False  # 「この式」, 「次の表」: a pointer, not a point
+        if not any(_content_noun(m) for m in words):
+            return False  # 「見てみましょう」, 「それを見ていきましょう」: says what to do, not about what
         return not _dangling_morpheme(words[-1]) and bullet_ends_cleanly(bullet, "ja")
     if is_cjk_language(language):
         return len(bullet) >= 2 and bullet_ends_cleanly(bullet, language)
@@ -653,6 +655,13 @@ def _copula(m) -> bool:
     """A morpheme of a sentence-final copula: だ, です, である, なのだ, でしょう, か, ね, 。."""
     return (m["pos"] in ("助動詞", "記号") or (m["pos"] == "助詞" and "終助詞" in str(m["pos_group1"]))
             or (m["pos"] == "名詞" and m["string"] in ("の", "ん")) or (m["pos"] == "動詞" and m["string"] == "ある"))
+
+
+def _content_noun(m) -> bool:
+    """A noun that names something (not こと, それ or a number alone), or a Latin word."""
+    if m["pos"] == "フィラー" or re.search(r"[A-Za-zＡ-Ｚａ-ｚ]", str(m["string"])):
+        return True
+    return m["pos"] == "名詞" and m["pos_group1"] not in ("非自立", "代名詞", "数", "接尾")
 
 
 def _word_char(ch: str) -> bool:

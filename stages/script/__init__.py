@@ -64,8 +64,9 @@ class ScriptStage:
     """Writes ``script.yaml`` from ``article.json``, or validates and adopts a dropped script."""
 
     name = "script"
-    version = "4"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up;
-    # 4: bullets are key phrases or nothing (no lone word, no clause cut before its verb, asides dropped)
+    version = "5"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up;
+    # 4: bullets are key phrases or nothing (no lone word, no clause cut before its verb, asides dropped);
+    # 5: bullets name something (not 「見てみましょう」 nor 「この式」), list numbers dropped
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

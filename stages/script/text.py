@@ -566,16 +566,18 @@ _CLOSE_BRACKETS = "」』）)】］"
 def bullet_of(sentence: str, language: str | None, limit: int) -> str:
     """A slide bullet made from one sentence: a complete, short point of at most ``limit`` units.
 
-    ``limit`` counts characters (ja, zh) or words. The rule, in order:
+    ``limit`` counts characters (ja, zh) or words. First a list number (「11) 」) and asides in
+    parentheses are dropped (unless nothing else is left). Then, in order:
 
     1. The whole sentence, its trailing 。/. dropped, when it fits.
-    Asides in parentheses are dropped first (unless nothing else is left).
-
     2. Otherwise the best *span* of the sentence that ends cleanly. A span starts at the
-       sentence's start or after a clause break (、, or in other languages , ; : or a conjunction);
-       a Japanese span that starts later may keep the sentence's leading topic (「良い苗は、」). It
+       sentence's start or after a clause break (、, or in other languages , ; : or a conjunction)
+       or (Japanese) after the sentence's first topic (「原因は」); a Japanese span that starts
+       later may keep the sentence's leading topic (「良い苗は、」). It
        ends at the sentence's end, or (Japanese) on a terminal form whose conjunctive particle is
-       dropped (「小さくなるので」 -> 「小さくなる」), or on a noun before が/は/も (「…の流れが」 -> 「…の流れ」);
+       dropped (「小さくなるので」 -> 「小さくなる」, not the conditional と), on the predicate noun
+       before the sentence's copula (「…書いていることなのだ」 -> 「…書いていること」), or on a
+       noun before が/は/も (「…の流れが」 -> 「…の流れ」);
        (other languages) before a comma or a conjunction on a word not in
        :data:`BULLET_FORBIDDEN_EN`. Spans ending on a terminal form or the sentence's end beat
        those ending on a noun; among them the score is the length plus 8 when the span keeps the
@@ -583,7 +585,8 @@ def bullet_of(sentence: str, language: str | None, limit: int) -> str:
        longest). Brackets must balance.
     3. The longest noun phrase of the sentence of two words or more (Japanese), else (other
        languages) the longest start that ends right before a preposition, a conjunction or a
-       relative word (a phrase boundary), of three words or more.
+       relative word (a phrase boundary; English, or Portuguese, Spanish, Italian and French
+       words), of three words or more; outside those languages, at any word.
 
     Every candidate must be a key phrase (:func:`is_key_phrase`): two words or more, brackets
     balanced, no dangling start or end. A span ending on a noun must be a noun phrase: nothing

@@ -904,7 +904,7 @@ def _word_bullet(sentence: str, limit: int, english: bool = True) -> str:
             if e <= a or e - a > limit:
                 continue
             text = " ".join(words[a:e]).rstrip(".;:,—–")
-            if (not text or e - a < 2 or len(text) > WORD_BULLET_CHARS or not _balanced(text)
+            if (not text or e - a < 3 or len(text) > WORD_BULLET_CHARS or not _balanced(text)
                     or not bullet_ends_cleanly(text, "en")):
                 continue
             if a > 0:

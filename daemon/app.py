@@ -51,6 +51,7 @@ REQUEST_POLL_SECONDS = 0.5
 EXIT_DAMAGED_LOG = 4
 GC_CHECK_SECONDS = 2.0  # how often the daemon asks whether a trim is due (after a job, or idle and daily)
 VERSION = "0.1.0"
+STRAGGLER_GRACE_SECONDS = 1.0  # at exit, for threads that are ending anyway (see run_daemon)
 
 
 def load_stages(settings: "Settings") -> dict[str, Stage]:
@@ -315,6 +316,12 @@ def run_daemon(settings: "Settings") -> int:
     finally:
         loop.close()
     stragglers = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    # Threads that are only finishing (asyncio's executor, told to stop by loop.close()) get a
+    # moment: leaving through os._exit skips the exit handlers, the TTS workers' shutdown among them.
+    deadline = time.monotonic() + STRAGGLER_GRACE_SECONDS
+    for thread in stragglers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stragglers = [t for t in stragglers if t.is_alive()]
     if stragglers:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -14,6 +14,7 @@ name to ``<job_dir>/runs.log``, so a test sees what really ran (not skipped).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -67,11 +68,17 @@ class FixtureStage:
         return fingerprint_of(self.name, self.version, file_hash_or_none(basis))
 
     def warm(self, settings) -> None:
-        """Log the daemon's warm-up call in ``warmed.log``; the gate ``fail-warm-<name>`` makes it raise."""
+        """Log the daemon's warm-up call in ``warmed.log``; the gate ``fail-warm-<name>`` makes it raise.
+
+        The fetch stage also has the process log ``exit handlers ran`` there when it ends normally
+        (not through ``os._exit``), as the TTS worker pool's shutdown needs."""
         if (settings.home / "gates" / f"fail-warm-{self.name}").exists():
             raise RuntimeError(f"fixture warm-up failure in {self.name}")
-        with open(settings.home / "warmed.log", "a", encoding="utf-8") as fh:
+        log = settings.home / "warmed.log"
+        with open(log, "a", encoding="utf-8") as fh:
             fh.write(self.name + "\n")
+        if self.name == "fetch":
+            atexit.register(lambda: log.open("a", encoding="utf-8").write("exit-handlers-ran\n"))
 
     def run(self, job: JobContext, progress: Progress) -> StageResult:
         gates = job.settings.home / "gates"

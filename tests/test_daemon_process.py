@@ -175,6 +175,7 @@ def test_stages_warm_up_at_start_and_a_failing_warm_up_changes_nothing(tmp_path:
     wait_for(lambda: daemon.state(job) == "done", 30, "the job to finish", daemon)
     assert sorted(warmed.read_text().split()) == ["audio", "fetch", "slides", "video"]  # once, not per job
     assert daemon.stop() == 0
+    assert warmed.read_text().split()[-1] == "exit-handlers-ran"  # a clean stop, not os._exit
 
 
 def closed_port() -> int:

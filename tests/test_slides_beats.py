@@ -373,3 +373,24 @@ def test_one_long_sentence_over_many_lines_still_gets_bullets_so_nothing_stands_
     assert len(bullets) >= 2
     starts = [line for line, _ in beats] + [len(lines)]
     assert max(sum(durations[a:b]) for a, b in zip(starts, starts[1:])) <= HOLD_SECONDS
+
+
+def test_a_bullet_marked_again_and_again_still_gets_company_when_it_stays_long():
+    """Lines that mark the bullet already marked (a shop page's 「See it now: Amazon」 after every
+    gadget) leave the same picture: the stretch counts as one, and new key phrases split it
+    (ZDNet's gadget list stood 65.8 s on one bullet)."""
+    gadgets = ["The Mavic Mini is the ideal combination of a capable drone in a small package.",
+               "With a range of up to 4km and battery life of 30 minutes, it is hard to believe the price.",
+               "The Fossil Hybrid HR is billed as a smartwatch but could easily pass as a normal watch.",
+               "Underneath the physical watch hands is an energy-efficient display that sips on battery.",
+               "Know when a window or door opens with the Wyze Sense starter kit in the hallway.",
+               "The new Echo Dot with a clock eliminates that by adding a small digital clock to the side."]
+    lines = [{"text": "See it now: Amazon.", "bullet": 1}]
+    for text in gadgets:
+        lines += [text, {"text": "See it now: Amazon.", "bullet": 1}]
+    s = section(lines, slide={"bullets": ["Apple AirPods Pro", "See it now: Amazon"]})
+    durations = [2.0 if isinstance(line, dict) else 6.0 for line in lines]
+    bullets, beats = plan_beats(s, first=False, layout="bullets", bullets=["Apple AirPods Pro", "See it now: Amazon"],
+                                durations=durations, visual_pages=[], language="en")
+    assert len(bullets) > 2
+    assert _longest_hold(beats, durations) <= HOLD_SECONDS

@@ -12,7 +12,8 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   that names something (``$N$``, ``$x_i$``, ``$\\vec{y}$`` 「ベクトルy」: :mod:`stages.script.mathwords`)
   in words and anything else as 「この式」 / "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
   Emoji go (no voice says them, the subtitle font cannot draw them) and ☓ becomes ×.
-  A page's call to action ("Click here…", "Subscribe to…", "READ MORE: …", 「続きを読む」) is not
+  A page's call to action ("Click here…", "Subscribe to…", "READ MORE: …", "See it now: Amazon",
+  「続きを読む」) is not
   said, and an image whose caption only credits it ("(Image: … / Getty Images)") is not introduced.
   In a Japanese article, a sentence with no Japanese in it and at least four English words (a
   cited paper, a book's title: 「R. H. Swendsen, J.-S. Wang, "Nonuniversal critical dynamics…"」)
@@ -44,6 +45,7 @@ _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 # A page's calls to action, not its article: said by no one who explains the article
 _CALL_TO_ACTION = re.compile(
     r"^(?:click here\b|subscribe to\b|sign up (?:for|to)\b|read more\b|also read\b|related\s*:|follow us\b|"
+    r"(?:see it|buy it|shop|get it|buy) now\b|view (?:deal|offer)\b|check (?:price|availability)\b|"
     r"see also\s*:|続きを読む|関連記事\s*[:：])",
     re.IGNORECASE,
 )

@@ -200,13 +200,16 @@ def _prose_points(lines, states: list, durations: list[float], language: str) ->
 
 
 def _longest_run(free: list[int], marks: dict[int, int], durations: list[float]) -> tuple[list[int], float] | None:
-    """The longest stretch of bullet lines with one bullet marked (a visual in between ends it)."""
+    """The longest stretch of bullet lines with one bullet marked (a visual in between ends it; a
+    line marking the bullet already marked does not: the picture stays the same)."""
     runs: list[list[int]] = []
+    marked: int | None = None
     for i in free:
-        if not runs or i in marks or i != runs[-1][-1] + 1:
+        if not runs or (i in marks and marks[i] != marked) or i != runs[-1][-1] + 1:
             runs.append([i])
         else:
             runs[-1].append(i)
+        marked = marks.get(i, marked)
     runs = [r for r in runs if len(r) > 1]
     if not runs:
         return None

@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--video", type=_count, default=0,
                         help="also render the first N inputs, Markdown first, then HTML ('all': every one; 0: none)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the videos and job folders in DIR")
+    parser.add_argument("--only", default="", help="only these inputs: names (file stems, a page's first 12 hex digits), comma-separated")
     parser.add_argument("--size", default="640x360", help="the rendered videos' size (WxH)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="time each script N times from cold caches and keep the fastest (default 1)")
@@ -82,6 +83,8 @@ def main() -> None:
         settings = load_settings(home=home / "home", script={"max_minutes": args.max_minutes})
         print(f"max_minutes={args.max_minutes:g}")
         inputs = _inputs(args.ja, args.articles, home, args.limit)
+        if args.only:
+            inputs = [(name, path) for name, path in inputs if name in args.only.split(",")]
         totals: dict[str, float] = {}
         times: list[float] = []
         cpu_times: list[float] = []

@@ -394,3 +394,22 @@ def test_a_bullet_marked_again_and_again_still_gets_company_when_it_stays_long()
                                 durations=durations, visual_pages=[], language="en")
     assert len(bullets) > 2
     assert _longest_hold(beats, durations) <= HOLD_SECONDS
+
+
+def test_a_section_whose_own_image_cannot_be_loaded_is_planned_as_its_bullets(tmp_path):
+    """The section's slide image is dead: its slide is drawn as its bullets, and the beats mark them
+    as said instead of holding an unmarked copy that "gives way" to the same picture (a Fox News
+    page stood 26 s on two identical pictures)."""
+    job, settings = _job(tmp_path)
+    script = yaml.safe_load((job / "script.yaml").read_text("utf-8"))
+    script["sections"][1]["slide"] = {"bullets": ["親を付け替える", "根を探す"], "layout": "image",
+                                      "image": "http://127.0.0.1:9/contentbroker.png", "caption": "図"}
+    script["sections"][1]["visuals"] = []
+    script["sections"][1]["narrations"] = ["まず親を付け替えます。", "次に根を探します。", "これで完成です。"]
+    (job / "script.yaml").write_text(yaml.safe_dump(script, allow_unicode=True), "utf-8")
+    out = json.loads(generate_slides(job / "script.yaml", job, settings, cache_dir=tmp_path / "cache").read_text())
+    pictures = [p for p in out["pictures"] if p["section"] == 1]
+    assert all(p["kind"] == "bullets" for p in pictures)
+    shas = [p["sha256"] for p in pictures]
+    assert all(a != b for a, b in zip(shas, shas[1:]))  # every change of beat changes the picture
+    assert any(any(b["kind"] == "current" for b in p["boxes"]) for p in pictures)

@@ -50,14 +50,15 @@ class SlidesStage:
     """One slide per section of ``script.yaml``; writes ``slides/index.json``."""
 
     name = "slides"
-    version = "9"  # 2: pictures per beat (index["pictures"]), timed by the audio clips;
+    version = "10"  # 2: pictures per beat (index["pictures"]), timed by the audio clips;
     # 3: the recap paged and its item marked, images and re-shown visuals give way to bullets;
     # 4: the closing's prose before its recap shows key phrases instead of the unmarked card;
     # 5: an image that could not be loaded is not shown (its line keeps the bullets);
     # 6: a bullet made from a narration line is a key phrase of its whole sentence, not of the line;
     # 7: a recap line naming several parts marks each of them;
     # 8: a visual gives way at the start of the line that would hold it past its time;
-    # 9: a bullet marked again and again counts as one long mark, which new key phrases split
+    # 9: a bullet marked again and again counts as one long mark, which new key phrases split;
+    # 10: a section whose own image could not be loaded is planned as its bullets
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

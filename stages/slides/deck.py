@@ -298,6 +298,8 @@ def _plan_pictures(deck: _Deck, model: "Script", specs: list[SlideSpec], outcome
         visual_pictures = [_visual(deck, i, k, visual, spec.heading, transparent, note)
                            for k, visual in enumerate(section.visuals)]
         base_layout = spec.layout if outcome.layout != "generated" else "generated"
+        if spec.layout in IMAGE_LAYOUTS and outcome.layout not in (*IMAGE_LAYOUTS, "generated"):
+            base_layout = "bullets"  # its image could not be loaded: the section's slide is its bullets
         bullets = list(spec.bullets) if base_layout != "generated" else []  # image: shown once it has held
         if spec.layout == "title":
             bullets = [b.strip() for b in (section.slide.bullets if section.slide else []) if b.strip()]

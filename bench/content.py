@@ -59,7 +59,7 @@ from stages.settings import load_settings  # noqa: E402
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "ja-article.md"
-BAD = re.compile(r"https?://|www\.|(?<![\w.@])(?:[a-z0-9-]+\.)+[a-z]{2,}/\w|(?<![\w.])@[A-Za-z0-9_]{2,}|[*`#|\\]|\$(?![\d.,]+)|:::|\]\(|[{};=]\s*[{};=]|\w\[\w*\]")
+BAD = re.compile(r"https?://|www\.|(?<![\w.@])(?:[a-z0-9-]+\.)+(?:com|org|net|io|co|jp|ly|gl|be)/\w|(?<![\w.])@[A-Za-z0-9_]{2,}|[*`#|\\]|\$(?![\d.,]+)|:::|\]\(|[{};=]\s*[{};=]|\w\[\w*\]")
 
 
 def main() -> None:

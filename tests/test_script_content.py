@@ -299,12 +299,15 @@ def test_emoji_are_not_said_and_a_cross_the_font_lacks_becomes_one_it_has(tmp_pa
      "while Chrome browser output seem to be aiming for 60. — Digital Foundry"),  # a tweet embedded in a news page
     ("The thread is at t.co/abc123 for now.", "The thread is at for now."),
     ("Node.js and example.com stay, and so do 1/2, km/h and I/O.", "Node.js and example.com stay, and so do 1/2, km/h and I/O."),
+    ("詳しくはhttps://example.com/docsを参照してください。", "詳しくはを参照してください。"),  # the URL ends where Japanese starts
+    ("Node.js/Denoで動きます。", "Node.js/Denoで動きます。"),
 ])
 def test_a_url_without_its_scheme_is_not_said(sentence, said):
-    """A host with a path (pic.twitter.com/…, t.co/…) is a URL even without https://; names and ratios are not."""
+    """A host with a path (pic.twitter.com/…, t.co/…) is a URL even without https://; names and ratios are not;
+    a URL ends at the first character no URL holds."""
     from stages.script.visuals import speakable
 
-    assert speakable(sentence, False) == said
+    assert speakable(sentence, not sentence.isascii()) == said
 
 
 def test_an_image_whose_alt_is_its_files_name_is_not_introduced_by_it(tmp_path, settings):

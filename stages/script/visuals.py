@@ -30,9 +30,12 @@ from stages.script.mathwords import math_words
 from stages.script.model import Visual
 
 VISUAL_KINDS = ("code", "table", "math", "image")
-# A URL, also without its scheme when a path follows the host (pic.twitter.com/4p7SXk7JPW, t.co/x)
-_URL = re.compile(r"\(?(?:(?:https?|ftp)://|www\.[a-z0-9-]+\.|(?<![\w.@])(?:[a-z0-9-]+\.)+[a-z]{2,}/(?=\w))"
-                  r"[^\s)）」』]*\)?", re.IGNORECASE)
+# A URL, also without its scheme when a path follows a host with a known top-level domain
+# (pic.twitter.com/4p7SXk7JPW, t.co/x; not Node.js/Deno). It ends at the first character no URL
+# holds unescaped, so 「https://example.comを参照」 keeps 「を参照」.
+_TLD = r"(?:com|org|net|io|co|jp|dev|app|me|ly|gl|gg|be|info|edu|gov|uk|de|fr|tv|fm|ai|so|sh|to|us|ca|au|in|cn|kr|ru|br|it|es|nl|xyz|blog|news)"
+_URL = re.compile(r"\(?(?:(?:https?|ftp)://|www\.[a-z0-9-]+\.|(?<![\w.@])(?:[a-z0-9-]+\.)+" + _TLD + r"/(?=\w))"
+                  r"[A-Za-z0-9\-._~:/?#@!$&'*+,;=%\[\]]*\)?", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_]{2,}")
 _INLINE_CODE = re.compile(r"`([^`]+)`")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$")

@@ -48,13 +48,15 @@ _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 # A page's calls to action, not its article: said by no one who explains the article
 _CALL_TO_ACTION = re.compile(
     r"^(?:click here\b|subscribe to\b|sign up (?:for|to)\b|read more\b|also read\b|related\s*:|follow us\b|"
-    r"(?:see it|buy it|shop|get it|buy) now\b|view (?:deal|offer)\b|check (?:price|availability)\b|"
+    r"(?:see it|buy it|shop|get it|buy) now\b|view (?:deal|offer)\b|check (?:price|availability)\b|disclosure\s*:|"
     r"see also\s*:|続きを読む|関連記事\s*[:：])",
     re.IGNORECASE,
 )
 # A caption that only credits the picture: "(Image: gargantiopa / Getty Images)", "Photo: AP"
 _CREDIT = re.compile(r"^\(?\s*(?:image|photo|picture|credit|source|画像|写真|出典)\s*[:：]|getty images|shutterstock|"
                      r"\bap photo\b|\breuters\b|istock", re.IGNORECASE)
+_CREDIT_NAME = re.compile(r"^[A-Z][a-z.'-]+(?: [A-Z][a-z.'-]+){0,3}\s*/\s*[A-Z][\w.-]*$")  # Jason Cipriani/ZDNet
+_LONE_LABEL = re.compile(r"^[A-Za-z]+(?: [A-Za-z]+)?\s*:$")  # "Also:", "See tweets:" said alone introduce nothing
 # Pictographs: no voice says them and the subtitle font (Noto Sans CJK) cannot draw them
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\uFE0F\u200D]")
 _CROSSES = str.maketrans({"☓": "×", "✕": "×", "✖": "×"})  # 「☓☓段」: a cross the font has
@@ -111,7 +113,8 @@ def introduction(visual: Visual, japanese: bool) -> str | None:
             joiner = "、" if japanese else ", "
             return words["table_header"].format(header=joiner.join(header))
         return words["table_plain"]
-    if visual.kind == "image" and visual.caption and not _CREDIT.search(visual.caption):
+    if visual.kind == "image" and visual.caption and not _CREDIT.search(visual.caption) \
+            and not _CREDIT_NAME.match(visual.caption):
         caption = speakable(visual.caption, japanese)
         if caption and caption == visual.caption and not re.search(r"\.(png|jpe?g|gif|svg|webp)$", caption, re.I):
             name = caption.rstrip("。.")
@@ -140,7 +143,7 @@ def speakable(sentence: str, japanese: bool) -> str:
         return ""
     if japanese and not _JAPANESE.search(text) and len(_ENGLISH_WORD.findall(text)) >= FOREIGN_SENTENCE_WORDS:
         return ""
-    if _CALL_TO_ACTION.match(text):
+    if _CALL_TO_ACTION.match(text) or _LONE_LABEL.match(text):
         return ""
     return text
 

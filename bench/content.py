@@ -1,7 +1,8 @@
 """What real articles become: spoken markup, code and tables carried to the screen, script time.
 
-Usage: ``python bench/content.py [--ja DIR] [--articles DIR] [--limit N]`` (defaults
-``../shared/eval/ja`` and ``../shared/eval/articles``). Each Markdown file in the first and each
+Usage: ``python bench/content.py [--ja DIR] [--articles DIR] [--limit N] [--only NAME,…]
+[--repeat N] [--video N|all [--keep DIR] [--size WxH]]`` (defaults ``../shared/eval/ja`` and
+``../shared/eval/articles``; a page's name is the first 12 hex digits of its file name). Each Markdown file in the first and each
 ``html/*.html[.gz]`` page in the second goes through the fetch stage's extraction and the script
 stage's offline writer (``script.writer = extractive``, one narrator). No audio or video is made:
 these figures come from ``article.json`` and ``script.yaml`` alone.
@@ -14,9 +15,9 @@ Prints ``name=value`` lines, per article (``<name>.<figure>``) and in total:
   blocks in the article, and those the script carries as a visual that some line shows (goal: all);
 - ``code_blocks`` etc. are counted with ``--max-minutes 30`` by default, so that the length budget
   (which drops whole parts of a long article, by design) does not hide what the writer carries;
-- ``script_ms``: the script stage's time (writing and validating, after a warm-up on
-  ``samples/ja-article.md`` and
-  loading e2k, whose one-time load is ``e2k_load_ms``; goal < 1000) and ``script_cpu_ms``, the
+- ``script_ms``: the script stage's time (writing and dumping ``script.yaml``, after a warm-up
+  on ``samples/ja-article.md`` and loading e2k, whose one-time load is ``e2k_load_ms``;
+  goal < 1000) and ``script_cpu_ms``, the
   CPU time it took (on a machine shared with other work, the wall time is the CPU time plus the
   waiting for a core); ``--repeat N`` keeps the fastest of N runs, each from cold caches;
 - ``sections`` and ``fragment_titles``: section titles that are sentence fragments rather than
@@ -32,7 +33,8 @@ job folders there for a look. Per video:
 - ``code_on_slide`` / ``tables_on_slide``: the script's code blocks and tables that some picture
   on the video's slide track shows (compare with ``video_code`` / ``video_tables``, those the script
   carries);
-- ``pictures``: pictures on the slide track; ``make_s``: the time to make the video;
+- ``pictures``: pictures on the slide track; ``make_s``: the time to make the video (a video that
+  fails prints ``<name>.error`` and the run goes on; ``videos_failed`` counts them);
 - ``bad_cues`` / ``srt_bad``: the video's narration lines and ``.srt`` cues that speak or show
   markup or URLs (as above; goal 0); ``static_at_s``: where the longest unchanged stretch starts.
 """

@@ -655,6 +655,8 @@ def _read_closed(path: Path, cap: int) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise _NotRegular(str(path))
         if st.st_size == 0:
+            if open_for_writing(path):  # created, not yet written: its writer opened it before the rename
+                raise _StillWritten(str(path))
             raise Rejected("the file is empty")
         if st.st_size > cap:
             raise Rejected(_too_big(st.st_size, cap))

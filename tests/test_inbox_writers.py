@@ -279,3 +279,22 @@ def test_cap_lease_alone_sees_another_users_writer() -> None:
         finally:
             other.communicate("x\n", timeout=10)
         assert check("-all,+lease") == "False"
+
+
+def test_an_empty_file_still_open_for_writing_is_given_back_not_rejected(settings) -> None:
+    """A file its writer created but has not written yet, claimed in that instant, is not failed as
+    empty: it goes back to the inbox and is taken whole once written and closed."""
+    store = EventStore(settings.db_path)
+    inbox = Inbox(settings, store)
+    proc = writer(settings.inbox / "empty.md", 0, 50, 0, hold=True)  # opened, nothing written
+    job_dir = settings.jobs_dir / "20261126-000000-abcdee"
+    job_dir.mkdir()
+    (job_dir / "claim.json").write_text('{"name": "empty.md", "kind": "article", "claimed_at": "t"}')
+    os.rename(settings.inbox / "empty.md", job_dir / "source.md")
+    try:
+        assert inbox.recover() == []
+        assert (settings.inbox / "empty.md").exists() and not job_dir.exists()
+        assert not settings.failed.exists() or not any(settings.failed.iterdir())
+    finally:
+        proc.communicate("close\n", timeout=10)
+    store.close()

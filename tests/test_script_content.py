@@ -174,7 +174,8 @@ def test_a_pages_furniture_is_neither_extracted_nor_said(tmp_path, settings):
         spoken = " ".join(n.text for _s, _i, n in script.phrases())
         assert furniture not in spoken and "We cover Comments" not in spoken
         assert "button link" not in spoken and "newwindow" not in spoken
-    assert "Send us YOUR kit review" in spoken  # the shortcode's own words stay
+    # the review is said; the shortcode's own words were "Send us YOUR kit review", a call to action
+    assert "feel great about being a biker" in spoken and "Send us" not in spoken
 
 
 def test_english_lines_lose_the_spaces_and_commas_a_removed_handle_leaves(tmp_path, settings):
@@ -326,3 +327,25 @@ def test_an_image_whose_alt_is_its_files_name_is_not_introduced_by_it(tmp_path, 
     assert "detached_head" not in text and "ブランチの概念図です" in text and "図の図" not in text
     images = [v for s in script.sections for v in s.visuals if v.kind == "image"]
     assert [v.caption for v in images] == [None, "ブランチの概念図"]
+
+
+def test_a_review_spec_box_a_phone_number_and_magazine_promos_are_not_said(tmp_path, settings):
+    """A bike magazine's review (an eval page) read its spec box aloud, telephone number and all
+    ("Tested by: … RRP: 49.95 Euro (£40) More info: +49 (0)40 …"), and ended on the magazine's
+    promotions; the review's own sentences, with one "Note:" or a ratio, are still said."""
+    path = tmp_path / "review.html"
+    path.write_text(
+        "<html lang='en'><head><title>Touring jacket review</title></head><body><article>"
+        "<h1>Touring jacket review</h1>"
+        "<p>Tested by: Jane Rider RRP: 199 Euro (£170) More info: +44 (0)20 7946 0958</p>"
+        "<p>If you want a jacket that keeps the rain out on a long day in the saddle, this one does it well.</p>"
+        "<p>Note: the sizes come up small, so try one on before you buy it from a shop near you.</p>"
+        "<p>The vents open at a 3:2 ratio of front to back, which keeps the air moving at speed.</p>"
+        "<p>Send us YOUR kit review and win a prize from our sponsors.</p>"
+        "<p>Get Motorcycle Weekly delivered through your letterbox every month.</p>"
+        "</article></body></html>", encoding="utf-8")
+    script = write_extractive(extract(path, settings), settings)
+    spoken = " ".join(n.text for _s, _i, n in script.phrases())
+    assert "keeps the rain out" in spoken and "Note: the sizes come up small" in spoken and "3:2 ratio" in spoken
+    for unsaid in ("Tested by", "RRP", "7946", "Send us", "letterbox"):
+        assert unsaid not in spoken, unsaid

@@ -32,7 +32,7 @@ def test_script_stage_follows_the_stage_protocol():
     """The stage has the contract's name, version and resource."""
     stage = ScriptStage()
     assert isinstance(stage, Stage)
-    assert (stage.name, stage.version, stage.resource) == ("script", "5", "cpu")
+    assert (stage.name, stage.version, stage.resource) == ("script", "6", "cpu")
 
 
 def test_run_writes_script_yaml_from_the_article(tmp_path):

@@ -64,9 +64,10 @@ class ScriptStage:
     """Writes ``script.yaml`` from ``article.json``, or validates and adopts a dropped script."""
 
     name = "script"
-    version = "5"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up;
+    version = "6"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up;
     # 4: bullets are key phrases or nothing (no lone word, no clause cut before its verb, asides dropped);
-    # 5: bullets name something (not 「見てみましょう」 nor 「この式」), list numbers dropped
+    # 5: bullets name something (not 「見てみましょう」 nor 「この式」), list numbers dropped;
+    # 6: spec boxes, telephone numbers, "Send us…" and "Get … delivered" are not said
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

@@ -13,8 +13,9 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   in words and anything else as 「この式」 / "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
   Emoji go (no voice says them, the subtitle font cannot draw them) and ☓ becomes ×.
   A page's call to action ("Click here…", "Subscribe to…", "READ MORE: …", "See it now: Amazon",
-  「続きを読む」) is not
-  said, and an image whose caption only credits it ("(Image: … / Getty Images)") is not introduced.
+  "Send us…", "Get … delivered…", 「続きを読む」) is not said, nor an English spec box or contact
+  line (two "Label:" fields in a sentence, "Tested by: … RRP: …", or a telephone number), and an
+  image whose caption only credits it ("(Image: … / Getty Images)") is not introduced.
   In a Japanese article, a sentence with no Japanese in it and at least four English words (a
   cited paper, a book's title: 「R. H. Swendsen, J.-S. Wang, "Nonuniversal critical dynamics…"」)
   is dropped too: the Japanese voice would read it word by word in katakana, which no viewer can
@@ -49,9 +50,13 @@ _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _CALL_TO_ACTION = re.compile(
     r"^(?:click here\b|subscribe to\b|sign up (?:for|to)\b|read more\b|also read\b|related\s*:|follow us\b|"
     r"(?:see it|buy it|shop|get it|buy) now\b|view (?:deal|offer)\b|check (?:price|availability)\b|disclosure\s*:|"
-    r"see also\s*:|続きを読む|関連記事\s*[:：])",
+    r"see also\s*:|send us\b|get\b.{0,60}\bdelivered\b|続きを読む|関連記事\s*[:：])",
     re.IGNORECASE,
 )
+# A review's spec box or a contact line: "Tested by: … RRP: 49.95 Euro More info: +49 (0)40 …"
+# (two or more "Label:" fields in one sentence) or a telephone number: read, nobody follows it
+_SPEC_FIELD = re.compile(r"(?:^|\s)[A-Z][A-Za-z]{0,11}(?: [A-Za-z]{1,11})?:\s")
+_PHONE = re.compile(r"(?<![\w.])\+\d{1,3}[\s(]+\d[\d\s()\-]{6,}\d")
 # A caption that only credits the picture: "(Image: gargantiopa / Getty Images)", "Photo: AP"
 _CREDIT = re.compile(r"^\(?\s*(?:image|photo|picture|credit|source|画像|写真|出典)\s*[:：]|getty images|shutterstock|"
                      r"\bap photo\b|\breuters\b|istock", re.IGNORECASE)
@@ -144,6 +149,8 @@ def speakable(sentence: str, japanese: bool) -> str:
     if japanese and not _JAPANESE.search(text) and len(_ENGLISH_WORD.findall(text)) >= FOREIGN_SENTENCE_WORDS:
         return ""
     if _CALL_TO_ACTION.match(text) or _LONE_LABEL.match(text):
+        return ""
+    if not japanese and (len(_SPEC_FIELD.findall(text)) >= 2 or _PHONE.search(text)):
         return ""
     return text
 

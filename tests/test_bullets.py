@@ -215,6 +215,7 @@ def test_the_weak_bullets_seen_on_real_articles_are_gone():
 @pytest.mark.parametrize("text, language", [
     ("master", "ja"), ("2.25.1", "ja"), ("実際、", "ja"), ("です。", "ja"), ("However,", "en"), ("Ticketing", "en"),
     ("と思います。", "ja"), ("この式。", "ja"), ("見てみましょう。", "ja"), ("それを見ていきましょう。", "ja"),
+    ("This is it.", "en"), ("So it was.", "en"),  # only function words: a bike review's "…, this is it."
 ])
 def test_a_lone_or_dangling_word_is_no_bullet(text, language):
     """A list item 「master」, a version number, a discourse marker or a sentence starting on a particle

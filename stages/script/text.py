@@ -651,7 +651,19 @@ def is_key_phrase(bullet: str, language: str | None) -> bool:
         return not _dangling_morpheme(words[-1]) and bullet_ends_cleanly(bullet, "ja")
     if is_cjk_language(language):
         return len(bullet) >= 2 and bullet_ends_cleanly(bullet, language)
+    if (language or "en").lower().startswith("en") and all(
+            w.strip(".,;:!?'’\"“”()").lower() in _ENGLISH_FUNCTION_WORDS for w in bullet.split()):
+        return False  # "This is it", "So it was": only function words, no point
     return len(bullet.split()) >= 2 and bullet_ends_cleanly(bullet, language)
+
+
+# English words that name nothing on their own (a bullet of these alone says nothing)
+_ENGLISH_FUNCTION_WORDS = frozenset(
+    "a an the this that these those it its is are was were be been being am i me my you your he him his she her we "
+    "us our they them their there here what which who whom whose how why when where so do does did done not no yes "
+    "and or but if then than of to in on at for with as by from up out about all just very can will would should "
+    "could may might must has have had one ones some any also too again now well oh".split()
+)
 
 
 def _copula(m) -> bool:

@@ -349,3 +349,13 @@ def test_a_review_spec_box_a_phone_number_and_magazine_promos_are_not_said(tmp_p
     assert "keeps the rain out" in spoken and "Note: the sizes come up small" in spoken and "3:2 ratio" in spoken
     for unsaid in ("Tested by", "RRP", "7946", "Send us", "letterbox"):
         assert unsaid not in spoken, unsaid
+
+
+def test_an_embedded_tweets_byline_and_a_tweet_of_hashtags_are_not_said(tmp_path, settings):
+    """The Nigerian Senate page quotes its tweets: "— The Nigerian Senate (@NGRSenate) October 9, 2018"
+    was said after each, and a tweet of one hashtag was said "TodayInSenatePlenary"; the tweets'
+    own words still are."""
+    script = write_extractive(extract(page(tmp_path, "0dd135704572"), settings), settings)
+    spoken = " ".join(n.text for _s, _i, n in script.phrases())
+    assert "Observe a minute silence in honour of the departed souls" in spoken
+    assert "October 9, 2018" not in spoken and "TodayInSenatePlenary" not in spoken

@@ -13,7 +13,8 @@ A writer never reads code, table cells, math source, URLs or handles aloud. This
   in words and anything else as 「この式」 / "this formula", markup characters are dropped. A sentence left with nothing to say is dropped.
   Emoji go (no voice says them, the subtitle font cannot draw them) and ☓ becomes ×.
   A page's call to action ("Click here…", "Subscribe to…", "READ MORE: …", "See it now: Amazon",
-  "Send us…", "Get … delivered…", 「続きを読む」) is not said, nor an English spec box or contact
+  "Send us…", "Get … delivered…", 「続きを読む」) is not said, nor an embedded tweet's byline
+  ("— Name (@handle) October 9, 2018") or a tweet of hashtags alone, nor an English spec box or contact
   line (two "Label:" fields in a sentence, "Tested by: … RRP: …", or a telephone number), and an
   image whose caption only credits it ("(Image: … / Getty Images)") is not introduced.
   In a Japanese article, a sentence with no Japanese in it and at least four English words (a
@@ -38,6 +39,13 @@ _TLD = r"(?:com|org|net|io|co|jp|dev|app|me|ly|gl|gg|be|info|edu|gov|uk|de|fr|tv
 _URL = re.compile(r"\(?(?:(?:https?|ftp)://|www\.[a-z0-9-]+\.|(?<![\w.@])(?:[a-z0-9-]+\.)+" + _TLD + r"/(?=\w))"
                   r"[A-Za-z0-9\-._~:/?#@!$&'*+,;=%\[\]]*\)?", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w.])@[A-Za-z0-9_]{2,}")
+# An embedded tweet's byline, "— The Nigerian Senate (@NGRSenate) October 9, 2018": who and when,
+# not what it says; and a tweet left with nothing but hashtags ("#TodayInSenatePlenary")
+_TWEET_BYLINE = re.compile(
+    r"(?:^|\s)(?:[—–]\s*)?[^—–.!?\n]{1,80}?\(@\w+\)\s*(?:January|February|March|April|May|June|July|August|"
+    r"September|October|November|December)\s+\d{1,2},\s+\d{4}\s*$"
+)
+_ONLY_HASHTAGS = re.compile(r"^\s*(?:#\w+[\s,.]*)+$")
 _INLINE_CODE = re.compile(r"`([^`]+)`")
 _INLINE_MATH = re.compile(r"\$([^$]+)\$")
 _MARKUP = re.compile(r"[*`#|<>\\]+|(?<![0-9A-Za-z])_+|_+(?![0-9A-Za-z])|\[\^?\d*\]|\[|\]")
@@ -132,6 +140,9 @@ def introduction(visual: Visual, japanese: bool) -> str | None:
 def speakable(sentence: str, japanese: bool) -> str:
     """``sentence`` as it may be spoken (rules in the module docstring); "" when nothing is left."""
     words = _WORDS["ja" if japanese else "en"]
+    sentence = _TWEET_BYLINE.sub("", sentence)
+    if _ONLY_HASHTAGS.match(sentence):
+        return ""
     text = _URL.sub("", _EMOJI.sub("", sentence).translate(_CROSSES))
     text = _HANDLE.sub("", text)
     text = _INLINE_CODE.sub(lambda m: _code_words(m.group(1).strip(), words["code"]), text)

@@ -67,8 +67,8 @@ class ScriptStage:
     version = "6"  # 2: visuals and beats; dropped scripts get Latin-word readings; 3: dialogue fillers, one wrap-up;
     # 4: bullets are key phrases or nothing (no lone word, no clause cut before its verb, asides dropped);
     # 5: bullets name something (not 「見てみましょう」 nor 「この式」), list numbers dropped;
-    # 6: spec boxes, telephone numbers, "Send us…" and "Get … delivered" are not said; an English
-    # bullet of function words only ("This is it") is none
+    # 6: spec boxes, telephone numbers, tweet bylines, "Send us…" and "Get … delivered" are not said;
+    # an English bullet of function words only ("This is it") is none
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

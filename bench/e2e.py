@@ -79,11 +79,7 @@ def _narration(args: argparse.Namespace, width: int, height: int) -> None:
         first = _drop_and_wait(home, daemon, article, "first")
         second = _drop_and_wait(home, daemon, article, "rerun")
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        _stop(daemon)
     for label, result in (("first", first), ("rerun", second)):
         result.pop("job_id", None)
         for key, value in result.items():
@@ -115,11 +111,7 @@ def _dialogue(args: argparse.Namespace, width: int, height: int) -> None:
         result["speakers"] = len(speakers)
         result["characters"] = len(timeline.get("characters") or [])
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
+        _stop(daemon)
     wall = result.pop("wall_seconds")
     print(f"dialogue_3min_seconds={wall}")
     # per minute of video, so a run whose video is not exactly 3 minutes still compares
@@ -135,6 +127,15 @@ def _done_with(home: Path, keep: bool, prefix: str = "") -> None:
         print(f"{prefix}home={home}")
     else:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _stop(daemon: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL to its process group if it has not exited within 15 s."""
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.pid, signal.SIGKILL)
 
 
 def _wait_ready(home: Path, daemon: subprocess.Popen, timeout: float = 60) -> None:

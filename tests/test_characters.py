@@ -208,11 +208,9 @@ def test_slots_right_then_left_never_overlap_and_stay_in_the_corners():
 # --- a rendered two-character video ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def dialogue(tmp_path_factory):
-    """A 320x180 dialogue: mint (folder source) and kohaku (PSD), each changing expression once."""
-    root = tmp_path_factory.mktemp("dialogue")
-    lines = [("mint", None, 1.2), ("kohaku", None, 1.2), ("mint", "happy", 1.2), ("kohaku", "happy", 1.2)]
+def write_dialogue_job(root: Path, size: tuple[int, int], lines, *, speech=write_wav, video: dict | None = None):
+    """A job folder and settings: one grey slide, ``lines`` of (persona, expression or None, seconds)
+    spoken by mint (folder source) and kohaku (PSD); ``speech`` writes each clip, ``video`` adds settings."""
     job = root / "job"
     (job / "audio").mkdir(parents=True)
     (job / "slides").mkdir()
@@ -222,18 +220,29 @@ def dialogue(tmp_path_factory):
         if expression:
             item["expression"] = expression
         narrations.append(item)
-        wav = write_wav(root / "clips" / f"{i}.wav", seconds, freq=300 + 40 * i)
+        wav = speech(root / "clips" / f"{i}.wav", seconds, freq=300 + 40 * i)
         clips[f"000-{i:03d}"] = {"path": str(wav), "duration": seconds, "speaker": speaker}
     (job / "script.yaml").write_text(yaml.safe_dump({"title": "t", "sections": [{"title": "s", "narrations": narrations}]}), encoding="utf-8")
     (job / "audio" / "index.json").write_text(json.dumps({"sample_rate": RATE, "clips": clips, "dropped": [], "credits": []}))
-    slide = write_slide(root / "slide.png", (320, 180), (128, 128, 128), "S")
-    (job / "slides" / "index.json").write_text(json.dumps({"width": 320, "height": 180, "slides": [{"section": 0, "path": str(slide)}], "safe_area": {}}))
+    slide = write_slide(root / "slide.png", size, (128, 128, 128), "S")
+    (job / "slides" / "index.json").write_text(
+        json.dumps({"width": size[0], "height": size[1], "slides": [{"section": 0, "path": str(slide)}], "safe_area": {}})
+    )
     personas = [
         {"id": "mint", "character": {"folder": str(write_folder_character(root / "mint")), "height": 0.45}},
         {"id": "kohaku", "character": {"psd": dict(PSD_SETTINGS, path=str(write_psd_character(root / "kohaku.psd"))), "height": 0.45}},
     ]
     settings = load_settings(home=root / "home", personas=personas, default_persona="mint",
-                             video={"width": 320, "height": 180, "fps": 30, "preset": "ultrafast"})
+                             video={"width": size[0], "height": size[1], "fps": 30, "preset": "ultrafast", **(video or {})})
+    return job, settings
+
+
+@pytest.fixture(scope="module")
+def dialogue(tmp_path_factory):
+    """A 320x180 dialogue: mint (folder source) and kohaku (PSD), each changing expression once."""
+    root = tmp_path_factory.mktemp("dialogue")
+    lines = [("mint", None, 1.2), ("kohaku", None, 1.2), ("mint", "happy", 1.2), ("kohaku", "happy", 1.2)]
+    job, settings = write_dialogue_job(root, (320, 180), lines)
     timeline = plan_timeline(job, settings)
     out = render_timeline(timeline, root / "out.mp4", settings, lambda c, t, m: None)
     from tests.test_video_render import decode_frames

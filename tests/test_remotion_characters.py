@@ -16,17 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from stages.base import InputError
-from stages.settings import load_settings
 from stages.video.ffmpeg import render_with_ffmpeg
 from stages.video.plan import plan_timeline
 from stages.video.poses import character_states
 from stages.video.remotion import DEFAULT_PROJECT_DIR, render_with_remotion
 from stages.video.timeline import Breath, ExpressionSpan, MouthSpan, Timeline
-from tests.test_characters import BLUSH, KOHAKU, MAGENTA, MINT, PSD_SETTINGS, write_folder_character, write_psd_character
-from tests.test_video_fixtures import RATE, write_slide
+from tests.test_characters import BLUSH, KOHAKU, MAGENTA, MINT, write_dialogue_job
+from tests.test_remotion import all_frames
+from tests.test_video_fixtures import RATE
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_PROJECT_DIR / "node_modules" / "@remotion" / "renderer").is_dir(),
@@ -38,35 +37,11 @@ LINES = [("mint", None, 0.8), ("kohaku", "happy", 0.8), ("mint", "happy", 0.7)]
 
 def dialogue_job(root: Path, size: tuple[int, int], lines=LINES, *, end_card_seconds: float = 0.8):
     """A job folder and settings: one slide, ``lines`` of (persona, expression, seconds), an end card."""
-    job = root / "job"
-    (job / "audio").mkdir(parents=True)
-    (job / "slides").mkdir()
-    clips, narrations = {}, []
-    for i, (speaker, expression, seconds) in enumerate(lines):
-        item = {"text": f"line {i}", "persona_id": speaker}
-        if expression:
-            item["expression"] = expression
-        narrations.append(item)
-        wav = write_speech(root / "clips" / f"{i}.wav", seconds, freq=300 + 40 * i)
-        clips[f"000-{i:03d}"] = {"path": str(wav), "duration": seconds, "speaker": speaker}
-    script = {"title": "t", "sections": [{"title": "s", "narrations": narrations}]}
-    (job / "script.yaml").write_text(yaml.safe_dump(script), encoding="utf-8")
-    (job / "audio" / "index.json").write_text(json.dumps({"sample_rate": RATE, "clips": clips, "dropped": [], "credits": []}))
-    slide = write_slide(root / "slide.png", size, (128, 128, 128), "S")
-    (job / "slides" / "index.json").write_text(
-        json.dumps({"width": size[0], "height": size[1], "slides": [{"section": 0, "path": str(slide)}], "safe_area": {}})
-    )
-    personas = [
-        {"id": "mint", "character": {"folder": str(write_folder_character(root / "mint")), "height": 0.45}},
-        {"id": "kohaku", "character": {"psd": dict(PSD_SETTINGS, path=str(write_psd_character(root / "kohaku.psd"))), "height": 0.45}},
-    ]
     video = {
-        "width": size[0], "height": size[1], "fps": 30, "preset": "ultrafast",
         "timing": {"initial_pause": 0.3, "speaker_change_pause": 0.3, "ending_pause": 0.3},
         "end_card": True, "end_card_seconds": end_card_seconds,
     }  # fmt: skip
-    settings = load_settings(home=root / "home", personas=personas, default_persona="mint", video=video)
-    return job, settings
+    return write_dialogue_job(root, size, lines, speech=write_speech, video=video)
 
 
 def write_speech(path: Path, seconds: float, *, freq: float) -> Path:
@@ -90,17 +65,7 @@ def render_both(root: Path, size: tuple[int, int], lines=LINES) -> tuple[Timelin
     timeline.save(job / "timeline.json")
     ours = render_with_remotion(job / "timeline.json", root / "remotion.mp4", settings)
     theirs = render_with_ffmpeg(timeline, root / "ffmpeg.mp4", settings)
-    return timeline, decode(ours, timeline), decode(theirs, timeline)
-
-
-def decode(video: Path, timeline: Timeline) -> np.ndarray:
-    """Every frame as int16 RGB: (frames, height, width, 3)."""
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(video), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    return np.frombuffer(raw, dtype=np.uint8).reshape(-1, timeline.height, timeline.width, 3).astype(np.int16)
+    return timeline, all_frames(ours, timeline), all_frames(theirs, timeline)
 
 
 # --- the pose of every frame, without a browser ------------------------------------------------------

@@ -657,12 +657,16 @@ def is_key_phrase(bullet: str, language: str | None) -> bool:
     return len(bullet.split()) >= 2 and bullet_ends_cleanly(bullet, language)
 
 
-# English words that name nothing on their own (a bullet of these alone says nothing)
-_ENGLISH_FUNCTION_WORDS = frozenset(
-    "a an the this that these those it its is are was were be been being am i me my you your he him his she her we "
-    "us our they them their there here what which who whom whose how why when where so do does did done not no yes "
-    "and or but if then than of to in on at for with as by from up out about all just very can will would should "
-    "could may might must has have had one ones some any also too again now well oh".split()
+# English words that name nothing on their own: topic detection leaves them out of its word counts
+# (with "said"/"says", which it also skips), and a bullet of these alone says nothing
+ENGLISH_FUNCTION_WORDS = frozenset(
+    "the a an and or but of to in on for with at by from as is are was were be been it its this that these those "
+    "he she they we you i his her their our your not no so if then than there here has have had do does did will "
+    "would can could".split()
+)
+_ENGLISH_FUNCTION_WORDS = ENGLISH_FUNCTION_WORDS | frozenset(
+    "am being me my him us them whom whose what which who how why when where done up out about all just very may "
+    "might must should one ones some any also too again now well oh yes".split()
 )
 
 

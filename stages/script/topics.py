@@ -14,14 +14,10 @@ import re
 from collections import Counter
 from typing import Any, Callable
 
-from stages.script.text import is_cjk_language
+from stages.script.text import ENGLISH_FUNCTION_WORDS, is_cjk_language
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+|\d+")
-_STOP = frozenset(
-    "the a an and or but of to in on for with at by from as is are was were be been it its this that these those "
-    "he she they we you i his her their our your not no so if then than there here has have had do does did will "
-    "would can could said says".split()
-)
+_STOP = ENGLISH_FUNCTION_WORDS | {"said", "says"}
 
 
 def topic_groups(blocks: list[dict[str, Any]], text_of: Callable[[dict[str, Any]], str], language: str,

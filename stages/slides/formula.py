@@ -371,15 +371,8 @@ def _draw_typeset(tex: str, caption: str | None, heading: str, theme: Theme, are
             else:
                 image.paste(picture, (x, y), picture)
             y += picture.height + gap(size)
-        draw = ImageDraw.Draw(image)
-        if caption:
-            draw.text(((body.x0 + body.x1) // 2, panel[3] - cap_h // 2 - pad // 3), caption,
-                      font=font_for(theme.regular, max(6, round(cap_h * 0.5))), fill=_ink(image, (90, 96, 105)),
-                      anchor="mm")
-        marker = page_label(n, len(pages))
-        if marker:
-            draw.text((body.x1 - pad // 2, panel[3] - pad // 3), marker, font=font_for(theme.regular, max(6, size // 3)),
-                      fill=_ink(image, (90, 96, 105)), anchor="rd")
+        _footer(image, body, panel, pad, cap_h, caption, theme, page_label(n, len(pages)),
+                font_for(theme.regular, max(6, size // 3)))
         boxes = [*base.boxes, {"kind": "math", "box": list(panel), "page": n, "pages": len(pages), "lines": source,
                                "size": size, "engine": "mathtext"}]
         out.append(Drawn(image, boxes, list(base.truncated)))
@@ -419,18 +412,24 @@ def _draw_text(tex: str, caption: str | None, heading: str, theme: Theme, area: 
         for j, line in enumerate(page):
             y = body.y0 + pad + j * line_h + line_h // 2
             draw.text(((body.x0 + body.x1) // 2, y), line, font=font, fill=_ink(image, ink), anchor="mm")
-        if caption:
-            draw.text(((body.x0 + body.x1) // 2, panel[3] - cap_h // 2 - pad // 3), caption,
-                      font=font_for(theme.regular, max(6, round(cap_h * 0.5))), fill=_ink(image, (90, 96, 105)),
-                      anchor="mm")
-        marker = page_label(n, len(pages))
-        if marker:
-            draw.text((body.x1 - pad // 2, panel[3] - pad // 3), marker, font=font_for(regular, max(6, size // 2)),
-                      fill=_ink(image, (90, 96, 105)), anchor="rd")
+        _footer(image, body, panel, pad, cap_h, caption, theme, page_label(n, len(pages)),
+                font_for(regular, max(6, size // 2)))
         boxes = [*base.boxes, {"kind": "math", "box": list(panel), "page": n, "pages": len(pages), "lines": page,
                                "size": size, "engine": "text"}]
         out.append(Drawn(image, boxes, list(base.truncated)))
     return out
+
+
+def _footer(image: Image.Image, body: Box, panel: tuple[int, int, int, int], pad: int, cap_h: int, caption: str | None,
+            theme: Theme, marker: str | None, marker_font) -> None:
+    """The caption centred under the formula and the page marker in the panel's corner (both drawers)."""
+    draw = ImageDraw.Draw(image)
+    if caption:
+        draw.text(((body.x0 + body.x1) // 2, panel[3] - cap_h // 2 - pad // 3), caption,
+                  font=font_for(theme.regular, max(6, round(cap_h * 0.5))), fill=_ink(image, (90, 96, 105)), anchor="mm")
+    if marker:
+        draw.text((body.x1 - pad // 2, panel[3] - pad // 3), marker, font=marker_font, fill=_ink(image, (90, 96, 105)),
+                  anchor="rd")
 
 
 def _wrap(text: str, width: float, measure) -> list[str]:

@@ -330,9 +330,7 @@ class Compositor:
         """Background and slide of ``picture`` (no characters, no subtitle) as flat yuv420p (do not modify)."""
         self._evict(picture.slide)
         if picture.background < 0:
-            if picture.slide not in self._under_yuv:
-                self._under_yuv[picture.slide] = rgb_to_yuv420(self.under(picture.slide))
-            return self._under_yuv[picture.slide]
+            return self._under_yuv_of(picture.slide)
         frame = self._loop(picture.slide).frame(picture.background).copy()
         if picture.slide not in self._slide_layers:
             self._slide_layers[picture.slide] = Layer.from_rgba(slide_rgba(self.timeline.slides[picture.slide].image, self.size), 0, 0, self.size)
@@ -389,9 +387,7 @@ class Compositor:
         """The slide with the cue's subtitle: the slide converted once, then only the cue's box."""
         key = (slide, cue)
         if key not in self._bases_yuv:
-            if slide not in self._under_yuv:
-                self._under_yuv[slide] = rgb_to_yuv420(self.under(slide))
-            frame = self._under_yuv[slide]
+            frame = self._under_yuv_of(slide)
             if cue >= 0:
                 frame = frame.copy()
                 x, y, overlay = self._subtitles[cue]

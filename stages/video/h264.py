@@ -714,7 +714,7 @@ class Splicer:
         """A non-reference P picture, all macroblocks skipped, predicting from the x264 picture ``back`` ago."""
         pps = self._active_pps()
         sps = self._sps[pps.sps_id]
-        w = BitWriter()
+        w = _FastBits()
         w.ue(0)  # first_mb_in_slice
         w.ue(5)  # P, all slices of the picture
         w.ue(pps.pps_id)
@@ -744,18 +744,18 @@ class Splicer:
         w.se(0)  # slice_qp_delta
         if pps.deblocking_control:
             w.ue(1)  # no deblocking (nothing to deblock in a copy anyway)
-        header_bits = w.bits
         if pps.cabac:
-            header_bits = header_bits + [1] * (-len(header_bits) % 8)  # cabac_alignment_one_bit
+            while w.pending:
+                w.u(1, 1)  # cabac_alignment_one_bit
             key = ("cabac", sps.mbs, pps.pic_init_qp)
             if key not in self._skip_cache:
                 self._skip_cache[key] = cabac_all_skip(sps.mbs, pps.pic_init_qp)
-            payload = _bits_to_bytes(header_bits) + self._skip_cache[key]
+            w.raw(self._skip_cache[key])
         else:
-            tail = BitWriter()
-            tail.ue(sps.mbs)  # mb_skip_run
-            tail.u(1, 1)  # rbsp_stop_one_bit
-            payload = _bits_to_bytes(header_bits + tail.bits)
+            w.ue(sps.mbs)  # mb_skip_run
+            w.u(1, 1)  # rbsp_stop_one_bit
+            w.align()
+        payload = w.getvalue()
         nal_header = bytes([NAL_SLICE])  # nal_ref_idc 0
         return nal_header + from_rbsp(payload)
 
@@ -764,7 +764,9 @@ PCM_BYTES = 384  # an I_PCM macroblock of 8-bit 4:2:0: 256 luma + 2 x 64 chroma 
 
 
 class _FastBits:
-    """A bit writer that keeps whole bytes in a bytearray (patch pictures carry ~10-100 KB of samples)."""
+    """A bit writer that keeps whole bytes in a bytearray (patch pictures carry ~10-100 KB of samples);
+    slices are written with it. :class:`BitWriter` (a list of bits) is left to the SPS rewrite, which
+    edits bits in place."""
 
     def __init__(self) -> None:
         self._out = bytearray()
@@ -781,6 +783,10 @@ class _FastBits:
             self.pending -= 8 * whole
             self._out += (self._acc >> self.pending).to_bytes(whole, "big")
             self._acc &= (1 << self.pending) - 1
+
+    def u(self, n: int, value: int) -> None:
+        """``BitWriter.u``'s order: ``n`` bits of ``value``."""
+        self.put(value, n)
 
     def ue(self, value: int) -> None:
         code = value + 1

@@ -223,6 +223,13 @@ def test_a_lone_or_dangling_word_is_no_bullet(text, language):
     assert bullet_of(text, language, 30 if language == "ja" else 10) == ""
 
 
+def test_a_noun_phrase_does_not_start_on_a_dependent_noun():
+    """markov_eigenvalue's closing showed 「ところ場数」 from 「結局のところ場数を踏んでいくしかないのかなと思います」:
+    ところ leans on 結局の, so the phrase is 「場数」 alone, no key phrase, or none at all."""
+    assert "ところ場数" not in bullet_of("結局のところ場数を踏んでいくしかないのかなと思います。", "ja", 22)
+
+
+
 def test_the_bench_check_flags_what_it_should():
     """bench/bullets.py's judge can fail: it flags the weak bullets it was built for."""
     judge = _judge()

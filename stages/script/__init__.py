@@ -68,7 +68,8 @@ class ScriptStage:
     # 4: bullets are key phrases or nothing (no lone word, no clause cut before its verb, asides dropped);
     # 5: bullets name something (not 「見てみましょう」 nor 「この式」), list numbers dropped;
     # 6: spec boxes, telephone numbers, tweet bylines, "Send us…" and "Get … delivered" are not said;
-    # an English bullet of function words only ("This is it") is none
+    # an English bullet of function words only ("This is it") is none, nor a noun phrase that starts on
+    # a dependent noun (「ところ場数」)
     resource = "cpu"
 
     def fingerprint(self, job: JobContext) -> str:

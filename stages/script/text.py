@@ -868,6 +868,8 @@ def _longest_noun_phrase(body: str, units: list[tuple[int, int, dict]], limit: i
             continue  # (「上の数字」 of 「一つ上の数字」)
         if units[i][2]["pos_group1"] == "副詞可能":
             continue  # 「直接」 in 「直接コミットを指している」 modifies the verb, not the noun
+        if units[i][2]["pos"] == "名詞" and units[i][2]["pos_group1"] == "非自立":
+            continue  # 「ところ場数」 of 「結局のところ場数を踏む」: a dependent noun leans on what precedes it
         for j in range(i, len(units)):
             m = units[j][2]
             joins = m["pos"] in ("名詞", "接頭詞", "連体詞") or (m["pos"] == "助詞" and m["pos_group1"] == "連体化")
